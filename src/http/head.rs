@@ -1,0 +1,290 @@
+//! Message heads: recognising start lines in a byte stream (to know a
+//! connection is HTTP, and to rejoin a stream after a hole) and parsing a
+//! complete head with `httparse`, leniently, as a passive observer must: the
+//! server already accepted what we are looking at.
+
+use crate::exchange::Header;
+
+/// The start line of a request, what we need of its head, and framing facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: String,
+    pub version: String,
+    pub headers: Vec<Header>,
+}
+
+const MAX_HEADERS: usize = 256;
+const MAX_METHOD: usize = 24;
+
+fn parser_config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_requests(true)
+        .ignore_invalid_headers_in_responses(true);
+    config
+}
+
+fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect()
+}
+
+fn version_string(minor: Option<u8>) -> String {
+    format!("HTTP/1.{}", minor.unwrap_or(1))
+}
+
+/// Parses a complete request head (start line through the empty line).
+pub fn parse_request(head: &[u8]) -> Option<RequestHead> {
+    if let Some(simple) = parse_http09_request(head) {
+        return Some(simple);
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut slots);
+    match parser_config().parse_request(&mut request, head) {
+        Ok(httparse::Status::Complete(_)) => Some(RequestHead {
+            method: request.method?.to_string(),
+            uri: request.path?.to_string(),
+            version: version_string(request.version),
+            headers: owned_headers(request.headers),
+        }),
+        _ => None,
+    }
+}
+
+/// HTTP/0.9's simple request: `GET /path` alone on a line, no version, no
+/// headers (RFC 1945 section 4.1).
+fn parse_http09_request(head: &[u8]) -> Option<RequestHead> {
+    let line = first_line(head);
+    let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let (method, uri) = (parts.next()?, parts.next()?);
+    if method != b"GET" || parts.next().is_some() {
+        return None;
+    }
+    Some(RequestHead {
+        method: "GET".into(),
+        uri: String::from_utf8_lossy(uri).into_owned(),
+        version: "HTTP/0.9".into(),
+        headers: Vec::new(),
+    })
+}
+
+pub fn parse_response(head: &[u8]) -> Option<ResponseHead> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    match parser_config().parse_response(&mut response, head) {
+        Ok(httparse::Status::Complete(_)) => Some(ResponseHead {
+            status: response.code?,
+            reason: response.reason.unwrap_or("").to_string(),
+            version: version_string(response.version),
+            headers: owned_headers(response.headers),
+        }),
+        _ => None,
+    }
+}
+
+/// The first line, without its line ending.
+pub fn first_line(bytes: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let line = &bytes[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Index just past the empty line that ends a head (`\r\n\r\n` or bare
+/// `\n\n`, in any mix), searching from `from`.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = memchr::memchr(b'\n', &buf[at..]) {
+        let nl = at + i;
+        let rest = &buf[nl + 1..];
+        if rest.first() == Some(&b'\n') {
+            return Some(nl + 2);
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some(nl + 3);
+        }
+        at = nl + 1;
+    }
+    None
+}
+
+/// Could `bytes` (the start of a stream, possibly short) begin a request
+/// line? False as soon as it surely cannot, which is how non-HTTP
+/// connections are recognised without buffering them.
+pub fn may_start_request(bytes: &[u8]) -> bool {
+    let method_len = bytes.iter().take_while(|b| is_method_char(**b)).count();
+    if method_len == bytes.len() {
+        return method_len <= MAX_METHOD;
+    }
+    (1..=MAX_METHOD).contains(&method_len) && bytes[method_len] == b' '
+}
+
+pub fn may_start_response(bytes: &[u8]) -> bool {
+    let n = bytes.len().min(5);
+    bytes[..n] == b"HTTP/"[..n]
+}
+
+fn is_method_char(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'-' || b == b'_'
+}
+
+/// Is this whole line (no line ending) a request line? Method token, target,
+/// and `HTTP/1.x` (or nothing, for HTTP/0.9 `GET`).
+pub fn is_request_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(_target)) = (parts.next(), parts.next()) else { return false };
+    if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_method_char(b)) {
+        return false;
+    }
+    match parts.next() {
+        None => method == b"GET",
+        Some(version) => parts.next().is_none() && is_version(version),
+    }
+}
+
+/// Is this whole line a status line (`HTTP/1.x NNN ...`)?
+pub fn is_status_line(line: &[u8]) -> bool {
+    line.len() >= 12
+        && is_version(&line[..8])
+        && line[8] == b' '
+        && line[9..12].iter().all(u8::is_ascii_digit)
+}
+
+fn is_version(v: &[u8]) -> bool {
+    v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit()
+}
+
+/// Values of every header named `name`, each split on commas (a list-valued
+/// header may be sent once with commas or repeated).
+pub fn header_list<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// How a body is delimited, from the headers alone (RFC 9112 section 6.3,
+/// items 3 to 5; the status and method rules are the caller's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Transfer-Encoding without chunked last (responses: read to close).
+    UntilClose,
+    /// Content-Length that cannot be trusted (not a number, overflow,
+    /// conflicting values).
+    Invalid,
+}
+
+pub fn framing_from_headers(headers: &[Header]) -> Framing {
+    let mut codings = header_list(headers, "transfer-encoding").peekable();
+    if codings.peek().is_some() {
+        // Transfer-Encoding overrides Content-Length (section 6.3, item 3).
+        let last = codings.last().unwrap_or_default();
+        return if last.eq_ignore_ascii_case("chunked") { Framing::Chunked } else { Framing::UntilClose };
+    }
+    let mut length = None;
+    for value in header_list(headers, "content-length") {
+        let parsed = parse_content_length(value);
+        match (parsed, length) {
+            (None, _) => return Framing::Invalid,
+            (Some(n), Some(previous)) if n != previous => return Framing::Invalid,
+            (Some(n), _) => length = Some(n),
+        }
+    }
+    match length {
+        Some(0) | None => Framing::None,
+        Some(n) => Framing::Length(n),
+    }
+}
+
+/// Digits only (no sign, no spaces inside), and it must fit in a u64.
+fn parse_content_length(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// Parses a chunk-size line (hex digits, optional extensions).
+pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits_end = line.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(line.len());
+    let (digits, rest) = line.split_at(digits_end);
+    let rest_ok = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
+    if digits.is_empty() || digits.len() > 16 || !rest_ok {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn transfer_encoding_wins_over_content_length() {
+        let h = headers(&[("Content-Length", "10"), ("Transfer-Encoding", "gzip, chunked")]);
+        assert_eq!(framing_from_headers(&h), Framing::Chunked);
+    }
+
+    #[test]
+    fn bad_content_lengths_are_invalid() {
+        for bad in ["-1", "18446744073709551616", "1 2", "0x10", ""] {
+            assert_eq!(framing_from_headers(&headers(&[("Content-Length", bad)])), Framing::Invalid, "{bad}");
+        }
+        let twice = headers(&[("Content-Length", "5"), ("content-length", "6")]);
+        assert_eq!(framing_from_headers(&twice), Framing::Invalid);
+        let same = headers(&[("Content-Length", "5, 5")]);
+        assert_eq!(framing_from_headers(&same), Framing::Length(5));
+    }
+
+    #[test]
+    fn chunk_sizes_reject_overflow_and_junk() {
+        assert_eq!(parse_chunk_size(b"1a;name=v\r"), Some(26));
+        assert_eq!(parse_chunk_size(b"00000000000000010"), None);
+        assert_eq!(parse_chunk_size(b"10000000000000000"), None);
+        assert_eq!(parse_chunk_size(b"zz"), None);
+    }
+
+    #[test]
+    fn start_lines_are_recognised() {
+        assert!(is_request_line(b"GET /a?b=1 HTTP/1.1"));
+        assert!(is_request_line(b"GET /"));
+        assert!(!is_request_line(b"SSH-2.0-OpenSSH_9.2"));
+        assert!(is_status_line(b"HTTP/1.0 200 OK"));
+        assert!(!is_status_line(b"HTTP/1.0 2x0 OK"));
+        assert!(may_start_request(b"PO"));
+        assert!(!may_start_request(b"SSH-2.0"));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nBODY", 0), Some(25));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nA: b\n\nBODY", 0), Some(21));
+    }
+
+    #[test]
+    fn http09_requests_parse_without_version() {
+        let head = parse_request(b"GET /index.html\r\n").unwrap();
+        assert_eq!(head.version, "HTTP/0.9");
+        assert_eq!(head.uri, "/index.html");
+    }
+}

@@ -1,0 +1,9 @@
+//! shadowtap: tap-compare from the wire. See ARCHITECTURE.md for the
+//! data flow; each module is one stage.
+
+pub mod capture;
+pub mod decode;
+pub mod exchange;
+pub mod http;
+pub mod pipeline;
+pub mod reassembly;

@@ -1,0 +1,182 @@
+//! The `shadowtap` command: argument parsing and the binary's edges (exit
+//! codes, stderr summaries). Everything else lives in the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use shadowtap::pipeline::{self, Source, Summary};
+
+#[derive(Parser)]
+#[command(name = "shadowtap", version, about = "Tap-compare from the wire: rebuild HTTP exchanges from captured traffic, replay them to a candidate, diff the answers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every HTTP request/response exchange in captures as JSON Lines.
+    Pairs(PairsArgs),
+}
+
+#[derive(Args, Clone)]
+struct CaptureArgs {
+    /// Server port(s); without, any connection that starts like HTTP counts.
+    #[arg(long = "port", value_name = "N")]
+    ports: Vec<u16>,
+    /// Body bytes kept per message (the rest is counted, not kept).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    body_limit: usize,
+    /// Reassembly shards (threads); default: one per core.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+}
+
+#[derive(Args)]
+struct PairsArgs {
+    /// pcap or pcapng files (optionally .gz), read in order as one stream.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    capture: CaptureArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Pairs(args) => pairs(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shadowtap: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn pipeline_config(args: &CaptureArgs) -> pipeline::Config {
+    let mut config = pipeline::Config::default();
+    config.http.ports = args.ports.clone();
+    config.http.body_limit = args.body_limit;
+    if let Some(shards) = args.shards {
+        config.shards = shards.max(1);
+    }
+    config
+}
+
+fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
+    let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let progress = ProgressBar::start(running.progress.clone(), total_bytes);
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+    let mut write_error = None;
+    for batch in running.exchanges.iter() {
+        if write_error.is_some() {
+            continue; // keep draining so the pipeline can finish
+        }
+        for exchange in &batch {
+            let written = serde_json::to_writer(&mut out, exchange).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"));
+            if let Err(e) = written {
+                write_error = Some(e);
+                break;
+            }
+        }
+    }
+    let flushed = out.flush();
+    drop(out);
+    let (summary, error) = running.finish();
+    progress.stop();
+    print_summary(&summary);
+    if let Some(e) = write_error.or(flushed.err()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing exchanges to stdout");
+        }
+    }
+    if let Some(error) = error {
+        eprintln!("shadowtap: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &Summary) {
+    let c = &s.capture;
+    let r = &s.reassembly;
+    let h = &s.http;
+    eprintln!(
+        "packets {} ({} bytes), tcp segments {}, skipped frames: not tcp {}, ip fragments {}, malformed {}",
+        c.packets, c.bytes, c.tcp_segments, c.not_tcp, c.fragments, c.malformed
+    );
+    eprintln!(
+        "connections {} (http {}, not http {}, tunnels {}), exchanges {}, unanswered requests {}, responses without request {}",
+        r.connections, h.http_connections, h.non_http_connections, h.tunnels, h.exchanges, h.unanswered, h.orphan_responses
+    );
+    eprintln!(
+        "gaps {} ({} bytes, {} exchanges marked), out-of-order segments {}, retransmitted segments {}, malformed http messages {}",
+        r.gaps, r.gap_bytes, h.gap_exchanges, r.out_of_order, r.retransmitted, h.malformed
+    );
+    eprintln!(
+        "dropped by memory bounds: {} bytes, {} holes given up early, {} connections not tracked, {} exchanges released out of order",
+        r.bound_dropped_bytes, r.bound_gaps, r.flows_refused, s.order_forced
+    );
+}
+
+/// A progress line on stderr while a long file is read, only when stderr is
+/// a terminal (never in pipes or logs).
+struct ProgressBar {
+    bar: Option<indicatif::ProgressBar>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ProgressBar {
+    fn start(progress: std::sync::Arc<pipeline::Progress>, total: u64) -> ProgressBar {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() || total < (16 << 20) {
+            return ProgressBar { bar: None, ticker: None, stop };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let (bar2, stop2) = (bar.clone(), stop.clone());
+        let ticker = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                bar2.set_position(progress.bytes_read.load(Ordering::Relaxed));
+                bar2.set_message(format!("{} exchanges", progress.exchanges.load(Ordering::Relaxed)));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        ProgressBar { bar: Some(bar), ticker: Some(ticker), stop }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker {
+            let _ = t.join();
+        }
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! The staged pipeline that turns frames into ordered exchanges:
+//!
+//! ```text
+//! reader (capture + decode) ──batches──▶ shard 0..N (reassembly + HTTP)
+//!                                            │ exchanges + watermark
+//!                                            ▼
+//!                                   order (merge by request time) ──▶ consumer
+//! ```
+//!
+//! In: capture sources. Out: batches of [`Exchange`] on a bounded channel,
+//! ordered by request start time, and a [`Summary`] when done. Every stage
+//! is a thread that owns its state; stages talk over bounded crossbeam
+//! channels carrying batches, so there is no lock on the per-packet path.
+//! A connection is in exactly one shard (direction-independent flow hash).
+//!
+//! Ordering: each shard reports, with its exchanges, a watermark (no later
+//! exchange from it can have started earlier: its oldest unfinished request,
+//! or the capture clock). The order stage releases what is older than every
+//! shard's watermark; a bound on what it holds forces release if a request
+//! stays unanswered for long (counted).
+
+use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use crate::capture::{CaptureError, CaptureFile};
+use crate::decode::{self, Skip};
+use crate::exchange::{Exchange, Nanos};
+use crate::http;
+use crate::reassembly::{self, FlowKey, Reassembler, Segment};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub shards: usize,
+    pub http: http::Config,
+    pub limits: reassembly::Limits,
+    /// Frames read between two hand-offs to the shards.
+    pub batch_frames: usize,
+    /// Batches that may wait in front of each shard.
+    pub shard_queue: usize,
+    /// Release exchanges in request-time order (files); live mode does not
+    /// need the wait.
+    pub ordered: bool,
+    /// Bytes of finished exchanges the order stage may hold.
+    pub order_buffer_bytes: usize,
+    /// When a shard's queue is full: wait (files, nothing lost) or drop the
+    /// batch and count it (live: capture must never wait).
+    pub block_when_full: bool,
+    /// Keep only connections whose flow hash falls in this percentage.
+    pub sample_percent: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16),
+            http: http::Config::default(),
+            limits: reassembly::Limits::default(),
+            batch_frames: 2048,
+            shard_queue: 8,
+            ordered: true,
+            order_buffer_bytes: 64 << 20,
+            block_when_full: true,
+            sample_percent: 100.0,
+        }
+    }
+}
+
+/// Counters of the reader (capture and decode).
+#[derive(Clone, Debug, Default)]
+pub struct CaptureStats {
+    pub files: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_segments: u64,
+    pub not_tcp: u64,
+    pub fragments: u64,
+    pub malformed: u64,
+    pub unsupported_link: u64,
+    pub sampled_out: u64,
+    /// Batches (and their segments) dropped because a shard was behind.
+    pub shard_drops: u64,
+    pub shard_dropped_segments: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub capture: CaptureStats,
+    pub reassembly: reassembly::Stats,
+    pub http: http::Stats,
+    /// Exchanges released before older ones could be ruled out, because the
+    /// order stage reached its memory bound.
+    pub order_forced: u64,
+    /// Exchanges released after a newer one already was (capture time went
+    /// backwards in the input).
+    pub order_late: u64,
+}
+
+/// Live progress, readable from any thread while the pipeline runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_read: AtomicU64,
+    pub packets: AtomicU64,
+    pub exchanges: AtomicU64,
+}
+
+/// Where the reader takes frames from.
+pub enum Source {
+    Files(Vec<PathBuf>),
+    Live(crate::capture::LiveCapture),
+}
+
+/// A running pipeline: take exchanges from `exchanges`, then `finish`.
+pub struct Running {
+    pub exchanges: Receiver<Vec<Exchange>>,
+    pub progress: Arc<Progress>,
+    reader: JoinHandle<(CaptureStats, Option<CaptureError>)>,
+    shards: Vec<JoinHandle<(reassembly::Stats, http::Stats)>>,
+    order: JoinHandle<(u64, u64)>,
+}
+
+impl Running {
+    /// Waits for every stage; returns the summary and the error that stopped
+    /// the reader, if any (what was read before it was still processed).
+    pub fn finish(self) -> (Summary, Option<CaptureError>) {
+        let mut summary = Summary::default();
+        let (capture, error) = self.reader.join().expect("reader thread panicked");
+        summary.capture = capture;
+        for shard in self.shards {
+            let (r, h) = shard.join().expect("shard thread panicked");
+            summary.reassembly.add(&r);
+            summary.http.add(&h);
+        }
+        let (forced, late) = self.order.join().expect("order thread panicked");
+        summary.order_forced = forced;
+        summary.order_late = late;
+        (summary, error)
+    }
+}
+
+/// Segment metadata in a batch; the payload is `data[start..start+len]`.
+struct SegMeta {
+    src: std::net::SocketAddr,
+    dst: std::net::SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ts: Nanos,
+    start: u32,
+    len: u32,
+}
+
+/// What the reader hands a shard: segments with their payloads packed in
+/// one buffer (one allocation per batch, reused), and the capture clock.
+#[derive(Default)]
+struct Batch {
+    segs: Vec<SegMeta>,
+    data: Vec<u8>,
+    clock: Nanos,
+}
+
+struct ShardOut {
+    shard: usize,
+    exchanges: Vec<Exchange>,
+    /// No exchange this shard sends later started before this time.
+    watermark: Nanos,
+}
+
+pub fn start(source: Source, config: Config) -> Running {
+    let shards = config.shards.max(1);
+    let progress = Arc::new(Progress::default());
+    let (out_tx, out_rx) = bounded::<ShardOut>(shards * 4);
+    let (done_tx, done_rx) = bounded::<Vec<Exchange>>(16);
+    let mut shard_txs = Vec::new();
+    let mut free_rxs = Vec::new();
+    let mut shard_handles = Vec::new();
+    for shard in 0..shards {
+        let (tx, rx) = bounded::<Batch>(config.shard_queue);
+        let (free_tx, free_rx) = bounded::<Batch>(config.shard_queue + 2);
+        shard_txs.push(tx);
+        free_rxs.push(free_rx);
+        let out = out_tx.clone();
+        let cfg = config.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("shard-{shard}"))
+            .spawn(move || run_shard(shard, rx, free_tx, out, cfg))
+            .expect("spawn shard");
+        shard_handles.push(handle);
+    }
+    drop(out_tx);
+    let reader_progress = progress.clone();
+    let reader_cfg = config.clone();
+    let reader = std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            let mut reader = Reader::new(shard_txs, free_rxs, reader_cfg, reader_progress);
+            let error = reader.run(source);
+            reader.flush_all();
+            (reader.stats, error)
+        })
+        .expect("spawn reader");
+    let order_progress = progress.clone();
+    let order = std::thread::Builder::new()
+        .name("order".into())
+        .spawn(move || run_order(shards, out_rx, done_tx, config, order_progress))
+        .expect("spawn order");
+    Running { exchanges: done_rx, progress, reader, shards: shard_handles, order }
+}
+
+// ---- reader -------------------------------------------------------------
+
+struct Reader {
+    txs: Vec<Sender<Batch>>,
+    free: Vec<Receiver<Batch>>,
+    pending: Vec<Batch>,
+    config: Config,
+    stats: CaptureStats,
+    progress: Arc<Progress>,
+    since_flush: usize,
+    clock: Nanos,
+    bytes_before_file: u64,
+}
+
+impl Reader {
+    fn new(txs: Vec<Sender<Batch>>, free: Vec<Receiver<Batch>>, config: Config, progress: Arc<Progress>) -> Self {
+        let pending = (0..txs.len()).map(|_| Batch::default()).collect();
+        Reader {
+            txs,
+            free,
+            pending,
+            config,
+            stats: CaptureStats::default(),
+            progress,
+            since_flush: 0,
+            clock: i64::MIN,
+            bytes_before_file: 0,
+        }
+    }
+
+    fn run(&mut self, source: Source) -> Option<CaptureError> {
+        match source {
+            Source::Files(paths) => {
+                for path in paths {
+                    if let Err(e) = self.read_file(&path) {
+                        return Some(e);
+                    }
+                }
+                None
+            }
+            Source::Live(mut live) => self.read_live(&mut live).err(),
+        }
+    }
+
+    fn read_file(&mut self, path: &std::path::Path) -> Result<(), CaptureError> {
+        let mut file = CaptureFile::open(path)?;
+        self.stats.files += 1;
+        let size = file.size();
+        loop {
+            let frame = match file.next_frame()? {
+                Some(frame) => frame,
+                None => break,
+            };
+            let (ts, linktype) = (frame.ts, frame.linktype);
+            let len = frame.data.len();
+            let data = frame.data as *const [u8];
+            // SAFETY: `data` borrows libpcap's buffer, valid until the next
+            // `next_frame`; `take_frame` copies what it keeps before that.
+            self.take_frame(ts, linktype, unsafe { &*data });
+            let _ = len;
+            if self.since_flush >= self.config.batch_frames {
+                let position = file.position().unwrap_or(0).min(size);
+                self.progress.bytes_read.store(self.bytes_before_file + position, Ordering::Relaxed);
+                self.flush_all();
+            }
+        }
+        self.bytes_before_file += size;
+        self.progress.bytes_read.store(self.bytes_before_file, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_live(&mut self, live: &mut crate::capture::LiveCapture) -> Result<(), CaptureError> {
+        loop {
+            match live.next_frame()? {
+                crate::capture::LiveEvent::Frame(frame) => {
+                    let (ts, linktype) = (frame.ts, frame.linktype);
+                    let data = frame.data as *const [u8];
+                    // SAFETY: as in `read_file`.
+                    self.take_frame(ts, linktype, unsafe { &*data });
+                    if self.since_flush >= self.config.batch_frames {
+                        self.flush_all();
+                    }
+                }
+                crate::capture::LiveEvent::Idle(now) => {
+                    self.clock = self.clock.max(now);
+                    self.flush_all();
+                }
+                crate::capture::LiveEvent::Stop => return Ok(()),
+            }
+        }
+    }
+
+    /// Decodes one frame and appends its segment to its shard's batch.
+    fn take_frame(&mut self, ts: Nanos, linktype: i32, data: &[u8]) {
+        self.stats.packets += 1;
+        self.stats.bytes += data.len() as u64;
+        self.since_flush += 1;
+        self.clock = self.clock.max(ts);
+        let packet = match decode::decode(linktype, data) {
+            Ok(packet) => packet,
+            Err(skip) => {
+                self.count_skip(skip);
+                return;
+            }
+        };
+        self.stats.tcp_segments += 1;
+        let (key, _) = FlowKey::of(packet.src, packet.dst);
+        let hash = key.hash64();
+        if self.config.sample_percent < 100.0 && !sampled_in(hash, self.config.sample_percent) {
+            self.stats.sampled_out += 1;
+            return;
+        }
+        let shard = (hash % self.txs.len() as u64) as usize;
+        let batch = &mut self.pending[shard];
+        let start = batch.data.len() as u32;
+        batch.data.extend_from_slice(packet.payload);
+        batch.segs.push(SegMeta {
+            src: packet.src,
+            dst: packet.dst,
+            seq: packet.seq,
+            ack: packet.ack,
+            flags: packet.flags,
+            ts,
+            start,
+            len: packet.payload.len() as u32,
+        });
+    }
+
+    fn count_skip(&mut self, skip: Skip) {
+        match skip {
+            Skip::Malformed => self.stats.malformed += 1,
+            Skip::NotTcp => self.stats.not_tcp += 1,
+            Skip::Fragment => self.stats.fragments += 1,
+            Skip::UnsupportedLink => self.stats.unsupported_link += 1,
+        }
+    }
+
+    /// Hands every shard its batch (even an empty one: it carries the clock).
+    fn flush_all(&mut self) {
+        self.since_flush = 0;
+        self.progress.packets.store(self.stats.packets, Ordering::Relaxed);
+        for shard in 0..self.txs.len() {
+            let fresh = self.free[shard].try_recv().unwrap_or_default();
+            let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
+            batch.clock = self.clock;
+            let segments = batch.segs.len() as u64;
+            if self.config.block_when_full {
+                let _ = self.txs[shard].send(batch);
+            } else if let Err(TrySendError::Full(_)) = self.txs[shard].try_send(batch) {
+                self.stats.shard_drops += 1;
+                self.stats.shard_dropped_segments += segments;
+            }
+        }
+    }
+}
+
+/// Keeps a connection when its hash falls in the sampled share, so both
+/// directions and every packet of a connection are kept or dropped together.
+fn sampled_in(hash: u64, percent: f64) -> bool {
+    (((hash >> 11) % 10_000) as f64) < percent * 100.0
+}
+
+// ---- shards -------------------------------------------------------------
+
+fn run_shard(
+    shard: usize,
+    rx: Receiver<Batch>,
+    free: Sender<Batch>,
+    out: Sender<ShardOut>,
+    config: Config,
+) -> (reassembly::Stats, http::Stats) {
+    let mut ctx = http::Ctx::new(config.http.clone());
+    let mut reassembler = Reassembler::<http::Conn>::new(config.limits.clone());
+    let mut clock = i64::MIN;
+    for mut batch in rx {
+        for meta in &batch.segs {
+            let payload = &batch.data[meta.start as usize..(meta.start + meta.len) as usize];
+            let segment = Segment {
+                src: meta.src,
+                dst: meta.dst,
+                seq: meta.seq,
+                ack: meta.ack,
+                flags: meta.flags,
+                ts: meta.ts,
+                payload,
+            };
+            reassembler.segment(&mut ctx, &segment);
+        }
+        clock = clock.max(batch.clock);
+        reassembler.expire_idle(&mut ctx, clock);
+        batch.segs.clear();
+        batch.data.clear();
+        let _ = free.try_send(batch);
+        let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
+        let exchanges = std::mem::take(&mut ctx.out);
+        let _ = out.send(ShardOut { shard, exchanges, watermark });
+    }
+    reassembler.close_all(&mut ctx);
+    reassembler.update_gauges();
+    let exchanges = std::mem::take(&mut ctx.out);
+    let _ = out.send(ShardOut { shard, exchanges, watermark: Nanos::MAX });
+    (reassembler.stats, ctx.stats)
+}
+
+// ---- order --------------------------------------------------------------
+
+/// Heap entry: earliest request first, then arrival order.
+struct Queued {
+    ts: Nanos,
+    seq: u64,
+    exchange: Exchange,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.seq) == (other.ts, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.ts, other.seq).cmp(&(self.ts, self.seq))
+    }
+}
+
+fn run_order(
+    shards: usize,
+    rx: Receiver<ShardOut>,
+    tx: Sender<Vec<Exchange>>,
+    config: Config,
+    progress: Arc<Progress>,
+) -> (u64, u64) {
+    let mut watermarks = vec![Nanos::MIN; shards];
+    let mut heap = BinaryHeap::new();
+    let mut held_bytes = 0usize;
+    let (mut seq, mut forced, mut late) = (0u64, 0u64, 0u64);
+    let mut released_up_to = Nanos::MIN;
+    let mut released = 0u64;
+    for msg in rx {
+        watermarks[msg.shard] = watermarks[msg.shard].max(msg.watermark);
+        if !config.ordered {
+            released += msg.exchanges.len() as u64;
+            progress.exchanges.store(released, Ordering::Relaxed);
+            if !msg.exchanges.is_empty() && tx.send(msg.exchanges).is_err() {
+                break;
+            }
+            continue;
+        }
+        for exchange in msg.exchanges {
+            held_bytes += exchange.approx_bytes();
+            seq += 1;
+            heap.push(Queued { ts: exchange.request.ts, seq, exchange });
+        }
+        let limit = watermarks.iter().copied().min().unwrap_or(Nanos::MAX);
+        let mut ready = Vec::new();
+        while let Some(top) = heap.peek() {
+            let over_budget = held_bytes > config.order_buffer_bytes;
+            if top.ts > limit && !over_budget {
+                break;
+            }
+            let queued = heap.pop().expect("peeked");
+            if top_is_forced(queued.ts, limit) {
+                forced += 1;
+            }
+            if queued.ts < released_up_to {
+                late += 1;
+            }
+            released_up_to = released_up_to.max(queued.ts);
+            held_bytes -= queued.exchange.approx_bytes();
+            ready.push(queued.exchange);
+        }
+        released += ready.len() as u64;
+        progress.exchanges.store(released, Ordering::Relaxed);
+        if !ready.is_empty() && tx.send(ready).is_err() {
+            break;
+        }
+    }
+    (forced, late)
+}
+
+fn top_is_forced(ts: Nanos, limit: Nanos) -> bool {
+    ts > limit
+}

@@ -1,0 +1,648 @@
+//! TCP reassembly stage: decoded TCP segments of the connections owned by one
+//! shard go in; each connection's two byte streams come out, in order, as
+//! calls on that connection's [`Handler`] (data, gaps, FIN, close).
+//!
+//! One [`Reassembler`] per shard, owned by one thread: a connection lives in
+//! exactly one shard (see [`FlowKey::shard`]), so nothing here is shared or
+//! locked. Out-of-order segments wait for the hole to fill, retransmissions
+//! and overlaps are trimmed, sequence numbers are extended to 64 bits so they
+//! wrap freely. A hole that will never fill (the peer acknowledged past it, or
+//! a memory bound was reached, or the flow closed) is handed to the handler as
+//! a gap. Memory is bounded per flow, per shard and in flow count; every
+//! byte a bound throws away is counted.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::decode::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use crate::exchange::Nanos;
+
+/// Direction of a byte stream within a flow: `0` flows from [`FlowKey::a`]
+/// to [`FlowKey::b`], `1` the other way.
+pub type Dir = usize;
+
+/// A connection's identity, the same for both directions: the lower
+/// endpoint is always `a`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub a: SocketAddr,
+    pub b: SocketAddr,
+}
+
+impl FlowKey {
+    /// The key of the flow carrying a segment from `src` to `dst`, and the
+    /// direction of that segment within it.
+    pub fn of(src: SocketAddr, dst: SocketAddr) -> (FlowKey, Dir) {
+        if src <= dst { (FlowKey { a: src, b: dst }, 0) } else { (FlowKey { a: dst, b: src }, 1) }
+    }
+
+    /// Direction-independent hash, so both directions land in one shard.
+    pub fn hash64(&self) -> u64 {
+        let mut hasher = FxHasher::default();
+        self.hash(&mut hasher);
+        // Fx leaves low bits weak; fold the high half in.
+        let h = hasher.finish();
+        h ^ (h >> 29) ^ (h >> 47)
+    }
+
+    pub fn shard(&self, shards: usize) -> usize {
+        (self.hash64() % shards.max(1) as u64) as usize
+    }
+
+    pub fn endpoint(&self, dir: Dir) -> SocketAddr {
+        if dir == 0 { self.a } else { self.b }
+    }
+}
+
+/// What a connection's byte streams are delivered to (the HTTP stage).
+pub trait Handler: Sized {
+    type Ctx;
+    /// A new connection; `client` is the direction that sent the SYN, when seen.
+    fn open(ctx: &mut Self::Ctx, key: FlowKey, client: Option<Dir>) -> Self;
+    /// The client side became known after `open` (a SYN seen late).
+    fn client_known(&mut self, _ctx: &mut Self::Ctx, _client: Dir) {}
+    fn on_data(&mut self, ctx: &mut Self::Ctx, dir: Dir, data: &[u8], ts: Nanos);
+    /// `len` bytes of stream `dir` will never be seen (0 when unknown).
+    fn on_gap(&mut self, ctx: &mut Self::Ctx, dir: Dir, len: u64, ts: Nanos);
+    /// Stream `dir` ended cleanly with a FIN.
+    fn on_fin(&mut self, ctx: &mut Self::Ctx, dir: Dir, ts: Nanos);
+    /// The connection is gone (both FINs, RST, idle, end of capture).
+    fn on_close(&mut self, ctx: &mut Self::Ctx, ts: Nanos);
+    /// False once the handler has no use for more bytes (not HTTP, or a
+    /// tunnel): the reassembler then stops buffering for this flow.
+    fn wants_data(&self) -> bool;
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Out-of-order bytes one direction may hold before its hole is given up.
+    pub per_flow_ooo_bytes: usize,
+    /// Out-of-order bytes the whole shard may hold; beyond, segments are dropped.
+    pub shard_ooo_bytes: usize,
+    /// Connections one shard tracks at once; new ones beyond are not tracked.
+    pub max_flows: usize,
+    /// A flow with no packet for this long (capture time) is closed.
+    pub idle_timeout_ns: Nanos,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_flow_ooo_bytes: 2 << 20,
+            shard_ooo_bytes: 64 << 20,
+            max_flows: 500_000,
+            idle_timeout_ns: 120 * 1_000_000_000,
+        }
+    }
+}
+
+/// Counters of one shard; summed over shards for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub segments: u64,
+    pub payload_bytes: u64,
+    pub connections: u64,
+    pub out_of_order: u64,
+    pub retransmitted: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Bytes thrown away because a memory bound was reached.
+    pub bound_dropped_bytes: u64,
+    /// Holes given up early because the per-flow bound was reached.
+    pub bound_gaps: u64,
+    /// Connections not tracked because the flow table was full.
+    pub flows_refused: u64,
+    pub idle_closed: u64,
+    pub active_flows: u64,
+    pub ooo_buffered_bytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.segments += o.segments;
+        self.payload_bytes += o.payload_bytes;
+        self.connections += o.connections;
+        self.out_of_order += o.out_of_order;
+        self.retransmitted += o.retransmitted;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.bound_dropped_bytes += o.bound_dropped_bytes;
+        self.bound_gaps += o.bound_gaps;
+        self.flows_refused += o.flows_refused;
+        self.idle_closed += o.idle_closed;
+        self.active_flows += o.active_flows;
+        self.ooo_buffered_bytes += o.ooo_buffered_bytes;
+    }
+}
+
+/// A segment as the reassembler takes it (decoded, payload borrowed).
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub ts: Nanos,
+    pub payload: &'a [u8],
+}
+
+/// One direction's byte stream, in extended (64-bit) sequence space.
+#[derive(Default)]
+struct Stream {
+    /// Last 32-bit sequence number that moved the stream forward, and its
+    /// 64-bit extension; later numbers are extended relative to it.
+    anchor: Option<(u32, u64)>,
+    /// Next byte expected in order.
+    next: Option<u64>,
+    /// Segments beyond a hole, by extended sequence number.
+    ooo: BTreeMap<u64, (Nanos, Vec<u8>)>,
+    ooo_bytes: usize,
+    /// Sequence number just past the last byte, once a FIN was seen.
+    fin: Option<u64>,
+    finished: bool,
+    /// Highest byte the peer acknowledged (extended).
+    acked: Option<u64>,
+    /// Sequence number of the SYN that opened this direction.
+    syn_seq: Option<u32>,
+}
+
+impl Stream {
+    /// 64-bit position of a 32-bit sequence number; moves the anchor forward.
+    fn extend(&mut self, seq: u32) -> u64 {
+        let ext = self.peek_extend(seq);
+        match self.anchor {
+            Some((_, anchor_ext)) if ext <= anchor_ext => {}
+            _ => self.anchor = Some((seq, ext)),
+        }
+        ext
+    }
+
+    /// 64-bit position of `seq` without moving the anchor. Starts at 2^32 so
+    /// that numbers slightly before the first one seen stay positive.
+    fn peek_extend(&self, seq: u32) -> u64 {
+        match self.anchor {
+            None => (1u64 << 32) | seq as u64,
+            Some((anchor, anchor_ext)) => {
+                let delta = seq.wrapping_sub(anchor) as i32 as i64;
+                (anchor_ext as i64 + delta).max(0) as u64
+            }
+        }
+    }
+
+    fn first_ooo(&self) -> Option<u64> {
+        self.ooo.keys().next().copied()
+    }
+}
+
+struct Flow<H> {
+    streams: [Stream; 2],
+    handler: H,
+    last_seen: Nanos,
+    client_known: bool,
+    /// Data seen in some direction (a new SYN then means a new connection).
+    had_data: bool,
+    closed: bool,
+}
+
+/// The flow table and reassembly of one shard.
+pub struct Reassembler<H: Handler> {
+    flows: FxHashMap<FlowKey, Flow<H>>,
+    limits: Limits,
+    pub stats: Stats,
+    ooo_total: usize,
+    last_sweep: Nanos,
+    /// Latest capture time seen by this shard.
+    pub clock: Nanos,
+}
+
+impl<H: Handler> Reassembler<H> {
+    pub fn new(limits: Limits) -> Self {
+        Reassembler {
+            flows: FxHashMap::default(),
+            limits,
+            stats: Stats::default(),
+            ooo_total: 0,
+            last_sweep: i64::MIN,
+            clock: i64::MIN,
+        }
+    }
+
+    pub fn active_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Buffered out-of-order bytes across this shard's flows.
+    pub fn buffered_bytes(&self) -> usize {
+        self.ooo_total
+    }
+
+    /// Takes one segment of a flow owned by this shard.
+    pub fn segment(&mut self, ctx: &mut H::Ctx, seg: &Segment<'_>) {
+        self.stats.segments += 1;
+        self.stats.payload_bytes += seg.payload.len() as u64;
+        self.clock = self.clock.max(seg.ts);
+        let (key, dir) = FlowKey::of(seg.src, seg.dst);
+        let syn_only = seg.flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN;
+        if syn_only && self.flows.get(&key).is_some_and(|f| f.is_reused_by(dir, seg.seq)) {
+            self.close(ctx, key, seg.ts);
+        }
+        if !self.flows.contains_key(&key) && !self.open(ctx, key, dir, seg) {
+            return;
+        }
+        let flow = self.flows.get_mut(&key).expect("flow just ensured");
+        flow.last_seen = seg.ts;
+        let mut budget = Budget { total: &mut self.ooo_total, limits: &self.limits, stats: &mut self.stats };
+        flow.segment(ctx, dir, seg, &mut budget);
+        if flow.closed {
+            self.close(ctx, key, seg.ts);
+        }
+    }
+
+    fn open(&mut self, ctx: &mut H::Ctx, key: FlowKey, dir: Dir, seg: &Segment<'_>) -> bool {
+        // A bare ACK, FIN or RST (often the tail of a connection already
+        // closed) does not open a connection worth tracking.
+        if seg.flags & FLAG_SYN == 0 && seg.payload.is_empty() {
+            return false;
+        }
+        if self.flows.len() >= self.limits.max_flows {
+            self.stats.flows_refused += 1;
+            self.stats.bound_dropped_bytes += seg.payload.len() as u64;
+            return false;
+        }
+        let client = match (seg.flags & FLAG_SYN != 0, seg.flags & FLAG_ACK != 0) {
+            (true, false) => Some(dir),
+            (true, true) => Some(1 - dir),
+            _ => None,
+        };
+        self.stats.connections += 1;
+        let handler = H::open(ctx, key, client);
+        let flow = Flow {
+            streams: [Stream::default(), Stream::default()],
+            handler,
+            last_seen: seg.ts,
+            client_known: client.is_some(),
+            had_data: false,
+            closed: false,
+        };
+        self.flows.insert(key, flow);
+        true
+    }
+
+    fn close(&mut self, ctx: &mut H::Ctx, key: FlowKey, ts: Nanos) {
+        if let Some(mut flow) = self.flows.remove(&key) {
+            let mut budget = Budget { total: &mut self.ooo_total, limits: &self.limits, stats: &mut self.stats };
+            flow.finish(ctx, ts, &mut budget);
+        }
+    }
+
+    /// Closes flows idle for longer than the timeout, at most about once a
+    /// second of capture time (a sweep visits every flow).
+    pub fn expire_idle(&mut self, ctx: &mut H::Ctx, now: Nanos) {
+        if now.saturating_sub(self.last_sweep) < 1_000_000_000 {
+            return;
+        }
+        self.last_sweep = now;
+        let deadline = now.saturating_sub(self.limits.idle_timeout_ns);
+        let idle: Vec<FlowKey> =
+            self.flows.iter().filter(|(_, f)| f.last_seen < deadline).map(|(k, _)| *k).collect();
+        for key in idle {
+            self.stats.idle_closed += 1;
+            self.close(ctx, key, now);
+        }
+    }
+
+    /// End of input: every flow is closed, pending data flushed.
+    pub fn close_all(&mut self, ctx: &mut H::Ctx) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        let now = self.clock;
+        for key in keys {
+            self.close(ctx, key, now);
+        }
+    }
+
+    /// Refreshes the gauges in `stats`.
+    pub fn update_gauges(&mut self) {
+        self.stats.active_flows = self.flows.len() as u64;
+        self.stats.ooo_buffered_bytes = self.ooo_total as u64;
+    }
+}
+
+/// Shard-wide memory accounting handed to a flow while it works.
+struct Budget<'a> {
+    total: &'a mut usize,
+    limits: &'a Limits,
+    stats: &'a mut Stats,
+}
+
+impl<H: Handler> Flow<H> {
+    /// A SYN on a known 4-tuple starts a new connection unless it is a
+    /// retransmission of the SYN that opened this one.
+    fn is_reused_by(&self, dir: Dir, seq: u32) -> bool {
+        self.had_data
+            || self.streams.iter().any(|s| s.fin.is_some())
+            || self.streams[dir].syn_seq.is_some_and(|first| first != seq)
+    }
+
+    fn segment(&mut self, ctx: &mut H::Ctx, dir: Dir, seg: &Segment<'_>, budget: &mut Budget<'_>) {
+        if seg.flags & FLAG_SYN != 0 {
+            self.note_syn(ctx, dir, seg);
+        }
+        if seg.flags & FLAG_ACK != 0 {
+            self.note_ack(ctx, 1 - dir, seg.ack, seg.ts, budget);
+        }
+        if !seg.payload.is_empty() {
+            self.had_data = true;
+            if self.handler.wants_data() {
+                let start = self.streams[dir].extend(seg.seq) + (seg.flags & FLAG_SYN != 0) as u64;
+                self.data(ctx, dir, start, seg.payload, seg.ts, budget);
+            }
+        }
+        if seg.flags & FLAG_FIN != 0 {
+            let end = self.streams[dir].extend(seg.seq)
+                + seg.payload.len() as u64
+                + (seg.flags & FLAG_SYN != 0) as u64;
+            self.streams[dir].fin = Some(end);
+            if self.streams[dir].next.is_none_or(|next| next >= end) || !self.handler.wants_data() {
+                self.end_stream(ctx, dir, seg.ts);
+            }
+        }
+        if seg.flags & FLAG_RST != 0 || self.streams.iter().all(|s| s.finished) {
+            self.closed = true;
+        }
+    }
+
+    fn note_syn(&mut self, ctx: &mut H::Ctx, dir: Dir, seg: &Segment<'_>) {
+        let stream = &mut self.streams[dir];
+        let isn = stream.extend(seg.seq);
+        stream.syn_seq.get_or_insert(seg.seq);
+        if stream.next.is_none() {
+            stream.next = Some(isn + 1);
+        }
+        if !self.client_known {
+            self.client_known = true;
+            let client = if seg.flags & FLAG_ACK == 0 { dir } else { 1 - dir };
+            self.handler.client_known(ctx, client);
+        }
+    }
+
+    /// The peer acknowledged up to `ack` of stream `dir`: bytes before it
+    /// that we never saw are lost from the capture, so a hole waiting there
+    /// will not fill.
+    fn note_ack(&mut self, ctx: &mut H::Ctx, dir: Dir, ack: u32, ts: Nanos, budget: &mut Budget<'_>) {
+        let stream = &mut self.streams[dir];
+        if stream.anchor.is_none() {
+            return;
+        }
+        let acked = stream.peek_extend(ack);
+        stream.acked = Some(stream.acked.map_or(acked, |a| a.max(acked)));
+        let (Some(next), Some(first)) = (stream.next, stream.first_ooo()) else { return };
+        if acked > next {
+            self.skip_to(ctx, dir, first.min(acked), ts, budget);
+            self.drain(ctx, dir, budget);
+        }
+    }
+
+    fn data(&mut self, ctx: &mut H::Ctx, dir: Dir, start: u64, payload: &[u8], ts: Nanos, budget: &mut Budget<'_>) {
+        let stream = &mut self.streams[dir];
+        let next = *stream.next.get_or_insert(start);
+        let end = start + payload.len() as u64;
+        if end <= next {
+            budget.stats.retransmitted += 1;
+            return;
+        }
+        if start > next {
+            self.hold(ctx, dir, start, payload, ts, budget);
+            return;
+        }
+        if start < next {
+            budget.stats.retransmitted += 1;
+        }
+        let fresh = &payload[(next - start) as usize..];
+        self.deliver(ctx, dir, fresh, ts);
+        self.drain(ctx, dir, budget);
+    }
+
+    /// Keeps a segment that arrived beyond a hole, within the memory bounds.
+    fn hold(&mut self, ctx: &mut H::Ctx, dir: Dir, start: u64, payload: &[u8], ts: Nanos, budget: &mut Budget<'_>) {
+        budget.stats.out_of_order += 1;
+        if self.streams[dir].ooo_bytes + payload.len() > budget.limits.per_flow_ooo_bytes {
+            // Waiting longer for this hole would cost more than the flow may
+            // hold: give it up and go on from the first held segment.
+            budget.stats.bound_gaps += 1;
+            if let Some(first) = self.streams[dir].first_ooo() {
+                self.skip_to(ctx, dir, first.min(start), ts, budget);
+                self.drain(ctx, dir, budget);
+            } else {
+                self.skip_to(ctx, dir, start, ts, budget);
+            }
+            if self.streams[dir].next.is_some_and(|next| start <= next) {
+                return self.data(ctx, dir, start, payload, ts, budget);
+            }
+        }
+        if *budget.total + payload.len() > budget.limits.shard_ooo_bytes {
+            budget.stats.bound_dropped_bytes += payload.len() as u64;
+            return;
+        }
+        let stream = &mut self.streams[dir];
+        let previous = stream.ooo.get(&start).map_or(0, |(_, d)| d.len());
+        if previous >= payload.len() {
+            budget.stats.retransmitted += 1;
+            return;
+        }
+        stream.ooo.insert(start, (ts, payload.to_vec()));
+        stream.ooo_bytes += payload.len() - previous;
+        *budget.total += payload.len() - previous;
+    }
+
+    /// Delivers held segments that the stream has now reached.
+    fn drain(&mut self, ctx: &mut H::Ctx, dir: Dir, budget: &mut Budget<'_>) {
+        loop {
+            let stream = &mut self.streams[dir];
+            let next = stream.next.expect("drain after next is known");
+            let Some(entry) = stream.ooo.first_entry() else { break };
+            if *entry.key() > next {
+                break;
+            }
+            let start = *entry.key();
+            let (ts, bytes) = entry.remove();
+            stream.ooo_bytes -= bytes.len();
+            *budget.total -= bytes.len();
+            let end = start + bytes.len() as u64;
+            if end <= next {
+                budget.stats.retransmitted += 1;
+                continue;
+            }
+            self.deliver(ctx, dir, &bytes[(next - start) as usize..], ts);
+        }
+    }
+
+    fn deliver(&mut self, ctx: &mut H::Ctx, dir: Dir, bytes: &[u8], ts: Nanos) {
+        let stream = &mut self.streams[dir];
+        stream.next = Some(stream.next.unwrap_or(0) + bytes.len() as u64);
+        if self.handler.wants_data() {
+            self.handler.on_data(ctx, dir, bytes, ts);
+        }
+        let stream = &self.streams[dir];
+        if !stream.finished && stream.fin.is_some_and(|fin| stream.next.is_some_and(|n| n >= fin)) {
+            self.end_stream(ctx, dir, ts);
+        }
+    }
+
+    /// Gives up the bytes from the stream's position to `to`.
+    fn skip_to(&mut self, ctx: &mut H::Ctx, dir: Dir, to: u64, ts: Nanos, budget: &mut Budget<'_>) {
+        let stream = &mut self.streams[dir];
+        let next = stream.next.unwrap_or(to);
+        if to <= next {
+            return;
+        }
+        stream.next = Some(to);
+        budget.stats.gaps += 1;
+        budget.stats.gap_bytes += to - next;
+        self.handler.on_gap(ctx, dir, to - next, ts);
+        if self.streams[dir].fin.is_some_and(|fin| to >= fin) {
+            self.end_stream(ctx, dir, ts);
+        }
+    }
+
+    fn end_stream(&mut self, ctx: &mut H::Ctx, dir: Dir, ts: Nanos) {
+        if !self.streams[dir].finished {
+            self.streams[dir].finished = true;
+            self.handler.on_fin(ctx, dir, ts);
+        }
+    }
+
+    /// The flow is gone: whatever is held is delivered across its holes,
+    /// a missing tail is reported as a gap, then the handler closes.
+    fn finish(&mut self, ctx: &mut H::Ctx, ts: Nanos, budget: &mut Budget<'_>) {
+        for dir in 0..2 {
+            while let Some(first) = self.streams[dir].first_ooo() {
+                self.skip_to(ctx, dir, first, ts, budget);
+                self.drain(ctx, dir, budget);
+            }
+            let stream = &self.streams[dir];
+            let known_end = stream.fin.or(stream.acked);
+            if let (Some(next), Some(end)) = (stream.next, known_end) {
+                if end > next && self.handler.wants_data() {
+                    self.skip_to(ctx, dir, end, ts, budget);
+                }
+            }
+        }
+        self.handler.on_close(ctx, ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects each direction's bytes, with `#` for every gap.
+    #[derive(Default)]
+    struct Collect {
+        bytes: [Vec<u8>; 2],
+        fins: [bool; 2],
+        closed: bool,
+    }
+
+    impl Handler for Collect {
+        type Ctx = ();
+        fn open(_: &mut (), _: FlowKey, _: Option<Dir>) -> Self {
+            Collect::default()
+        }
+        fn on_data(&mut self, _: &mut (), dir: Dir, data: &[u8], _: Nanos) {
+            self.bytes[dir].extend_from_slice(data);
+        }
+        fn on_gap(&mut self, _: &mut (), dir: Dir, _: u64, _: Nanos) {
+            self.bytes[dir].push(b'#');
+        }
+        fn on_fin(&mut self, _: &mut (), dir: Dir, _: Nanos) {
+            self.fins[dir] = true;
+        }
+        fn on_close(&mut self, _: &mut (), _: Nanos) {
+            self.closed = true;
+        }
+        fn wants_data(&self) -> bool {
+            true
+        }
+    }
+
+    fn seg(seq: u32, flags: u8, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            src: "10.0.0.2:5000".parse().unwrap(),
+            dst: "10.0.0.1:80".parse().unwrap(),
+            seq,
+            ack: 0,
+            flags,
+            ts: 1,
+            payload,
+        }
+    }
+
+    fn stream_of(r: &Reassembler<Collect>) -> Vec<u8> {
+        let flow = r.flows.values().next().unwrap();
+        flow.handler.bytes[1].clone()
+    }
+
+    #[test]
+    fn out_of_order_and_duplicate_segments_come_out_in_order_once() {
+        let mut r = Reassembler::<Collect>::new(Limits::default());
+        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(107, 0, b"world"));
+        r.segment(&mut (), &seg(101, 0, b"hello "));
+        r.segment(&mut (), &seg(101, 0, b"hello "));
+        r.segment(&mut (), &seg(104, 0, b"lo wo"));
+        assert_eq!(stream_of(&r), b"hello world");
+        assert_eq!(r.stats.out_of_order, 1);
+        assert_eq!(r.stats.retransmitted, 2);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around_zero() {
+        let mut r = Reassembler::<Collect>::new(Limits::default());
+        r.segment(&mut (), &seg(u32::MAX - 2, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(u32::MAX - 1, 0, b"ab"));
+        r.segment(&mut (), &seg(1, 0, b"cd"));
+        r.segment(&mut (), &seg(0, 0, b"X"));
+        assert_eq!(stream_of(&r), b"abXcd");
+    }
+
+    #[test]
+    fn an_acknowledged_hole_becomes_a_gap_at_once() {
+        let mut r = Reassembler::<Collect>::new(Limits::default());
+        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(101, 0, b"aa"));
+        r.segment(&mut (), &seg(105, 0, b"cc"));
+        let mut ack = seg(9000, FLAG_ACK, b"");
+        std::mem::swap(&mut ack.src, &mut ack.dst);
+        ack.ack = 107;
+        r.segment(&mut (), &ack);
+        assert_eq!(stream_of(&r), b"aa#cc");
+        assert_eq!(r.stats.gap_bytes, 2);
+    }
+
+    #[test]
+    fn fin_then_close_flushes_and_removes_the_flow() {
+        let mut r = Reassembler::<Collect>::new(Limits::default());
+        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(101, FLAG_FIN, b"bye"));
+        assert_eq!(r.active_flows(), 1);
+        let mut fin = seg(500, FLAG_FIN | FLAG_ACK, b"");
+        std::mem::swap(&mut fin.src, &mut fin.dst);
+        r.segment(&mut (), &fin);
+        assert_eq!(r.active_flows(), 0);
+    }
+
+    #[test]
+    fn per_flow_bound_gives_up_the_hole_and_counts_it() {
+        let limits = Limits { per_flow_ooo_bytes: 8, ..Limits::default() };
+        let mut r = Reassembler::<Collect>::new(limits);
+        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(111, 0, b"12345"));
+        r.segment(&mut (), &seg(116, 0, b"67890"));
+        assert_eq!(stream_of(&r), b"#1234567890");
+        assert_eq!(r.stats.bound_gaps, 1);
+    }
+}
