@@ -276,11 +276,13 @@ def conn_events(rng, bodies, conn_id, start_us, n_ex, max_body, manifest, client
         t += rng.randrange(200, 900)  # server think time
         status, blen, chunked, resp = make_response(
             rng, bodies, method, rid, http_date(BASE_TIME_US + t), max_body, last_close)
+        resp = resp.encode("ascii")
         if manifest is not None:
             manifest.append({"conn": conn_id, "client": client_desc, "request_id": rid,
                              "method": method, "uri": uri, "req_body_len": len(req_body),
-                             "status": status, "resp_body_len": blen, "chunked": chunked})
-        resp = resp.encode("ascii")
+                             "req_wire_len": len(req), "status": status,
+                             "resp_body_len": blen, "chunked": chunked,
+                             "resp_wire_len": len(resp)})
         n = len(resp)
         k = 0
         for off in range(0, n, MSS):

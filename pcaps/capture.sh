@@ -79,7 +79,8 @@ start_capture() {
         grep -q 'listening on' "$WORK/tcpdump.log" && break
         sleep 0.05
     done
-    sleep 0.5   # the socket is open; give the kernel ring a moment
+    grep -q 'listening on' "$WORK/tcpdump.log" || { cat "$WORK/tcpdump.log" >&2; exit 1; }
+    sleep 0.5   # tcpdump is attached; a little margin before the first SYN
 }
 
 # stop_capture: let the last FIN/ACKs arrive, then stop tcpdump with SIGINT
@@ -94,7 +95,8 @@ stop_capture() {
     fi
 }
 
-# c ARGS...: curl with the options every scenario uses; output goes to a log
+# c ARGS...: curl with the options every scenario uses. Output goes to a log
+# (-o covers only the first URL, later bodies land in the log too).
 c() {
     curl -sS --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code} %{method} %{url_effective}\n' "$@" >>"$WORK/curl.log"
 }

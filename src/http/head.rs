@@ -49,38 +49,91 @@ fn version_string(minor: Option<u8>) -> String {
 }
 
 /// Parses a complete request head (start line through the empty line).
+/// httparse first; when it refuses, a lenient reading of what servers
+/// still answer: a request line without version (`GET /x` followed by
+/// headers) or with spaces inside the target.
 pub fn parse_request(head: &[u8]) -> Option<RequestHead> {
-    if let Some(simple) = parse_http09_request(head) {
-        return Some(simple);
-    }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots);
-    match parser_config().parse_request(&mut request, head) {
-        Ok(httparse::Status::Complete(_)) => Some(RequestHead {
+    if let Ok(httparse::Status::Complete(_)) = parser_config().parse_request(&mut request, head) {
+        return Some(RequestHead {
             method: request.method?.to_string(),
             uri: request.path?.to_string(),
             version: version_string(request.version),
             headers: owned_headers(request.headers),
-        }),
-        _ => None,
+        });
+    }
+    parse_request_leniently(head)
+}
+
+fn parse_request_leniently(head: &[u8]) -> Option<RequestHead> {
+    let line = first_line(head);
+    let (method, uri, version) = split_request_line(line)?;
+    if version.is_none() && !is_versionless_request_line(line) {
+        return None;
+    }
+    let rest = &head[(memchr::memchr(b'\n', head)? + 1)..];
+    let headers = if rest.is_empty() || rest == b"\r\n" || rest == b"\n" {
+        Vec::new()
+    } else {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::parse_headers(rest, &mut slots) {
+            Ok(httparse::Status::Complete((_, parsed))) => owned_headers(parsed),
+            _ => lenient_headers(rest),
+        }
+    };
+    let version = match version {
+        Some(v) => String::from_utf8_lossy(v).into_owned(),
+        // `GET /x` alone is HTTP/0.9; followed by headers it is a broken
+        // later request, and its version is left empty.
+        None if headers.is_empty() && rest.len() <= 2 => "HTTP/0.9".to_string(),
+        None => String::new(),
+    };
+    Some(RequestHead {
+        method: String::from_utf8_lossy(method).into_owned(),
+        uri: String::from_utf8_lossy(uri).into_owned(),
+        version,
+        headers,
+    })
+}
+
+/// `Name: value` lines, skipping those without a colon.
+fn lenient_headers(rest: &[u8]) -> Vec<Header> {
+    rest.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = memchr::memchr(b':', line)?;
+            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
+            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_string();
+            (!name.is_empty()).then_some((name, value))
+        })
+        .collect()
+}
+
+/// Method, target and version of a request line, leniently: the target is
+/// everything between the method and a final `HTTP/x.y` (spaces included),
+/// and the version may be missing.
+pub fn split_request_line(line: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+    let space = memchr::memchr(b' ', line)?;
+    let method = &line[..space];
+    if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_method_char(b)) {
+        return None;
+    }
+    let rest = trim_spaces(&line[space + 1..]);
+    if rest.is_empty() {
+        return None;
+    }
+    match rest.iter().rposition(|&b| b == b' ') {
+        Some(at) if rest[at + 1..].starts_with(b"HTTP/") => Some((method, trim_spaces(&rest[..at]), Some(&rest[at + 1..]))),
+        _ if rest.starts_with(b"HTTP/") => Some((method, b"", Some(rest))),
+        _ => Some((method, rest, None)),
     }
 }
 
-/// HTTP/0.9's simple request: `GET /path` alone on a line, no version, no
-/// headers (RFC 1945 section 4.1).
-fn parse_http09_request(head: &[u8]) -> Option<RequestHead> {
-    let line = first_line(head);
-    let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let (method, uri) = (parts.next()?, parts.next()?);
-    if method != b"GET" || parts.next().is_some() {
-        return None;
-    }
-    Some(RequestHead {
-        method: "GET".into(),
-        uri: String::from_utf8_lossy(uri).into_owned(),
-        version: "HTTP/0.9".into(),
-        headers: Vec::new(),
-    })
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
+    &bytes[start..end]
 }
 
 pub fn parse_response(head: &[u8]) -> Option<ResponseHead> {
@@ -142,18 +195,27 @@ fn is_method_char(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'-' || b == b'_'
 }
 
-/// Is this whole line (no line ending) a request line? Method token, target,
-/// and `HTTP/1.x` (or nothing, for HTTP/0.9 `GET`).
+/// Is this whole line (no line ending) a request line? Method token,
+/// target, and `HTTP/x.y`; or a method and target alone (HTTP/0.9 `GET`,
+/// or a broken request a server will still answer).
 pub fn is_request_line(line: &[u8]) -> bool {
-    let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let (Some(method), Some(_target)) = (parts.next(), parts.next()) else { return false };
-    if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_method_char(b)) {
-        return false;
-    }
-    match parts.next() {
-        None => method == b"GET",
-        Some(version) => parts.next().is_none() && is_version(version),
-    }
+    split_request_line(line).is_some() && (is_versionless_request_line(line) || has_version(line))
+}
+
+fn has_version(line: &[u8]) -> bool {
+    split_request_line(line).is_some_and(|(_, _, version)| version.is_some())
+}
+
+/// A line of exactly method and target, HTTP/0.9 when nothing follows. The
+/// method must look like one (upper case, 3 letters or more) and the target
+/// have no space, so that stray text is not taken for a request.
+pub fn is_versionless_request_line(line: &[u8]) -> bool {
+    split_request_line(line).is_some_and(|(method, uri, version)| {
+        version.is_none()
+            && !uri.contains(&b' ')
+            && method.len() >= 3
+            && method.iter().all(|b| b.is_ascii_uppercase() || *b == b'_' || *b == b'-')
+    })
 }
 
 /// Is this whole line a status line (`HTTP/1.x NNN ...`)?
@@ -251,7 +313,7 @@ mod tests {
 
     #[test]
     fn bad_content_lengths_are_invalid() {
-        for bad in ["-1", "18446744073709551616", "1 2", "0x10", ""] {
+        for bad in ["-1", "18446744073709551616", "1 2", "0x10", "+5"] {
             assert_eq!(framing_from_headers(&headers(&[("Content-Length", bad)])), Framing::Invalid, "{bad}");
         }
         let twice = headers(&[("Content-Length", "5"), ("content-length", "6")]);
@@ -277,7 +339,7 @@ mod tests {
         assert!(!is_status_line(b"HTTP/1.0 2x0 OK"));
         assert!(may_start_request(b"PO"));
         assert!(!may_start_request(b"SSH-2.0"));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nBODY", 0), Some(25));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nBODY", 0), Some(24));
         assert_eq!(head_end(b"GET / HTTP/1.1\nA: b\n\nBODY", 0), Some(21));
     }
 
@@ -286,5 +348,12 @@ mod tests {
         let head = parse_request(b"GET /index.html\r\n").unwrap();
         assert_eq!(head.version, "HTTP/0.9");
         assert_eq!(head.uri, "/index.html");
+        let broken = parse_request(b"OPTIONS HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((broken.uri.as_str(), broken.version.as_str()), ("", "HTTP/1.1"));
+        let broken = parse_request(b"GET /HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((broken.uri.as_str(), broken.version.as_str()), ("/HTTP/1.1", ""));
+        assert_eq!(broken.headers, vec![("Host".to_string(), "x".to_string())]);
+        let spaced = parse_request(b"CONNECT host:25 / HTTP/1.0\r\nJunk line\r\n\r\n").unwrap();
+        assert_eq!((spaced.method.as_str(), spaced.uri.as_str()), ("CONNECT", "host:25 /"));
     }
 }

@@ -135,6 +135,11 @@ enum State {
     UntilClose,
     /// Lost: looking for the next start line, a line at a time in `buf`.
     Resync,
+    /// The client sent a request whose framing a server must reject (RFC
+    /// 9112 section 6.3: then it closes the connection). Whatever follows
+    /// is not a request anyone answered (it may be a smuggling attempt), so
+    /// it is ignored rather than parsed.
+    Discard,
 }
 
 /// One direction's parser.
@@ -324,6 +329,7 @@ impl Conn {
                 State::Idle => self.request_start(ctx, data, ts),
                 State::Head => self.request_head(ctx, data),
                 State::Resync => self.resync(ctx, true, data, ts),
+                State::Discard => data.len(),
                 _ => self.request_body(ctx, data),
             };
             data = &data[used..];
@@ -381,6 +387,7 @@ impl Conn {
             Framing::UntilClose | Framing::Invalid => {
                 ctx.stats.malformed += 1;
                 self.request_done();
+                self.req.state = State::Discard;
             }
         }
         used
@@ -396,7 +403,7 @@ impl Conn {
             BodyOutcome::Malformed => {
                 ctx.stats.malformed += 1;
                 self.request_done();
-                self.req.state = State::Resync;
+                self.req.state = State::Discard;
             }
         }
         used
@@ -465,6 +472,7 @@ impl Conn {
                 State::Idle => self.response_start(data, ts),
                 State::Head => self.response_head(ctx, data),
                 State::Resync => self.resync(ctx, false, data, ts),
+                State::Discard => data.len(),
                 _ => self.response_body(ctx, data),
             };
             data = &data[used..];
@@ -511,6 +519,12 @@ impl Conn {
             version: parsed.version,
             payload: Payload { headers: parsed.headers, ..Default::default() },
         };
+        let closes = head::header_list(&response.payload.headers, "connection").any(|v| v.eq_ignore_ascii_case("close"));
+        if closes && !interim && self.reading.is_none() && self.req.state != State::Head {
+            // The server closes after this answer: later client bytes are
+            // answered by nobody, so they are not parsed as requests.
+            self.req.state = State::Discard;
+        }
         self.response = Some((response, false));
         match framing {
             ResponseFraming::Body(Framing::Length(n)) => self.resp.state = State::Fixed(n),
@@ -738,10 +752,6 @@ fn scan_line(side: &mut Side, data: &[u8], ts: Nanos, max_line: usize) -> (usize
     (used, newline.map(|_| side.msg_ts))
 }
 
-fn is_http09_line(buf: &[u8]) -> bool {
-    head::first_line(buf).split(|&b| b == b' ').filter(|p| !p.is_empty()).count() == 2
-}
-
 enum ResponseFraming {
     Body(Framing),
     NoBody,
@@ -763,21 +773,23 @@ fn take_head(buf: &mut Vec<u8>, data: &[u8], max_head: usize, request: bool) -> 
     let take = data.len().min(room.max(1));
     buf.extend_from_slice(&data[..take]);
     if request {
-        if let Some(nl) = memchr::memchr(b'\n', buf) {
-            if is_http09_line(&buf[..nl]) && head::is_request_line(head::first_line(buf)) {
-                let end = nl + 1;
-                buf.truncate(end.max(old_len));
-                return Some((end.saturating_sub(old_len).min(take), end));
-            }
+        if let Some(end) = http09_request_end(buf, old_len + take == buf.len() && take == data.len()) {
+            buf.truncate(end);
+            return Some((end.saturating_sub(old_len), end));
         }
     }
-    match head::head_end(buf, old_len.saturating_sub(3)) {
-        Some(end) => {
-            buf.truncate(end.max(old_len));
-            Some((end - old_len, end))
-        }
-        None => None,
-    }
+    let end = head::head_end(buf, old_len.saturating_sub(3))?;
+    buf.truncate(end);
+    Some((end - old_len, end))
+}
+
+/// An HTTP/0.9 request (`GET /x` and nothing else) ends with its line. It
+/// is told from a broken later request by nothing following the line in
+/// what has arrived so far (`at_data_end`).
+fn http09_request_end(buf: &[u8], at_data_end: bool) -> Option<usize> {
+    let nl = memchr::memchr(b'\n', buf)?;
+    let alone = nl + 1 == buf.len() && at_data_end;
+    (alone && head::is_versionless_request_line(head::first_line(buf))).then_some(nl + 1)
 }
 
 enum BodyOutcome {
@@ -854,7 +866,7 @@ fn read_body(side: &mut Side, mut payload: Option<&mut Payload>, data: &[u8], li
                 None => (used, BodyOutcome::Malformed),
             }
         }
-        State::Idle | State::Head | State::Resync => (0, BodyOutcome::Malformed),
+        State::Idle | State::Head | State::Resync | State::Discard => (0, BodyOutcome::Malformed),
     }
 }
 
