@@ -245,6 +245,10 @@ pub fn header_list<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<It
 /// items 3 to 5; the status and method rules are the caller's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
+    /// Neither Content-Length nor Transfer-Encoding: no body for a request,
+    /// read until close for a response.
+    Absent,
+    /// Content-Length: 0.
     None,
     Length(u64),
     Chunked,
@@ -272,7 +276,8 @@ pub fn framing_from_headers(headers: &[Header]) -> Framing {
         }
     }
     match length {
-        Some(0) | None => Framing::None,
+        None => Framing::Absent,
+        Some(0) => Framing::None,
         Some(n) => Framing::Length(n),
     }
 }

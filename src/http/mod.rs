@@ -362,6 +362,7 @@ impl Conn {
             return data.len();
         };
         let parsed = head::parse_request(&self.req.buf[..head_len]);
+        self.req.buf.clear();
         let Some(parsed) = parsed else {
             self.request_malformed(ctx);
             return used;
@@ -378,8 +379,8 @@ impl Conn {
         let is_connect = request.method.eq_ignore_ascii_case("CONNECT");
         self.reading = Some(PendingRequest { request, gap: false, complete: false });
         match framing {
-            Framing::None | Framing::UntilClose if is_connect => self.request_done(),
-            Framing::None => self.request_done(),
+            Framing::Absent | Framing::None | Framing::UntilClose if is_connect => self.request_done(),
+            Framing::Absent | Framing::None => self.request_done(),
             Framing::Length(n) => self.req.state = State::Fixed(n),
             Framing::Chunked => self.req.state = State::ChunkSize,
             // A request cannot be read to close, and a bad length makes the
@@ -496,7 +497,9 @@ impl Conn {
             }
             return data.len();
         };
-        let Some(parsed) = head::parse_response(&self.resp.buf[..head_len]) else {
+        let parsed = head::parse_response(&self.resp.buf[..head_len]);
+        self.resp.buf.clear();
+        let Some(parsed) = parsed else {
             self.response_malformed(ctx);
             return used;
         };
@@ -529,7 +532,9 @@ impl Conn {
         match framing {
             ResponseFraming::Body(Framing::Length(n)) => self.resp.state = State::Fixed(n),
             ResponseFraming::Body(Framing::Chunked) => self.resp.state = State::ChunkSize,
-            ResponseFraming::Body(Framing::UntilClose | Framing::Invalid) => self.resp.state = State::UntilClose,
+            ResponseFraming::Body(Framing::Absent | Framing::UntilClose | Framing::Invalid) => {
+                self.resp.state = State::UntilClose
+            }
             ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => self.response_done(ctx),
             ResponseFraming::Tunnel => {
                 self.response_done(ctx);
