@@ -12,8 +12,8 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pcap::{Active, Capture, Offline, Precision};
 
@@ -27,10 +27,17 @@ pub enum CaptureError {
     NotACapture { path: PathBuf, magic: String },
     #[error("{path}: empty file, not a capture")]
     Empty { path: PathBuf },
-    #[error("{path}: link type {linktype} is not supported (Ethernet, Linux cooked v1/v2, BSD loopback and raw IP are)")]
+    #[error(
+        "{path}: link type {linktype} is not supported (Ethernet, Linux cooked v1/v2, BSD loopback and raw IP are)"
+    )]
     UnsupportedLink { path: PathBuf, linktype: i32 },
     #[error("{path}: truncated capture at byte {offset} (after {packets} packets): {reason}")]
-    Truncated { path: PathBuf, offset: String, packets: u64, reason: String },
+    Truncated {
+        path: PathBuf,
+        offset: String,
+        packets: u64,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Libpcap { path: PathBuf, reason: String },
     #[error("interface {interface}: {reason}")]
@@ -57,18 +64,28 @@ pub struct CaptureFile {
     inflater: Option<JoinHandle<Result<(), String>>>,
 }
 
-const PCAP_MAGICS: [[u8; 4]; 4] =
-    [[0xa1, 0xb2, 0xc3, 0xd4], [0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d], [0x4d, 0x3c, 0xb2, 0xa1]];
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl CaptureFile {
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
-        let unreadable = |e: std::io::Error| CaptureError::Unreadable { path: path.into(), reason: e.to_string() };
+        let unreadable = |e: std::io::Error| CaptureError::Unreadable {
+            path: path.into(),
+            reason: e.to_string(),
+        };
         let mut file = File::open(path).map_err(unreadable)?;
         let size = file.metadata().map_err(unreadable)?.len();
         if file.metadata().map_err(unreadable)?.is_dir() {
-            return Err(CaptureError::Unreadable { path: path.into(), reason: "is a directory".into() });
+            return Err(CaptureError::Unreadable {
+                path: path.into(),
+                reason: "is a directory".into(),
+            });
         }
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut file, &mut magic).map_err(unreadable)?;
@@ -85,16 +102,30 @@ impl CaptureFile {
         };
         let is_pcap = PCAP_MAGICS.contains(&inner_magic);
         if !is_pcap && inner_magic != PCAPNG_MAGIC {
-            let magic = inner_magic.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-            return Err(CaptureError::NotACapture { path: path.into(), magic });
+            let magic = inner_magic
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(CaptureError::NotACapture {
+                path: path.into(),
+                magic,
+            });
         }
         // SAFETY: the descriptor is ours alone and handed over to libpcap,
         // which closes it with the capture.
-        let capture = unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
-            .map_err(|e| CaptureError::Libpcap { path: path.into(), reason: e.to_string() })?;
+        let capture =
+            unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
+                .map_err(|e| CaptureError::Libpcap {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })?;
         let linktype = capture.get_datalink().0;
         if !crate::decode::is_supported_linktype(linktype) {
-            return Err(CaptureError::UnsupportedLink { path: path.into(), linktype });
+            return Err(CaptureError::UnsupportedLink {
+                path: path.into(),
+                linktype,
+            });
         }
         Ok(CaptureFile {
             path: path.into(),
@@ -124,9 +155,13 @@ impl CaptureFile {
                 if let Some(offset) = self.offset.as_mut() {
                     *offset += 16 + header.caplen as u64;
                 }
-                let ts = header.ts.tv_sec as i64 * 1_000_000_000 + header.ts.tv_usec as i64;
+                let ts = header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos;
                 // SAFETY: see `detach`.
-                Ok(Some(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
+                Ok(Some(Frame {
+                    ts,
+                    linktype: self.linktype,
+                    data: unsafe { &*data },
+                }))
             }
             Err(pcap::Error::NoMorePackets) => self.finish_inflater().map(|_| None),
             Err(e) => {
@@ -142,7 +177,9 @@ impl CaptureFile {
     }
 
     fn finish_inflater(&mut self) -> Result<(), CaptureError> {
-        let Some(handle) = self.inflater.take() else { return Ok(()) };
+        let Some(handle) = self.inflater.take() else {
+            return Ok(());
+        };
         match handle.join() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(CaptureError::Truncated {
@@ -151,20 +188,32 @@ impl CaptureFile {
                 packets: self.packets,
                 reason: format!("gzip stream: {reason}"),
             }),
-            Err(_) => Err(CaptureError::Libpcap { path: self.path.clone(), reason: "gzip reader failed".into() }),
+            Err(_) => Err(CaptureError::Libpcap {
+                path: self.path.clone(),
+                reason: "gzip reader failed".into(),
+            }),
         }
     }
 
     fn offset_text(&self) -> String {
-        self.offset.map_or_else(|| "unknown".to_string(), |o| o.to_string())
+        self.offset
+            .map_or_else(|| "unknown".to_string(), |o| o.to_string())
     }
 
     fn classify(&self, error: pcap::Error) -> CaptureError {
         let reason = error.to_string();
         if reason.contains("truncated") {
-            CaptureError::Truncated { path: self.path.clone(), offset: self.offset_text(), packets: self.packets, reason }
+            CaptureError::Truncated {
+                path: self.path.clone(),
+                offset: self.offset_text(),
+                packets: self.packets,
+                reason,
+            }
         } else {
-            CaptureError::Libpcap { path: self.path.clone(), reason: format!("after {} packets: {reason}", self.packets) }
+            CaptureError::Libpcap {
+                path: self.path.clone(),
+                reason: format!("after {} packets: {reason}", self.packets),
+            }
         }
     }
 }
@@ -221,7 +270,10 @@ pub struct LiveCapture {
 impl LiveCapture {
     /// Opens `options.interface`; `stop` ends the capture when set.
     pub fn open(options: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveCapture, CaptureError> {
-        let live_error = |e: pcap::Error| CaptureError::Live { interface: options.interface.clone(), reason: e.to_string() };
+        let live_error = |e: pcap::Error| CaptureError::Live {
+            interface: options.interface.clone(),
+            reason: e.to_string(),
+        };
         let mut capture = Capture::from_device(options.interface.as_str())
             .map_err(live_error)?
             .snaplen(options.snaplen)
@@ -232,10 +284,12 @@ impl LiveCapture {
             .open()
             .map_err(live_error)?;
         if !options.filter.is_empty() {
-            capture.filter(&options.filter, true).map_err(|e| CaptureError::Live {
-                interface: options.interface.clone(),
-                reason: format!("bad filter {:?}: {e}", options.filter),
-            })?;
+            capture
+                .filter(&options.filter, true)
+                .map_err(|e| CaptureError::Live {
+                    interface: options.interface.clone(),
+                    reason: format!("bad filter {:?}: {e}", options.filter),
+                })?;
         }
         let linktype = capture.get_datalink().0;
         if !crate::decode::is_supported_linktype(linktype) {
@@ -265,24 +319,38 @@ impl LiveCapture {
         }
         match detach(self.capture.next_packet()) {
             Ok((header, data)) => {
-                let ts = header.ts.tv_sec as i64 * 1_000_000_000 + header.ts.tv_usec as i64 * 1_000;
+                let ts =
+                    header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos * 1_000;
                 // SAFETY: see `detach`.
-                Ok(LiveEvent::Frame(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
+                Ok(LiveEvent::Frame(Frame {
+                    ts,
+                    linktype: self.linktype,
+                    data: unsafe { &*data },
+                }))
             }
             Err(pcap::Error::TimeoutExpired) => {
                 self.refresh_counters();
                 Ok(LiveEvent::Idle(now_nanos()))
             }
-            Err(e) => Err(CaptureError::Live { interface: self.interface.clone(), reason: e.to_string() }),
+            Err(e) => Err(CaptureError::Live {
+                interface: self.interface.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 
     fn refresh_counters(&mut self) {
         self.frames_since_stats = 0;
         if let Ok(stats) = self.capture.stats() {
-            self.counters.received.store(stats.received as u64, Ordering::Relaxed);
-            self.counters.kernel_dropped.store(stats.dropped as u64, Ordering::Relaxed);
-            self.counters.interface_dropped.store(stats.if_dropped as u64, Ordering::Relaxed);
+            self.counters
+                .received
+                .store(stats.received as u64, Ordering::Relaxed);
+            self.counters
+                .kernel_dropped
+                .store(stats.dropped as u64, Ordering::Relaxed);
+            self.counters
+                .interface_dropped
+                .store(stats.if_dropped as u64, Ordering::Relaxed);
         }
     }
 }
@@ -291,7 +359,9 @@ impl LiveCapture {
 /// error path may use `self` (a limitation of today's borrow checker). The
 /// bytes stay valid until the next read from the same handle, which the
 /// `&mut self` lifetime of the returned frame guarantees.
-fn detach(result: Result<pcap::Packet<'_>, pcap::Error>) -> Result<(pcap::PacketHeader, *const [u8]), pcap::Error> {
+fn detach(
+    result: Result<pcap::Packet<'_>, pcap::Error>,
+) -> Result<(pcap::PacketHeader, *const [u8]), pcap::Error> {
     result.map(|packet| (*packet.header, packet.data as *const [u8]))
 }
 
@@ -333,18 +403,24 @@ fn inflate_through_pipe(path: &Path) -> std::io::Result<Inflated> {
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     let head = magic[..got].to_vec();
-    let handle = std::thread::Builder::new().name("gunzip".into()).spawn(move || {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, write_end);
-        let copy = out.write_all(&head).and_then(|_| std::io::copy(&mut decoder, &mut out)).and_then(|_| out.flush());
-        match copy {
-            Ok(_) => Ok(()),
-            // The reader stopped early (an error downstream): not ours to report.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    })?;
+    let handle = std::thread::Builder::new()
+        .name("gunzip".into())
+        .spawn(move || {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, write_end);
+            let copy = out
+                .write_all(&head)
+                .and_then(|_| std::io::copy(&mut decoder, &mut out))
+                .and_then(|_| out.flush());
+            match copy {
+                Ok(_) => Ok(()),
+                // The reader stopped early (an error downstream): not ours to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })?;
     Ok((read_end, handle, magic))
 }
 
@@ -354,8 +430,13 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let err = CaptureFile::open(Path::new("/nonexistent/x.pcap")).err().unwrap();
-        assert_eq!(err.to_string(), "/nonexistent/x.pcap: cannot read: No such file or directory (os error 2)");
+        let err = CaptureFile::open(Path::new("/nonexistent/x.pcap"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/x.pcap: cannot read: No such file or directory (os error 2)"
+        );
     }
 
     #[test]
@@ -364,6 +445,10 @@ mod tests {
         let path = dir.path().join("notes.txt");
         std::fs::write(&path, "hello world").unwrap();
         let err = CaptureFile::open(&path).err().unwrap();
-        assert!(err.to_string().ends_with("not a pcap or pcapng capture (starts with 68 65 6c 6c)"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("not a pcap or pcapng capture (starts with 68 65 6c 6c)"),
+            "{err}"
+        );
     }
 }

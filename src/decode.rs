@@ -81,14 +81,20 @@ fn slice_link(linktype: i32, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> 
         ETHERNET => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Malformed),
         LINUX_SLL => {
             let proto = be16_at(frame, 14).ok_or(Skip::Malformed)?;
-            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[16..]))
+            Ok(LaxSlicedPacket::from_ether_type(
+                EtherType(proto),
+                &frame[16..],
+            ))
         }
         LINUX_SLL2 => {
             let proto = be16_at(frame, 0).ok_or(Skip::Malformed)?;
             if frame.len() < 20 {
                 return Err(Skip::Malformed);
             }
-            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[20..]))
+            Ok(LaxSlicedPacket::from_ether_type(
+                EtherType(proto),
+                &frame[20..],
+            ))
         }
         // The 4-byte family field is in the capturing host's byte order for
         // NULL and in network order for LOOP; the IP version nibble says the
@@ -122,7 +128,11 @@ fn tcp_of<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<TcpPacket<'a>, Skip> {
         ),
         Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotTcp),
         None => {
-            return Err(if sliced.stop_err.is_some() { Skip::Malformed } else { Skip::NotTcp });
+            return Err(if sliced.stop_err.is_some() {
+                Skip::Malformed
+            } else {
+                Skip::NotTcp
+            });
         }
     };
     if payload.fragmented {
@@ -191,7 +201,9 @@ mod tests {
     fn decodes_linux_cooked_v2_and_null_loopback() {
         let frame = tcp_frame_v4(b"x");
         let ip = &frame[18..]; // after Ethernet (14) and one VLAN tag (4)
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
+        ];
         sll2.extend_from_slice(ip);
         assert_eq!(decode(linktype::LINUX_SLL2, &sll2).unwrap().payload, b"x");
         let mut null = 2u32.to_le_bytes().to_vec();
@@ -203,7 +215,12 @@ mod tests {
     fn garbage_is_skipped_not_panicking() {
         for len in 0..64 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            for lt in [linktype::ETHERNET, linktype::LINUX_SLL, linktype::LINUX_SLL2, linktype::RAW] {
+            for lt in [
+                linktype::ETHERNET,
+                linktype::LINUX_SLL,
+                linktype::LINUX_SLL2,
+                linktype::RAW,
+            ] {
                 let _ = decode(lt, &junk);
             }
         }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use base64::Engine;
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 /// Capture time in nanoseconds since the Unix epoch.
 pub type Nanos = i64;
@@ -77,7 +77,11 @@ impl Exchange {
     /// A rough size used for memory accounting of queued exchanges.
     pub fn approx_bytes(&self) -> usize {
         let payload = |p: &Payload| {
-            p.body.len() + p.headers.iter().map(|(n, v)| n.len() + v.len() + 16).sum::<usize>()
+            p.body.len()
+                + p.headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 16)
+                    .sum::<usize>()
         };
         256 + self.request.uri.len()
             + payload(&self.request.payload)
@@ -160,12 +164,19 @@ mod tests {
 
     #[test]
     fn timestamps_print_with_microseconds_in_utc() {
-        assert_eq!(format_ts(1_705_314_600_123_456_789), "2024-01-15T10:30:00.123456Z");
+        assert_eq!(
+            format_ts(1_705_314_600_123_456_789),
+            "2024-01-15T10:30:00.123456Z"
+        );
     }
 
     #[test]
     fn binary_bodies_go_to_body_base64() {
-        let payload = Payload { body: vec![0xff, 0x00], body_len: 2, ..Default::default() };
+        let payload = Payload {
+            body: vec![0xff, 0x00],
+            body_len: 2,
+            ..Default::default()
+        };
         let request = Request {
             ts: 0,
             method: "POST".into(),

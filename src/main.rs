@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use shadowtap::pipeline::{self, Source, Summary};
 
 #[derive(Parser)]
-#[command(name = "shadowtap", version, about = "Tap-compare from the wire: rebuild HTTP exchanges from captured traffic, replay them to a candidate, diff the answers")]
+#[command(
+    name = "shadowtap",
+    version,
+    about = "Tap-compare from the wire: rebuild HTTP exchanges from captured traffic, replay them to a candidate, diff the answers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,10 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -83,8 +90,16 @@ fn pipeline_config(args: &CaptureArgs) -> pipeline::Config {
 }
 
 fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
-    let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let total_bytes: u64 = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let running = pipeline::start(
+        Source::Files(args.files.clone()),
+        pipeline_config(&args.capture),
+    );
     let progress = ProgressBar::start(running.progress.clone(), total_bytes);
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
@@ -94,7 +109,9 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
             continue; // keep draining so the pipeline can finish
         }
         for exchange in &batch {
-            let written = serde_json::to_writer(&mut out, exchange).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"));
+            let written = serde_json::to_writer(&mut out, exchange)
+                .map_err(std::io::Error::from)
+                .and_then(|_| out.write_all(b"\n"));
             if let Err(e) = written {
                 write_error = Some(e);
                 break;
@@ -105,11 +122,14 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     drop(out);
     let (summary, error) = running.finish();
     progress.stop();
-    print_summary(&summary);
-    if let Some(e) = write_error.or(flushed.err()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing exchanges to stdout");
-        }
+    let unusable = error.is_some() && summary.capture.packets == 0;
+    if !unusable {
+        print_summary(&summary);
+    }
+    if let Some(e) = write_error.or(flushed.err())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("writing exchanges to stdout");
     }
     if let Some(error) = error {
         eprintln!("shadowtap: {error}");
@@ -128,7 +148,13 @@ fn print_summary(s: &Summary) {
     );
     eprintln!(
         "connections {} (http {}, not http {}, tunnels {}), exchanges {}, unanswered requests {}, responses without request {}",
-        r.connections, h.http_connections, h.non_http_connections, h.tunnels, h.exchanges, h.unanswered, h.orphan_responses
+        r.connections,
+        h.http_connections,
+        h.non_http_connections,
+        h.tunnels,
+        h.exchanges,
+        h.unanswered,
+        h.orphan_responses
     );
     eprintln!(
         "gaps {} ({} bytes, {} exchanges marked), out-of-order segments {}, retransmitted segments {}, malformed http messages {}",
@@ -152,22 +178,35 @@ impl ProgressBar {
     fn start(progress: std::sync::Arc<pipeline::Progress>, total: u64) -> ProgressBar {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if !std::io::stderr().is_terminal() || total < (16 << 20) {
-            return ProgressBar { bar: None, ticker: None, stop };
+            return ProgressBar {
+                bar: None,
+                ticker: None,
+                stop,
+            };
         }
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let (bar2, stop2) = (bar.clone(), stop.clone());
         let ticker = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 bar2.set_position(progress.bytes_read.load(Ordering::Relaxed));
-                bar2.set_message(format!("{} exchanges", progress.exchanges.load(Ordering::Relaxed)));
+                bar2.set_message(format!(
+                    "{} exchanges",
+                    progress.exchanges.load(Ordering::Relaxed)
+                ));
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        ProgressBar { bar: Some(bar), ticker: Some(ticker), stop }
+        ProgressBar {
+            bar: Some(bar),
+            ticker: Some(ticker),
+            stop,
+        }
     }
 
     fn stop(self) {

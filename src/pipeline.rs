@@ -21,11 +21,11 @@
 
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::capture::{CaptureError, CaptureFile};
 use crate::decode::{self, Skip};
@@ -57,7 +57,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            shards: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16),
+            shards: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 16),
             http: http::Config::default(),
             limits: reassembly::Limits::default(),
             batch_frames: 2048,
@@ -208,7 +210,13 @@ pub fn start(source: Source, config: Config) -> Running {
         .name("order".into())
         .spawn(move || run_order(shards, out_rx, done_tx, config, order_progress))
         .expect("spawn order");
-    Running { exchanges: done_rx, progress, reader, shards: shard_handles, order }
+    Running {
+        exchanges: done_rx,
+        progress,
+        reader,
+        shards: shard_handles,
+        order,
+    }
 }
 
 // ---- reader -------------------------------------------------------------
@@ -226,7 +234,12 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(txs: Vec<Sender<Batch>>, free: Vec<Receiver<Batch>>, config: Config, progress: Arc<Progress>) -> Self {
+    fn new(
+        txs: Vec<Sender<Batch>>,
+        free: Vec<Receiver<Batch>>,
+        config: Config,
+        progress: Arc<Progress>,
+    ) -> Self {
         let pending = (0..txs.len()).map(|_| Batch::default()).collect();
         Reader {
             txs,
@@ -259,26 +272,20 @@ impl Reader {
         let mut file = CaptureFile::open(path)?;
         self.stats.files += 1;
         let size = file.size();
-        loop {
-            let frame = match file.next_frame()? {
-                Some(frame) => frame,
-                None => break,
-            };
-            let (ts, linktype) = (frame.ts, frame.linktype);
-            let len = frame.data.len();
-            let data = frame.data as *const [u8];
-            // SAFETY: `data` borrows libpcap's buffer, valid until the next
-            // `next_frame`; `take_frame` copies what it keeps before that.
-            self.take_frame(ts, linktype, unsafe { &*data });
-            let _ = len;
+        while let Some(frame) = file.next_frame()? {
+            self.take_frame(frame.ts, frame.linktype, frame.data);
             if self.since_flush >= self.config.batch_frames {
                 let position = file.position().unwrap_or(0).min(size);
-                self.progress.bytes_read.store(self.bytes_before_file + position, Ordering::Relaxed);
+                self.progress
+                    .bytes_read
+                    .store(self.bytes_before_file + position, Ordering::Relaxed);
                 self.flush_all();
             }
         }
         self.bytes_before_file += size;
-        self.progress.bytes_read.store(self.bytes_before_file, Ordering::Relaxed);
+        self.progress
+            .bytes_read
+            .store(self.bytes_before_file, Ordering::Relaxed);
         Ok(())
     }
 
@@ -286,10 +293,7 @@ impl Reader {
         loop {
             match live.next_frame()? {
                 crate::capture::LiveEvent::Frame(frame) => {
-                    let (ts, linktype) = (frame.ts, frame.linktype);
-                    let data = frame.data as *const [u8];
-                    // SAFETY: as in `read_file`.
-                    self.take_frame(ts, linktype, unsafe { &*data });
+                    self.take_frame(frame.ts, frame.linktype, frame.data);
                     if self.since_flush >= self.config.batch_frames {
                         self.flush_all();
                     }
@@ -351,7 +355,9 @@ impl Reader {
     /// Hands every shard its batch (even an empty one: it carries the clock).
     fn flush_all(&mut self) {
         self.since_flush = 0;
-        self.progress.packets.store(self.stats.packets, Ordering::Relaxed);
+        self.progress
+            .packets
+            .store(self.stats.packets, Ordering::Relaxed);
         for shard in 0..self.txs.len() {
             let fresh = self.free[shard].try_recv().unwrap_or_default();
             let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
@@ -404,14 +410,25 @@ fn run_shard(
         batch.segs.clear();
         batch.data.clear();
         let _ = free.try_send(batch);
-        let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
+        let watermark = ctx
+            .pending
+            .oldest()
+            .map_or(clock, |oldest| oldest.min(clock));
         let exchanges = std::mem::take(&mut ctx.out);
-        let _ = out.send(ShardOut { shard, exchanges, watermark });
+        let _ = out.send(ShardOut {
+            shard,
+            exchanges,
+            watermark,
+        });
     }
     reassembler.close_all(&mut ctx);
     reassembler.update_gauges();
     let exchanges = std::mem::take(&mut ctx.out);
-    let _ = out.send(ShardOut { shard, exchanges, watermark: Nanos::MAX });
+    let _ = out.send(ShardOut {
+        shard,
+        exchanges,
+        watermark: Nanos::MAX,
+    });
     (reassembler.stats, ctx.stats)
 }
 
@@ -467,7 +484,11 @@ fn run_order(
         for exchange in msg.exchanges {
             held_bytes += exchange.approx_bytes();
             seq += 1;
-            heap.push(Queued { ts: exchange.request.ts, seq, exchange });
+            heap.push(Queued {
+                ts: exchange.request.ts,
+                seq,
+                exchange,
+            });
         }
         let limit = watermarks.iter().copied().min().unwrap_or(Nanos::MAX);
         let mut ready = Vec::new();

@@ -1,0 +1,98 @@
+//! Bad input at the command line: one clear line naming the file (and the
+//! offset when known), exit code 2, and what was readable still processed.
+
+use std::process::{Command, Output};
+
+fn shadowtap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_file_is_one_line_and_exit_2() {
+    let out = shadowtap(&["pairs", "/nonexistent/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "shadowtap: /nonexistent/capture.pcap: cannot read: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.pcap");
+    std::fs::write(&path, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let out = shadowtap(&["pairs", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("notes.pcap: not a pcap or pcapng capture"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_capture_still_yields_what_came_before_and_names_the_offset() {
+    let whole = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/curl-get.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.pcap");
+    std::fs::write(&path, &whole[..whole.len() * 2 / 3]).unwrap();
+    let out = shadowtap(&["pairs", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(
+        printed >= 3,
+        "exchanges before the cut must still be printed, got {printed}"
+    );
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("cut.pcap: truncated capture at byte ") && last.contains("after "),
+        "{last}"
+    );
+}
+
+#[test]
+fn garbage_frames_are_skipped_and_counted_not_fatal() {
+    // A valid pcap header (Ethernet) followed by records of random bytes.
+    let mut file = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    let mut seed = 7u32;
+    for i in 0..200u32 {
+        let len = (i % 90) as usize;
+        file.extend_from_slice(&i.to_le_bytes());
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&(len as u32).to_le_bytes());
+        file.extend_from_slice(&(len as u32).to_le_bytes());
+        for _ in 0..len {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            file.push((seed >> 16) as u8);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.pcap");
+    std::fs::write(&path, file).unwrap();
+    let out = shadowtap(&["pairs", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("packets 200"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    assert_eq!(
+        shadowtap(&["pairs", "--port", "http", "x.pcap"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(shadowtap(&["no-such-command"]).status.code(), Some(2));
+}
