@@ -282,6 +282,11 @@ impl LiveCapture {
             .immediate_mode(false)
             .timeout(100)
             .open()
+            .map_err(live_error)?
+            // Non-blocking, with our own poll: libpcap's read timeout does
+            // not fire on Linux while no packet arrives, and the capture
+            // must notice a stop request on a quiet interface.
+            .setnonblock()
             .map_err(live_error)?;
         if !options.filter.is_empty() {
             capture
@@ -329,6 +334,7 @@ impl LiveCapture {
                 }))
             }
             Err(pcap::Error::TimeoutExpired) => {
+                self.wait_readable(100);
                 self.refresh_counters();
                 Ok(LiveEvent::Idle(now_nanos()))
             }
@@ -337,6 +343,14 @@ impl LiveCapture {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// Waits until the capture has packets, at most `ms` milliseconds.
+    fn wait_readable(&self, ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut fds = libc::pollfd { fd: self.capture.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut fds, 1, ms) };
     }
 
     fn refresh_counters(&mut self) {

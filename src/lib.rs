@@ -3,7 +3,11 @@
 
 pub mod capture;
 pub mod decode;
+pub mod demo;
+pub mod diff;
 pub mod exchange;
 pub mod http;
 pub mod pipeline;
 pub mod reassembly;
+pub mod replay;
+pub mod report;

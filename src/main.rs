@@ -11,6 +11,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use shadowtap::pipeline::{self, Source, Summary};
+use shadowtap::replay::config::Config;
+use shadowtap::replay::session::{replay_pipeline, OutcomeSink};
+use shadowtap::replay::{Replayer, Schedule};
+use shadowtap::report::LatencyMargin;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +31,51 @@ struct Cli {
 enum Command {
     /// Print every HTTP request/response exchange in captures as JSON Lines.
     Pairs(PairsArgs),
+    /// Replay captured requests to a candidate and compare its answers.
+    Replay(ReplayArgs),
+    /// Start a legacy and a candidate service on loopback, capture traffic
+    /// to the legacy one, replay it to the candidate and show the report.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// pcap or pcapng files (optionally .gz), read in order as one stream.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Base URL of the candidate service (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    candidate: Option<String>,
+    /// TOML configuration (rules, writes, templates, latency margin).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// JSON Lines of outcomes, one per captured exchange (default stdout).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Per-endpoint report as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Requests in flight to the candidate at most.
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Requests per second at most.
+    #[arg(long, value_name = "PER_SEC")]
+    rate: Option<f64>,
+    /// Replay at the captured pace times FACTOR (default: as fast as allowed).
+    #[arg(long, value_name = "FACTOR")]
+    pace: Option<f64>,
+    #[command(flatten)]
+    capture: CaptureArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Exchanges to send to the legacy service.
+    #[arg(long, default_value_t = 300)]
+    requests: usize,
+    /// Use the bundled capture instead of capturing live on lo.
+    #[arg(long)]
+    offline: bool,
 }
 
 #[derive(Args, Clone)]
@@ -69,6 +118,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
+        Command::Replay(args) => replay(args),
+        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -218,4 +269,50 @@ impl ProgressBar {
             bar.finish_and_clear();
         }
     }
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &args.candidate {
+        config.candidate.url = Some(url.clone());
+    }
+    let candidate = config
+        .candidate
+        .url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config"))?;
+    let schedule = Schedule {
+        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency).max(1),
+        rate: args.rate.unwrap_or(config.candidate.rate),
+        pace: args.pace.unwrap_or(config.candidate.pace),
+    };
+    let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
+    let replayer = Replayer::new(config, &candidate)?;
+    let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+            (Box::new(std::io::BufWriter::new(file)), false)
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
+    };
+    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&finished.report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+    let table = shadowtap::report::table(&finished.report);
+    if table_to_stderr {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    if let Some(error) = finished.capture_error {
+        eprintln!("shadowtap: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -212,9 +212,33 @@ struct Flow<H> {
     closed: bool,
 }
 
+/// How long the end of a connection closed by a FIN each way is remembered.
+/// Longer than a capture reorders or a sender retransmits for; short enough
+/// that a busy shard's memory for them stays small.
+const CLOSED_LINGER_NS: Nanos = 5_000_000_000;
+
+/// A connection closed by a FIN each way: the 32-bit sequence number of
+/// each direction's FIN (just past its last byte), and when it closed.
+struct Closed {
+    ends: [u32; 2],
+    at: Nanos,
+}
+
+impl Closed {
+    /// The segment carries nothing past the end of its direction: a late
+    /// duplicate or retransmission of the closed connection's data.
+    fn is_stale(&self, dir: Dir, seg: &Segment<'_>) -> bool {
+        let seg_end = seg.seq.wrapping_add(seg.payload.len() as u32);
+        self.ends[dir].wrapping_sub(seg_end) as i32 >= 0
+    }
+}
+
 /// The flow table and reassembly of one shard.
 pub struct Reassembler<H: Handler> {
     flows: FxHashMap<FlowKey, Flow<H>>,
+    /// Connections recently closed by FINs, so that a late copy of their
+    /// data does not open a new connection (see [`Reassembler::segment`]).
+    closed: FxHashMap<FlowKey, Closed>,
     limits: Limits,
     pub stats: Stats,
     ooo_total: usize,
@@ -227,6 +251,7 @@ impl<H: Handler> Reassembler<H> {
     pub fn new(limits: Limits) -> Self {
         Reassembler {
             flows: FxHashMap::default(),
+            closed: FxHashMap::default(),
             limits,
             stats: Stats::default(),
             ooo_total: 0,
@@ -259,8 +284,21 @@ impl<H: Handler> Reassembler<H> {
         {
             self.close(ctx, key, seg.ts);
         }
-        if !self.flows.contains_key(&key) && !self.open(ctx, key, dir, seg) {
-            return;
+        if !self.flows.contains_key(&key) {
+            // A duplicate or retransmission of a connection's data can reach
+            // the capture after both FINs closed it (reordering, a spurious
+            // retransmission). Opened as a connection joined mid-stream, it
+            // would be parsed again: a request emitted twice, the second time
+            // unanswered. Such a copy is dropped; a SYN starts afresh.
+            let stale = self.closed.get(&key).is_some_and(|c| c.is_stale(dir, seg));
+            if stale && !syn_only {
+                self.stats.retransmitted += 1;
+                return;
+            }
+            self.closed.remove(&key);
+            if !self.open(ctx, key, dir, seg) {
+                return;
+            }
         }
         let flow = self.flows.get_mut(&key).expect("flow just ensured");
         flow.last_seen = seg.ts;
@@ -271,7 +309,11 @@ impl<H: Handler> Reassembler<H> {
         };
         flow.segment(ctx, dir, seg, &mut budget);
         if flow.closed {
+            let fin_ends = flow.fin_ends();
             self.close(ctx, key, seg.ts);
+            if let Some(ends) = fin_ends.filter(|_| self.closed.len() < self.limits.max_flows) {
+                self.closed.insert(key, Closed { ends, at: seg.ts });
+            }
         }
     }
 
@@ -323,6 +365,8 @@ impl<H: Handler> Reassembler<H> {
             return;
         }
         self.last_sweep = now;
+        let linger_deadline = now.saturating_sub(CLOSED_LINGER_NS);
+        self.closed.retain(|_, c| c.at >= linger_deadline);
         let deadline = now.saturating_sub(self.limits.idle_timeout_ns);
         let idle: Vec<FlowKey> = self
             .flows
@@ -366,6 +410,13 @@ impl<H: Handler> Flow<H> {
         self.had_data
             || self.streams.iter().any(|s| s.fin.is_some())
             || self.streams[dir].syn_seq.is_some_and(|first| first != seq)
+    }
+
+    /// The 32-bit sequence numbers of both FINs, when each direction ended
+    /// with one (an extended number keeps the 32-bit one in its low half).
+    fn fin_ends(&self) -> Option<[u32; 2]> {
+        let [a, b] = &self.streams;
+        Some([a.fin? as u32, b.fin? as u32])
     }
 
     fn segment(&mut self, ctx: &mut H::Ctx, dir: Dir, seg: &Segment<'_>, budget: &mut Budget<'_>) {
@@ -690,6 +741,28 @@ mod tests {
         std::mem::swap(&mut fin.src, &mut fin.dst);
         r.segment(&mut (), &fin);
         assert_eq!(r.active_flows(), 0);
+    }
+
+    /// Found by tests/reassembly_props.rs: a duplicate of the request that
+    /// arrived after both FINs opened a new, mid-stream connection, and the
+    /// HTTP stage emitted the request a second time, unanswered.
+    #[test]
+    fn a_late_copy_of_a_closed_connections_data_opens_nothing() {
+        let mut r = Reassembler::<Collect>::new(Limits::default());
+        r.segment(&mut (), &seg(u32::MAX - 1, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(u32::MAX, FLAG_FIN, b"request"));
+        let mut fin = seg(500, FLAG_FIN | FLAG_ACK, b"");
+        std::mem::swap(&mut fin.src, &mut fin.dst);
+        r.segment(&mut (), &fin);
+        assert_eq!(r.active_flows(), 0);
+        // Its sequence numbers wrapped; the copy ends at the FIN.
+        r.segment(&mut (), &seg(u32::MAX, FLAG_ACK, b"request"));
+        assert_eq!((r.active_flows(), r.stats.connections), (0, 1));
+        // A new SYN on the same addresses is a new connection.
+        r.segment(&mut (), &seg(7, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(8, 0, b"again"));
+        assert_eq!(stream_of(&r), b"again");
+        assert_eq!(r.stats.connections, 2);
     }
 
     #[test]

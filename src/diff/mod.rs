@@ -1,0 +1,136 @@
+//! Comparison engine: decides whether the candidate service answered the same
+//! as production did.
+//!
+//! **In:** two [`Answer`]s — the *recorded* one (what production really
+//! answered, from the capture) and the *candidate* one (what the rewrite
+//! answered to the replayed request) — and the [`CompareRules`] from the config.
+//!
+//! **Out:** a [`Comparison`]:
+//! - `differences`: every remaining difference, one per leaf, each with a path
+//!   (`status`, `header:<lowercase-name>`, a JSON pointer into a JSON body, or
+//!   `""` for a text/binary body compared as a whole), a [`DiffKind`], and the
+//!   recorded and candidate values as JSON;
+//! - `equivalences`: for each equivalence rule (see [`rule_names`]) that made
+//!   at least one raw difference disappear, how many it made disappear (rules
+//!   with a zero count are absent);
+//! - `ignored`: the paths of differences that were set aside by `ignore_paths`
+//!   or because the header is ignored (only those that actually differed).
+//!
+//! Steps: status (exact) → headers ([`headers`]) → body: decode the
+//! Content-Encoding ([`encoding`]), then compare as JSON ([`tree`] parses,
+//! [`json`] compares), text or bytes ([`text`]), chosen by [`body`].
+
+mod body;
+mod canonical;
+mod encoding;
+mod headers;
+mod json;
+mod number;
+mod pointer;
+mod rules;
+mod text;
+mod timestamp;
+mod tree;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use rules::{CompareRules, rule_names};
+
+/// One HTTP answer as seen on the wire (the body still content-encoded).
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    pub status: u16,
+    /// Header (name, value) pairs in wire order; names in any case.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+/// How the recorded and candidate values differ at a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffKind {
+    /// Both present, values differ.
+    Changed,
+    /// Present in the recorded answer, absent in the candidate's.
+    Missing,
+    /// Absent in the recorded answer, present in the candidate's.
+    Extra,
+    /// Both present with different JSON types (e.g. string vs number).
+    Type,
+}
+
+/// One difference between the recorded and the candidate answer.
+///
+/// `recorded`/`candidate` hold the values at `path` (`null` for an absent
+/// side). For a text body (path `""`): `recorded` is the first 200 characters
+/// of the recorded text and `candidate` a unified-diff excerpt starting with
+/// `@@` (at most 20 lines of at most 200 characters). For a binary body both
+/// are strings like `"1234 bytes sha256:0123456789abcdef"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub path: String,
+    pub kind: DiffKind,
+    pub recorded: Value,
+    pub candidate: Value,
+}
+
+/// The result of comparing two answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    pub differences: Vec<Difference>,
+    /// Rule name -> how many raw differences that rule made disappear in this comparison.
+    pub equivalences: BTreeMap<&'static str, u64>,
+    /// Paths set aside by `ignore_paths` / ignored headers that actually differed.
+    pub ignored: Vec<String>,
+}
+
+impl Comparison {
+    /// No difference remains.
+    pub fn is_equal(&self) -> bool {
+        self.differences.is_empty()
+    }
+
+    /// Records that `rule` made one raw difference disappear.
+    fn count_equivalence(&mut self, rule: &'static str) {
+        *self.equivalences.entry(rule).or_insert(0) += 1;
+    }
+
+    fn push_difference(&mut self, path: &str, kind: DiffKind, recorded: Value, candidate: Value) {
+        self.differences.push(Difference {
+            path: path.to_owned(),
+            kind,
+            recorded,
+            candidate,
+        });
+    }
+}
+
+/// Compares the candidate's answer with the recorded one under `rules`.
+pub fn compare(recorded: &Answer, candidate: &Answer, rules: &CompareRules) -> Comparison {
+    let mut comparison = Comparison::default();
+    compare_status(recorded.status, candidate.status, &mut comparison);
+    if rules.compare_headers {
+        headers::compare_headers(recorded.headers, candidate.headers, rules, &mut comparison);
+    }
+    body::compare_bodies(recorded, candidate, rules, &mut comparison);
+    comparison
+}
+
+fn compare_status(recorded: u16, candidate: u16, out: &mut Comparison) {
+    if recorded != candidate {
+        out.push_difference(
+            "status",
+            DiffKind::Changed,
+            Value::from(recorded),
+            Value::from(candidate),
+        );
+    }
+}

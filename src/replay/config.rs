@@ -1,0 +1,192 @@
+//! The TOML configuration shared by `replay` and `run`: candidate, what may
+//! be replayed, comparison rules (global and per endpoint) and the latency
+//! margin. Errors name the file and line.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::endpoint::Template;
+use crate::diff::CompareRules;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub candidate: CandidateConfig,
+    pub replay: ReplayConfig,
+    pub compare: CompareRules,
+    pub latency: LatencyConfig,
+    /// Per-endpoint templates and rules, first match wins.
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            candidate: CandidateConfig::default(),
+            replay: ReplayConfig::default(),
+            compare: CompareRules::default(),
+            latency: LatencyConfig::default(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CandidateConfig {
+    pub url: Option<String>,
+    /// Host header sent to the candidate: "candidate" (its own authority),
+    /// "keep" (as captured), or a literal host.
+    pub host_header: String,
+    /// Header added to every replayed request so the candidate (and the
+    /// daemon's own capture) can tell replays apart.
+    pub marker_header: String,
+    pub marker_value: String,
+    pub timeout_ms: u64,
+    pub concurrency: usize,
+    /// Requests per second at most (0: no limit).
+    pub rate: f64,
+    /// 0: as fast as the limits allow; otherwise replay at the captured
+    /// pace times this factor (2 = twice as fast).
+    pub pace: f64,
+}
+
+impl Default for CandidateConfig {
+    fn default() -> Self {
+        CandidateConfig {
+            url: None,
+            host_header: "candidate".into(),
+            marker_header: "X-Shadowtap-Replay".into(),
+            marker_value: "1".into(),
+            timeout_ms: 10_000,
+            concurrency: 32,
+            rate: 0.0,
+            pace: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Methods replayed everywhere (safe ones by default).
+    pub methods: Vec<String>,
+    /// Endpoint templates whose writes go to the candidate's own sister
+    /// datastores, so they may be replayed (e.g. "POST /api/comments").
+    pub allow_writes: Vec<String>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig { methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()], allow_writes: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatencyConfig {
+    /// An endpoint is flagged when the candidate's p99 exceeds the recorded
+    /// p99 by more than this share and by more than `p99_margin_ms`.
+    pub p99_margin_percent: f64,
+    pub p99_margin_ms: f64,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        LatencyConfig { p99_margin_percent: 20.0, p99_margin_ms: 5.0 }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// "METHOD /path/{placeholder}".
+    pub template: String,
+    pub ignore_paths: Vec<String>,
+    pub unordered_arrays: Vec<String>,
+    pub ignore_headers: Vec<String>,
+    /// Writes on this endpoint go to sister datastores: replay them.
+    pub allow_writes: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}:{line}: {reason}")]
+    Invalid { path: String, line: usize, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let invalid = |line: usize, reason: String| ConfigError::Invalid { path: name.to_string(), line, reason };
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| text[..span.start.min(text.len())].lines().count().max(1));
+            invalid(line, e.message().to_string())
+        })?;
+        for endpoint in &config.endpoints {
+            if Template::parse(&endpoint.template).is_none() {
+                let line = line_of(text, &endpoint.template);
+                return Err(invalid(line, format!("bad endpoint template {:?} (want \"METHOD /path/{{id}}\")", endpoint.template)));
+            }
+        }
+        for write in &config.replay.allow_writes {
+            if Template::parse(write).is_none() {
+                return Err(invalid(line_of(text, write), format!("bad allow_writes template {write:?}")));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn templates(&self) -> Vec<Template> {
+        self.endpoints.iter().filter_map(|e| Template::parse(&e.template)).collect()
+    }
+
+    /// Comparison rules for an endpoint: global rules plus its own.
+    pub fn rules_for(&self, endpoint: &str) -> CompareRules {
+        let mut rules = self.compare.clone();
+        if let Some(e) = self.endpoints.iter().find(|e| Template::parse(&e.template).is_some_and(|t| t.text == endpoint)) {
+            rules.ignore_paths.extend(e.ignore_paths.iter().cloned());
+            rules.unordered_arrays.extend(e.unordered_arrays.iter().cloned());
+            rules.ignore_headers.extend(e.ignore_headers.iter().cloned());
+        }
+        rules
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).map_or(1, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = Config::parse("[candidate]\nurl = \"http://x\"\ntimeout_ms = \"soon\"\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:3: "), "{err}");
+        let err = Config::parse("[candidate]\nnope = 1\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:2: "), "{err}");
+        let err = Config::parse("[[endpoints]]\ntemplate = \"users\"\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:2: bad endpoint template"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_rules_add_to_global_rules() {
+        let c = Config::parse(
+            "[compare]\nignore_paths=[\"/a\"]\n[[endpoints]]\ntemplate=\"GET /u/{id}\"\nignore_paths=[\"/b\"]\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.rules_for("GET /u/{id}").ignore_paths, vec!["/a", "/b"]);
+        assert_eq!(c.rules_for("GET /other").ignore_paths, vec!["/a"]);
+    }
+}

@@ -1,0 +1,260 @@
+//! Replay stage: ordered exchanges in (from the pipeline); each one that
+//! may be replayed is sent to the candidate, its answer compared with the
+//! recorded one ([`crate::diff`]), and an [`Outcome`] comes out per
+//! captured exchange, to the `--out` JSON Lines and to the report.
+//!
+//! Replay is off the critical path: exchanges arrive over a bounded queue.
+//! From files the queue waits (nothing is lost); live, a full queue drops
+//! the exchange and counts it, so capture never waits for the candidate.
+
+pub mod client;
+pub mod config;
+pub mod endpoint;
+pub mod session;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::diff::{self, Answer, Difference};
+use crate::exchange::{format_ts, Exchange, Nanos};
+use client::{CandidateAnswer, CandidateClient};
+use config::Config;
+use endpoint::Template;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    Match,
+    Diff,
+    Skipped,
+    Error,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Match => "match",
+            OutcomeKind::Diff => "diff",
+            OutcomeKind::Skipped => "skipped",
+            OutcomeKind::Error => "error",
+        }
+    }
+
+    /// The candidate answered and the answers were compared.
+    pub fn was_compared(self) -> bool {
+        matches!(self, OutcomeKind::Match | OutcomeKind::Diff)
+    }
+}
+
+/// One line of `--out`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub ts: String,
+    pub method: String,
+    pub uri: String,
+    pub endpoint: String,
+    pub outcome: OutcomeKind,
+    pub differences: Vec<Difference>,
+    pub recorded_status: Option<u16>,
+    pub candidate_status: Option<u16>,
+    pub recorded_latency_us: Option<u64>,
+    pub candidate_latency_us: Option<u64>,
+    pub error: Option<String>,
+    /// Why an exchange was not replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Equivalence rules that made raw differences disappear.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub equivalences: BTreeMap<&'static str, u64>,
+}
+
+/// Everything replay needs, shared by its tasks.
+pub struct Replayer {
+    config: Config,
+    templates: Vec<Template>,
+    writes: Vec<Template>,
+    client: CandidateClient,
+}
+
+impl Replayer {
+    pub fn new(config: Config, candidate: &str) -> Result<Replayer, client::ClientError> {
+        let client = CandidateClient::new(candidate, &config.candidate)?;
+        let templates = config.templates();
+        let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
+        writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
+        Ok(Replayer { config, templates, writes, client })
+    }
+
+    fn endpoint(&self, exchange: &Exchange) -> String {
+        endpoint::endpoint_of(&exchange.request.method, &exchange.request.uri, &self.templates)
+    }
+
+    /// Why this exchange must not be replayed, if so.
+    fn skip_reason(&self, exchange: &Exchange) -> Option<String> {
+        let request = &exchange.request;
+        let method_ok = self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&request.method));
+        let path = endpoint::path_of(&request.uri);
+        let write_ok = self.writes.iter().any(|t| t.matches(&request.method, path));
+        if !method_ok && !write_ok {
+            return Some(format!("{} is not replayed (not a safe method, no allow_writes route)", request.method));
+        }
+        let Some(response) = &exchange.response else {
+            return Some("no recorded response".into());
+        };
+        if exchange.gap {
+            return Some("capture gap in this exchange".into());
+        }
+        if request.payload.truncated || response.payload.truncated {
+            return Some("body larger than --body-limit".into());
+        }
+        if response.status == 101 || request.method.eq_ignore_ascii_case("CONNECT") {
+            return Some("protocol switch or tunnel".into());
+        }
+        None
+    }
+
+    fn base_outcome(&self, exchange: &Exchange, endpoint: String) -> Outcome {
+        Outcome {
+            ts: format_ts(exchange.request.ts),
+            method: exchange.request.method.clone(),
+            uri: exchange.request.uri.clone(),
+            endpoint,
+            outcome: OutcomeKind::Skipped,
+            differences: Vec::new(),
+            recorded_status: exchange.response.as_ref().map(|r| r.status),
+            candidate_status: None,
+            recorded_latency_us: exchange.latency_us(),
+            candidate_latency_us: None,
+            error: None,
+            reason: None,
+            equivalences: BTreeMap::new(),
+        }
+    }
+
+    /// Replays one exchange (or says why not) and compares the answers.
+    pub async fn process(&self, exchange: &Exchange) -> Outcome {
+        let endpoint = self.endpoint(exchange);
+        let mut outcome = self.base_outcome(exchange, endpoint);
+        if let Some(reason) = self.skip_reason(exchange) {
+            outcome.reason = Some(reason);
+            return outcome;
+        }
+        match self.client.send(&exchange.request).await {
+            Err(e) => {
+                outcome.outcome = OutcomeKind::Error;
+                outcome.error = Some(e.to_string());
+            }
+            Ok(answer) => self.compare_into(&mut outcome, exchange, &answer),
+        }
+        outcome
+    }
+
+    fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+        let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
+        outcome.candidate_status = Some(answer.status);
+        outcome.candidate_latency_us = Some(answer.latency_us);
+        let rules = self.config.rules_for(&outcome.endpoint);
+        let recorded_answer =
+            Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
+        let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
+        let comparison = diff::compare(&recorded_answer, &candidate_answer, &rules);
+        outcome.outcome = if comparison.differences.is_empty() { OutcomeKind::Match } else { OutcomeKind::Diff };
+        outcome.differences = comparison.differences;
+        outcome.equivalences = comparison.equivalences;
+    }
+}
+
+/// How replay is fed and paced.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub concurrency: usize,
+    /// Requests per second at most (0: unlimited).
+    pub rate: f64,
+    /// 0: as fast as possible; else the captured pace times this factor.
+    pub pace: f64,
+}
+
+/// Replays every exchange from `input` with bounded concurrency, sending
+/// each outcome to `output` (in completion order).
+pub async fn run(
+    replayer: Arc<Replayer>,
+    mut input: mpsc::Receiver<Exchange>,
+    output: mpsc::Sender<Outcome>,
+    schedule: Schedule,
+) {
+    let permits = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
+    let mut limiter = RateLimiter::new(schedule.rate);
+    let mut pacer = Pacer::new(schedule.pace);
+    while let Some(exchange) = input.recv().await {
+        if replayer.skip_reason(&exchange).is_some() {
+            let outcome = replayer.process(&exchange).await;
+            if output.send(outcome).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        pacer.wait_for(exchange.request.ts).await;
+        limiter.wait().await;
+        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+        let (replayer, output) = (replayer.clone(), output.clone());
+        tokio::spawn(async move {
+            let outcome = replayer.process(&exchange).await;
+            drop(permit);
+            let _ = output.send(outcome).await;
+        });
+    }
+    // Wait for the tasks still running: they hold permits.
+    let _ = permits.acquire_many(schedule.concurrency.max(1) as u32).await;
+}
+
+/// At most `rate` starts per second, evenly spaced.
+struct RateLimiter {
+    interval: Option<Duration>,
+    next: Instant,
+}
+
+impl RateLimiter {
+    fn new(rate: f64) -> Self {
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        RateLimiter { interval, next: Instant::now() }
+    }
+
+    async fn wait(&mut self) {
+        let Some(interval) = self.interval else { return };
+        let now = Instant::now();
+        if self.next > now {
+            tokio::time::sleep(self.next - now).await;
+        }
+        self.next = self.next.max(now) + interval;
+    }
+}
+
+/// Replays at the captured pace (scaled): the n-th request starts
+/// (ts_n - ts_0) / factor after the first.
+struct Pacer {
+    factor: f64,
+    start: Option<(Nanos, Instant)>,
+}
+
+impl Pacer {
+    fn new(factor: f64) -> Self {
+        Pacer { factor, start: None }
+    }
+
+    async fn wait_for(&mut self, ts: Nanos) {
+        if self.factor <= 0.0 {
+            return;
+        }
+        let (first_ts, first_at) = *self.start.get_or_insert((ts, Instant::now()));
+        let offset = (ts - first_ts).max(0) as f64 / 1e9 / self.factor;
+        let due = first_at + Duration::from_secs_f64(offset);
+        let now = Instant::now();
+        if due > now {
+            tokio::time::sleep(due - now).await;
+        }
+    }
+}

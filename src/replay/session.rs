@@ -1,0 +1,87 @@
+//! One replay session from start to end: the pipeline's ordered exchanges
+//! are handed to the async replayer over a bounded queue, outcomes are
+//! written as JSON Lines and folded into the report. Shared by `replay`,
+//! `demo` and the live daemon.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{Outcome, Replayer, Schedule};
+use crate::exchange::Exchange;
+use crate::pipeline::{Running, Summary};
+use crate::report::{LatencyMargin, Report, ReportJson};
+
+/// What a finished session hands back.
+pub struct Finished {
+    pub report: ReportJson,
+    pub summary: Summary,
+    pub capture_error: Option<crate::capture::CaptureError>,
+    pub outcomes: u64,
+}
+
+/// Where outcome lines go.
+pub type OutcomeSink = Box<dyn Write + Send>;
+
+/// Runs replay over a running pipeline until its exchanges are exhausted.
+/// `wait_when_full`: files wait for replay (no loss); live drops and counts.
+pub fn replay_pipeline(
+    running: Running,
+    replayer: Replayer,
+    schedule: Schedule,
+    mut sink: OutcomeSink,
+    margin: LatencyMargin,
+    wait_when_full: bool,
+) -> std::io::Result<Finished> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("replay")
+        .build()?;
+    let queue_depth = schedule.concurrency.max(1) * 4;
+    let (tx, rx) = mpsc::channel::<Exchange>(queue_depth);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1024);
+    let exchanges = running.exchanges.clone();
+    let feeder = std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
+        let mut dropped = 0u64;
+        for batch in exchanges.iter() {
+            for exchange in batch {
+                if wait_when_full {
+                    if tx.blocking_send(exchange).is_err() {
+                        return dropped;
+                    }
+                } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(exchange) {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    })?;
+    let replayer = Arc::new(replayer);
+    let (report, outcomes, write_result) = runtime.block_on(async move {
+        let replay = tokio::spawn(super::run(replayer, rx, out_tx, schedule));
+        let mut report = Report::default();
+        let mut outcomes = 0u64;
+        let mut write_result = Ok(());
+        while let Some(outcome) = out_rx.recv().await {
+            report.add(&outcome);
+            outcomes += 1;
+            if write_result.is_ok() {
+                write_result = serde_json::to_writer(&mut sink, &outcome)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| sink.write_all(b"\n"));
+            }
+        }
+        let _ = replay.await;
+        if write_result.is_ok() {
+            write_result = sink.flush();
+        }
+        (report, outcomes, write_result)
+    });
+    let mut report = report;
+    report.replay_queue_drops = feeder.join().unwrap_or(0);
+    let (summary, capture_error) = running.finish();
+    write_result?;
+    Ok(Finished { report: report.to_json(margin), summary, capture_error, outcomes })
+}

@@ -1,0 +1,244 @@
+//! Report stage: per-exchange outcomes in (from replay and diff); out, the
+//! per-endpoint summary: outcome counts, recorded and candidate latency
+//! percentiles (HdrHistogram), the fields that differ most, and how many
+//! differences each equivalence rule explained. Written as JSON and as a
+//! table for people.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::replay::Outcome;
+
+/// Latency histogram bounds: 1 µs to 1 hour, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Clone)]
+struct EndpointStats {
+    count: u64,
+    outcomes: BTreeMap<String, u64>,
+    recorded: Histogram<u64>,
+    candidate: Histogram<u64>,
+    fields: HashMap<String, u64>,
+}
+
+impl Default for EndpointStats {
+    fn default() -> Self {
+        EndpointStats {
+            count: 0,
+            outcomes: BTreeMap::new(),
+            recorded: histogram(),
+            candidate: histogram(),
+            fields: HashMap::new(),
+        }
+    }
+}
+
+/// Aggregates outcomes as they come.
+#[derive(Default)]
+pub struct Report {
+    endpoints: BTreeMap<String, EndpointStats>,
+    equivalences: BTreeMap<String, u64>,
+    /// Exchanges the live daemon could not replay because the queue was full.
+    pub replay_queue_drops: u64,
+}
+
+#[derive(Serialize)]
+pub struct FieldCount {
+    pub path: String,
+    pub count: u64,
+}
+
+#[derive(Serialize)]
+pub struct EndpointReport {
+    pub endpoint: String,
+    pub count: u64,
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub diff: u64,
+    pub skipped: u64,
+    pub error: u64,
+    pub recorded_p50_us: Option<u64>,
+    pub recorded_p90_us: Option<u64>,
+    pub recorded_p99_us: Option<u64>,
+    pub recorded_max_us: Option<u64>,
+    pub candidate_p50_us: Option<u64>,
+    pub candidate_p90_us: Option<u64>,
+    pub candidate_p99_us: Option<u64>,
+    pub candidate_max_us: Option<u64>,
+    /// Candidate p99 worse than recorded by more than the configured margin.
+    pub latency_regression: bool,
+    pub top_fields: Vec<FieldCount>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Totals {
+    pub count: u64,
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub diff: u64,
+    pub skipped: u64,
+    pub error: u64,
+    pub replay_queue_drops: u64,
+}
+
+#[derive(Serialize)]
+pub struct ReportJson {
+    pub endpoints: Vec<EndpointReport>,
+    pub totals: Totals,
+    pub equivalences: BTreeMap<String, u64>,
+}
+
+/// When a candidate's p99 counts as a regression.
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyMargin {
+    pub percent: f64,
+    pub ms: f64,
+}
+
+fn quantile(h: &Histogram<u64>, q: f64) -> Option<u64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q))
+}
+
+impl Report {
+    pub fn add(&mut self, outcome: &Outcome) {
+        let stats = self.endpoints.entry(outcome.endpoint.clone()).or_default();
+        stats.count += 1;
+        *stats.outcomes.entry(outcome.outcome.as_str().to_string()).or_default() += 1;
+        if outcome.outcome.was_compared() {
+            if let Some(us) = outcome.recorded_latency_us {
+                let _ = stats.recorded.record(us.max(1));
+            }
+            if let Some(us) = outcome.candidate_latency_us {
+                let _ = stats.candidate.record(us.max(1));
+            }
+        }
+        for d in &outcome.differences {
+            *stats.fields.entry(d.path.clone()).or_default() += 1;
+        }
+        for (rule, n) in &outcome.equivalences {
+            *self.equivalences.entry(rule.to_string()).or_default() += n;
+        }
+    }
+
+    pub fn to_json(&self, margin: LatencyMargin) -> ReportJson {
+        let mut totals = Totals { replay_queue_drops: self.replay_queue_drops, ..Default::default() };
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|(name, s)| {
+                let get = |k: &str| s.outcomes.get(k).copied().unwrap_or(0);
+                let mut top: Vec<FieldCount> =
+                    s.fields.iter().map(|(path, count)| FieldCount { path: path.clone(), count: *count }).collect();
+                top.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
+                top.truncate(5);
+                let report = EndpointReport {
+                    endpoint: name.clone(),
+                    count: s.count,
+                    matched: get("match"),
+                    diff: get("diff"),
+                    skipped: get("skipped"),
+                    error: get("error"),
+                    recorded_p50_us: quantile(&s.recorded, 0.5),
+                    recorded_p90_us: quantile(&s.recorded, 0.9),
+                    recorded_p99_us: quantile(&s.recorded, 0.99),
+                    recorded_max_us: (!s.recorded.is_empty()).then(|| s.recorded.max()),
+                    candidate_p50_us: quantile(&s.candidate, 0.5),
+                    candidate_p90_us: quantile(&s.candidate, 0.9),
+                    candidate_p99_us: quantile(&s.candidate, 0.99),
+                    candidate_max_us: (!s.candidate.is_empty()).then(|| s.candidate.max()),
+                    latency_regression: is_slower(quantile(&s.recorded, 0.99), quantile(&s.candidate, 0.99), margin),
+                    top_fields: top,
+                };
+                totals.count += report.count;
+                totals.matched += report.matched;
+                totals.diff += report.diff;
+                totals.skipped += report.skipped;
+                totals.error += report.error;
+                report
+            })
+            .collect();
+        ReportJson { endpoints, totals, equivalences: self.equivalences.clone() }
+    }
+}
+
+/// Candidate p99 worse than recorded p99 by more than both margins.
+pub fn is_slower(recorded_p99: Option<u64>, candidate_p99: Option<u64>, margin: LatencyMargin) -> bool {
+    match (recorded_p99, candidate_p99) {
+        (Some(r), Some(c)) => {
+            let (r, c) = (r as f64, c as f64);
+            c > r * (1.0 + margin.percent / 100.0) && c - r > margin.ms * 1000.0
+        }
+        _ => false,
+    }
+}
+
+fn ms(us: Option<u64>) -> String {
+    us.map_or_else(|| "-".to_string(), |us| format!("{:.1}", us as f64 / 1000.0))
+}
+
+/// The per-endpoint table people read at the end of a run.
+pub fn table(report: &ReportJson) -> String {
+    let width = report.endpoints.iter().map(|e| e.endpoint.len()).max().unwrap_or(8).clamp(8, 60);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>9} {:>9}  {:>9} {:>9}  top differing fields",
+        "endpoint", "count", "match", "diff", "skip", "error", "rec p50", "rec p99", "cand p50", "cand p99"
+    );
+    for e in &report.endpoints {
+        let flag = if e.latency_regression { " SLOWER" } else { "" };
+        let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms{flag}  {}",
+            truncate(&e.endpoint, width),
+            e.count,
+            e.matched,
+            e.diff,
+            e.skipped,
+            e.error,
+            ms(e.recorded_p50_us),
+            ms(e.recorded_p99_us),
+            ms(e.candidate_p50_us),
+            ms(e.candidate_p99_us),
+            fields.join(", ")
+        );
+    }
+    let t = &report.totals;
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}",
+        "total", t.count, t.matched, t.diff, t.skipped, t.error
+    );
+    if !report.equivalences.is_empty() {
+        let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "differences explained by equivalence rules: {}", rules.join(", "));
+    }
+    if t.replay_queue_drops > 0 {
+        let _ = writeln!(out, "exchanges dropped because replay fell behind: {}", t.replay_queue_drops);
+    }
+    out
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.len() <= width { s.to_string() } else { format!("{}…", &s[..s.floor_char_boundary(width - 1)]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slower_needs_both_the_relative_and_the_absolute_margin() {
+        let m = LatencyMargin { percent: 20.0, ms: 5.0 };
+        assert!(!is_slower(Some(100), Some(900), m), "0.8 ms worse is within 5 ms");
+        assert!(is_slower(Some(100_000), Some(130_000), m));
+        assert!(!is_slower(Some(100_000), Some(119_000), m));
+        assert!(!is_slower(None, Some(1), m));
+    }
+}
