@@ -172,10 +172,10 @@ fn bundled_capture() -> PathBuf {
 }
 
 /// Runs the demo; prints the report table to stdout.
-pub fn run(requests: usize, offline: bool) -> anyhow::Result<()> {
+pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (legacy, candidate) = runtime.block_on(async {
-        let legacy = start_service(Flavor::Legacy, 0).await?;
+        let legacy = start_service(Flavor::Legacy, legacy_port).await?;
         let candidate = start_service(Flavor::Candidate, 0).await?;
         Ok::<_, std::io::Error>((legacy, candidate))
     })?;

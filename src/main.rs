@@ -76,6 +76,9 @@ struct DemoArgs {
     /// Use the bundled capture instead of capturing live on lo.
     #[arg(long)]
     offline: bool,
+    /// Port of the legacy service (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    legacy_port: u16,
 }
 
 #[derive(Args, Clone)]
@@ -119,7 +122,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
-        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline).map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
