@@ -348,7 +348,11 @@ impl LiveCapture {
     /// Waits until the capture has packets, at most `ms` milliseconds.
     fn wait_readable(&self, ms: i32) {
         use std::os::fd::AsRawFd;
-        let mut fds = libc::pollfd { fd: self.capture.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut fds = libc::pollfd {
+            fd: self.capture.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         unsafe { libc::poll(&mut fds, 1, ms) };
     }

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shadowtap::pipeline::{self, Source, Summary};
 use shadowtap::replay::config::Config;
-use shadowtap::replay::session::{replay_pipeline, OutcomeSink};
+use shadowtap::replay::session::{OutcomeSink, replay_pipeline};
 use shadowtap::replay::{Replayer, Schedule};
 use shadowtap::report::LatencyMargin;
 
@@ -122,7 +122,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
-        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline, args.legacy_port)
+            .map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -282,30 +283,39 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.candidate {
         config.candidate.url = Some(url.clone());
     }
-    let candidate = config
-        .candidate
-        .url
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config"))?;
+    let candidate = config.candidate.url.clone().ok_or_else(|| {
+        anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config")
+    })?;
     let schedule = Schedule {
-        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency).max(1),
+        concurrency: args
+            .concurrency
+            .unwrap_or(config.candidate.concurrency)
+            .max(1),
         rate: args.rate.unwrap_or(config.candidate.rate),
         pace: args.pace.unwrap_or(config.candidate.pace),
     };
-    let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
+    let margin = LatencyMargin {
+        percent: config.latency.p99_margin_percent,
+        ms: config.latency.p99_margin_ms,
+    };
     let replayer = Replayer::new(config, &candidate)?;
     let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("{}: cannot create", path.display()))?;
             (Box::new(std::io::BufWriter::new(file)), false)
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
-    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let running = pipeline::start(
+        Source::Files(args.files.clone()),
+        pipeline_config(&args.capture),
+    );
     let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&finished.report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("{}: cannot write report", path.display()))?;
     }
     let table = shadowtap::report::table(&finished.report);
     if table_to_stderr {

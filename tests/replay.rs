@@ -1,0 +1,130 @@
+//! Replay against real HTTP services on loopback: the bundled capture of
+//! the demo's legacy service (pcaps/demo.pcap, captured with tcpdump here) is
+//! replayed to a candidate started by the test, with planted regressions
+//! and form-only differences, through the `shadowtap replay` binary.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+use shadowtap::demo::{start_service, Flavor};
+
+fn demo_pcap() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.pcap").to_string()
+}
+
+/// Starts a service on its own runtime thread; it lives as long as the test.
+fn service(flavor: Flavor) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let addr = start_service(flavor, 0).await.unwrap();
+            tx.send(addr).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shadowtap")).arg("replay").args(args).output().unwrap()
+}
+
+fn outcomes(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn planted_regressions_are_diffs_and_form_differences_are_equivalences() {
+    let candidate = service(Flavor::Candidate);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
+    let result = replay(&[
+        &demo_pcap(),
+        "--candidate",
+        &format!("http://{candidate}"),
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    assert_eq!(lines.len(), 300, "one outcome per captured exchange");
+    let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &lines {
+        *by_outcome.entry(l["outcome"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(by_outcome.get("skipped"), Some(&30), "POSTs are not replayed: {by_outcome:?}");
+    assert_eq!(by_outcome.get("error"), None);
+    // Every 7th user's email is wrong: a diff at /email and nowhere else.
+    for l in lines.iter().filter(|l| l["endpoint"] == "GET /api/users/{id}") {
+        let id: u64 = l["uri"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+        let paths: Vec<&str> = l["differences"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+        if id % 7 == 0 {
+            assert_eq!(l["outcome"], "diff");
+            assert_eq!(paths, vec!["/email"]);
+        } else {
+            assert_eq!(l["outcome"], "match", "{l}");
+        }
+    }
+    // Orders ending in 5 fail with 500 on the candidate.
+    for l in lines.iter().filter(|l| l["endpoint"] == "GET /api/orders/{id}") {
+        let id: u64 = l["uri"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+        let want_status = if id % 10 == 5 { 500 } else { 200 };
+        assert_eq!(l["candidate_status"], want_status);
+        assert_eq!(l["recorded_status"], 200);
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let eq = &report["equivalences"];
+    for rule in ["key_order", "number_format", "timestamp_instant"] {
+        assert!(eq[rule].as_u64().unwrap() > 0, "{rule} explained nothing: {eq}");
+    }
+    let products = report["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "GET /api/products").unwrap();
+    assert_eq!(products["diff"], 30);
+    assert!(products["top_fields"][0]["path"].as_str().unwrap().ends_with("/currency"));
+    let search = report["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "GET /api/search").unwrap();
+    assert_eq!(search["latency_regression"], true, "the candidate sleeps 40 ms on search");
+    assert!(search["candidate_p50_us"].as_u64().unwrap() >= 40_000);
+}
+
+#[test]
+fn the_same_service_as_candidate_matches_everything() {
+    let legacy_twin = service(Flavor::Legacy);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let result = replay(&[&demo_pcap(), "--candidate", &format!("http://{legacy_twin}"), "--out", out.to_str().unwrap()]);
+    assert!(result.status.success());
+    let lines = outcomes(&out);
+    assert!(lines.iter().all(|l| l["outcome"] == "match" || l["outcome"] == "skipped"), "a twin must match");
+    assert_eq!(lines.iter().filter(|l| l["outcome"] == "match").count(), 270);
+}
+
+#[test]
+fn a_candidate_that_is_down_gives_errors_and_replay_goes_on() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let result = replay(&[&demo_pcap(), "--candidate", &format!("http://127.0.0.1:{port}"), "--out", out.to_str().unwrap()]);
+    assert!(result.status.success());
+    let lines = outcomes(&out);
+    assert_eq!(lines.len(), 300);
+    let errors: Vec<_> = lines.iter().filter(|l| l["outcome"] == "error").collect();
+    assert_eq!(errors.len(), 270);
+    assert!(errors[0]["error"].as_str().unwrap().contains("refused"), "{}", errors[0]);
+}
+
+#[test]
+fn bad_config_and_bad_url_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[candidate]\nurl = \"http://127.0.0.1:1\"\ntimeout_ms = \"soon\"\n").unwrap();
+    let result = replay(&[&demo_pcap(), "--config", config.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.trim().starts_with(&format!("shadowtap: {}:3: ", config.display())), "{err}");
+    let result = replay(&[&demo_pcap(), "--candidate", "ftp://x"]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("bad candidate URL"));
+}
