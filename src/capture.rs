@@ -32,12 +32,7 @@ pub enum CaptureError {
     )]
     UnsupportedLink { path: PathBuf, linktype: i32 },
     #[error("{path}: truncated capture at byte {offset} (after {packets} packets): {reason}")]
-    Truncated {
-        path: PathBuf,
-        offset: String,
-        packets: u64,
-        reason: String,
-    },
+    Truncated { path: PathBuf, offset: String, packets: u64, reason: String },
     #[error("{path}: {reason}")]
     Libpcap { path: PathBuf, reason: String },
     #[error("interface {interface}: {reason}")]
@@ -64,28 +59,18 @@ pub struct CaptureFile {
     inflater: Option<JoinHandle<Result<(), String>>>,
 }
 
-const PCAP_MAGICS: [[u8; 4]; 4] = [
-    [0xa1, 0xb2, 0xc3, 0xd4],
-    [0xd4, 0xc3, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0x3c, 0x4d],
-    [0x4d, 0x3c, 0xb2, 0xa1],
-];
+const PCAP_MAGICS: [[u8; 4]; 4] =
+    [[0xa1, 0xb2, 0xc3, 0xd4], [0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d], [0x4d, 0x3c, 0xb2, 0xa1]];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl CaptureFile {
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
-        let unreadable = |e: std::io::Error| CaptureError::Unreadable {
-            path: path.into(),
-            reason: e.to_string(),
-        };
+        let unreadable = |e: std::io::Error| CaptureError::Unreadable { path: path.into(), reason: e.to_string() };
         let mut file = File::open(path).map_err(unreadable)?;
         let size = file.metadata().map_err(unreadable)?.len();
         if file.metadata().map_err(unreadable)?.is_dir() {
-            return Err(CaptureError::Unreadable {
-                path: path.into(),
-                reason: "is a directory".into(),
-            });
+            return Err(CaptureError::Unreadable { path: path.into(), reason: "is a directory".into() });
         }
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut file, &mut magic).map_err(unreadable)?;
@@ -102,30 +87,16 @@ impl CaptureFile {
         };
         let is_pcap = PCAP_MAGICS.contains(&inner_magic);
         if !is_pcap && inner_magic != PCAPNG_MAGIC {
-            let magic = inner_magic
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Err(CaptureError::NotACapture {
-                path: path.into(),
-                magic,
-            });
+            let magic = inner_magic.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+            return Err(CaptureError::NotACapture { path: path.into(), magic });
         }
         // SAFETY: the descriptor is ours alone and handed over to libpcap,
         // which closes it with the capture.
-        let capture =
-            unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
-                .map_err(|e| CaptureError::Libpcap {
-                    path: path.into(),
-                    reason: e.to_string(),
-                })?;
+        let capture = unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
+            .map_err(|e| CaptureError::Libpcap { path: path.into(), reason: e.to_string() })?;
         let linktype = capture.get_datalink().0;
         if !crate::decode::is_supported_linktype(linktype) {
-            return Err(CaptureError::UnsupportedLink {
-                path: path.into(),
-                linktype,
-            });
+            return Err(CaptureError::UnsupportedLink { path: path.into(), linktype });
         }
         Ok(CaptureFile {
             path: path.into(),
@@ -157,11 +128,7 @@ impl CaptureFile {
                 }
                 let ts = header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos;
                 // SAFETY: see `detach`.
-                Ok(Some(Frame {
-                    ts,
-                    linktype: self.linktype,
-                    data: unsafe { &*data },
-                }))
+                Ok(Some(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
             }
             Err(pcap::Error::NoMorePackets) => self.finish_inflater().map(|_| None),
             Err(e) => {
@@ -188,16 +155,12 @@ impl CaptureFile {
                 packets: self.packets,
                 reason: format!("gzip stream: {reason}"),
             }),
-            Err(_) => Err(CaptureError::Libpcap {
-                path: self.path.clone(),
-                reason: "gzip reader failed".into(),
-            }),
+            Err(_) => Err(CaptureError::Libpcap { path: self.path.clone(), reason: "gzip reader failed".into() }),
         }
     }
 
     fn offset_text(&self) -> String {
-        self.offset
-            .map_or_else(|| "unknown".to_string(), |o| o.to_string())
+        self.offset.map_or_else(|| "unknown".to_string(), |o| o.to_string())
     }
 
     fn classify(&self, error: pcap::Error) -> CaptureError {
@@ -270,10 +233,8 @@ pub struct LiveCapture {
 impl LiveCapture {
     /// Opens `options.interface`; `stop` ends the capture when set.
     pub fn open(options: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveCapture, CaptureError> {
-        let live_error = |e: pcap::Error| CaptureError::Live {
-            interface: options.interface.clone(),
-            reason: e.to_string(),
-        };
+        let live_error =
+            |e: pcap::Error| CaptureError::Live { interface: options.interface.clone(), reason: e.to_string() };
         let mut capture = Capture::from_device(options.interface.as_str())
             .map_err(live_error)?
             .snaplen(options.snaplen)
@@ -289,12 +250,10 @@ impl LiveCapture {
             .setnonblock()
             .map_err(live_error)?;
         if !options.filter.is_empty() {
-            capture
-                .filter(&options.filter, true)
-                .map_err(|e| CaptureError::Live {
-                    interface: options.interface.clone(),
-                    reason: format!("bad filter {:?}: {e}", options.filter),
-                })?;
+            capture.filter(&options.filter, true).map_err(|e| CaptureError::Live {
+                interface: options.interface.clone(),
+                reason: format!("bad filter {:?}: {e}", options.filter),
+            })?;
         }
         let linktype = capture.get_datalink().0;
         if !crate::decode::is_supported_linktype(linktype) {
@@ -324,35 +283,23 @@ impl LiveCapture {
         }
         match detach(self.capture.next_packet()) {
             Ok((header, data)) => {
-                let ts =
-                    header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos * 1_000;
+                let ts = header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos * 1_000;
                 // SAFETY: see `detach`.
-                Ok(LiveEvent::Frame(Frame {
-                    ts,
-                    linktype: self.linktype,
-                    data: unsafe { &*data },
-                }))
+                Ok(LiveEvent::Frame(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
             }
             Err(pcap::Error::TimeoutExpired) => {
                 self.wait_readable(100);
                 self.refresh_counters();
                 Ok(LiveEvent::Idle(now_nanos()))
             }
-            Err(e) => Err(CaptureError::Live {
-                interface: self.interface.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(CaptureError::Live { interface: self.interface.clone(), reason: e.to_string() }),
         }
     }
 
     /// Waits until the capture has packets, at most `ms` milliseconds.
     fn wait_readable(&self, ms: i32) {
         use std::os::fd::AsRawFd;
-        let mut fds = libc::pollfd {
-            fd: self.capture.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut fds = libc::pollfd { fd: self.capture.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
         unsafe { libc::poll(&mut fds, 1, ms) };
     }
@@ -360,15 +307,9 @@ impl LiveCapture {
     fn refresh_counters(&mut self) {
         self.frames_since_stats = 0;
         if let Ok(stats) = self.capture.stats() {
-            self.counters
-                .received
-                .store(stats.received as u64, Ordering::Relaxed);
-            self.counters
-                .kernel_dropped
-                .store(stats.dropped as u64, Ordering::Relaxed);
-            self.counters
-                .interface_dropped
-                .store(stats.if_dropped as u64, Ordering::Relaxed);
+            self.counters.received.store(stats.received as u64, Ordering::Relaxed);
+            self.counters.kernel_dropped.store(stats.dropped as u64, Ordering::Relaxed);
+            self.counters.interface_dropped.store(stats.if_dropped as u64, Ordering::Relaxed);
         }
     }
 }
@@ -377,16 +318,12 @@ impl LiveCapture {
 /// error path may use `self` (a limitation of today's borrow checker). The
 /// bytes stay valid until the next read from the same handle, which the
 /// `&mut self` lifetime of the returned frame guarantees.
-fn detach(
-    result: Result<pcap::Packet<'_>, pcap::Error>,
-) -> Result<(pcap::PacketHeader, *const [u8]), pcap::Error> {
+fn detach(result: Result<pcap::Packet<'_>, pcap::Error>) -> Result<(pcap::PacketHeader, *const [u8]), pcap::Error> {
     result.map(|packet| (*packet.header, packet.data as *const [u8]))
 }
 
 pub fn now_nanos() -> Nanos {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as Nanos)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as Nanos)
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -421,24 +358,18 @@ fn inflate_through_pipe(path: &Path) -> std::io::Result<Inflated> {
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     let head = magic[..got].to_vec();
-    let handle = std::thread::Builder::new()
-        .name("gunzip".into())
-        .spawn(move || {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, write_end);
-            let copy = out
-                .write_all(&head)
-                .and_then(|_| std::io::copy(&mut decoder, &mut out))
-                .and_then(|_| out.flush());
-            match copy {
-                Ok(_) => Ok(()),
-                // The reader stopped early (an error downstream): not ours to report.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
-        })?;
+    let handle = std::thread::Builder::new().name("gunzip".into()).spawn(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, write_end);
+        let copy = out.write_all(&head).and_then(|_| std::io::copy(&mut decoder, &mut out)).and_then(|_| out.flush());
+        match copy {
+            Ok(_) => Ok(()),
+            // The reader stopped early (an error downstream): not ours to report.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })?;
     Ok((read_end, handle, magic))
 }
 
@@ -448,13 +379,8 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let err = CaptureFile::open(Path::new("/nonexistent/x.pcap"))
-            .err()
-            .unwrap();
-        assert_eq!(
-            err.to_string(),
-            "/nonexistent/x.pcap: cannot read: No such file or directory (os error 2)"
-        );
+        let err = CaptureFile::open(Path::new("/nonexistent/x.pcap")).err().unwrap();
+        assert_eq!(err.to_string(), "/nonexistent/x.pcap: cannot read: No such file or directory (os error 2)");
     }
 
     #[test]
@@ -463,10 +389,6 @@ mod tests {
         let path = dir.path().join("notes.txt");
         std::fs::write(&path, "hello world").unwrap();
         let err = CaptureFile::open(&path).err().unwrap();
-        assert!(
-            err.to_string()
-                .ends_with("not a pcap or pcapng capture (starts with 68 65 6c 6c)"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("not a pcap or pcapng capture (starts with 68 65 6c 6c)"), "{err}");
     }
 }

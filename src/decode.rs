@@ -28,10 +28,7 @@ pub mod linktype {
 /// Whether a link type is one [`decode`] understands.
 pub fn is_supported_linktype(linktype: i32) -> bool {
     use linktype::*;
-    matches!(
-        linktype,
-        NULL | ETHERNET | RAW_OLD | RAW_OLD_BSD | RAW | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2
-    )
+    matches!(linktype, NULL | ETHERNET | RAW_OLD | RAW_OLD_BSD | RAW | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2)
 }
 
 pub const FLAG_FIN: u8 = 0x01;
@@ -81,20 +78,14 @@ fn slice_link(linktype: i32, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> 
         ETHERNET => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Malformed),
         LINUX_SLL => {
             let proto = be16_at(frame, 14).ok_or(Skip::Malformed)?;
-            Ok(LaxSlicedPacket::from_ether_type(
-                EtherType(proto),
-                &frame[16..],
-            ))
+            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[16..]))
         }
         LINUX_SLL2 => {
             let proto = be16_at(frame, 0).ok_or(Skip::Malformed)?;
             if frame.len() < 20 {
                 return Err(Skip::Malformed);
             }
-            Ok(LaxSlicedPacket::from_ether_type(
-                EtherType(proto),
-                &frame[20..],
-            ))
+            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[20..]))
         }
         // The 4-byte family field is in the capturing host's byte order for
         // NULL and in network order for LOOP; the IP version nibble says the
@@ -116,23 +107,15 @@ fn be16_at(frame: &[u8], at: usize) -> Option<u16> {
 
 fn tcp_of<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<TcpPacket<'a>, Skip> {
     let (src_ip, dst_ip, payload) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(v4)) => (
-            IpAddr::V4(v4.header().source_addr()),
-            IpAddr::V4(v4.header().destination_addr()),
-            v4.payload(),
-        ),
-        Some(LaxNetSlice::Ipv6(v6)) => (
-            IpAddr::V6(v6.header().source_addr()),
-            IpAddr::V6(v6.header().destination_addr()),
-            v6.payload(),
-        ),
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            (IpAddr::V4(v4.header().source_addr()), IpAddr::V4(v4.header().destination_addr()), v4.payload())
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            (IpAddr::V6(v6.header().source_addr()), IpAddr::V6(v6.header().destination_addr()), v6.payload())
+        }
         Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotTcp),
         None => {
-            return Err(if sliced.stop_err.is_some() {
-                Skip::Malformed
-            } else {
-                Skip::NotTcp
-            });
+            return Err(if sliced.stop_err.is_some() { Skip::Malformed } else { Skip::NotTcp });
         }
     };
     if payload.fragmented {
@@ -156,12 +139,7 @@ fn tcp_of<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<TcpPacket<'a>, Skip> {
 
 fn tcp_flags(tcp: &etherparse::TcpSlice<'_>) -> u8 {
     let mut flags = 0;
-    for (set, bit) in [
-        (tcp.fin(), FLAG_FIN),
-        (tcp.syn(), FLAG_SYN),
-        (tcp.rst(), FLAG_RST),
-        (tcp.ack(), FLAG_ACK),
-    ] {
+    for (set, bit) in [(tcp.fin(), FLAG_FIN), (tcp.syn(), FLAG_SYN), (tcp.rst(), FLAG_RST), (tcp.ack(), FLAG_ACK)] {
         if set {
             flags |= bit;
         }
@@ -201,9 +179,7 @@ mod tests {
     fn decodes_linux_cooked_v2_and_null_loopback() {
         let frame = tcp_frame_v4(b"x");
         let ip = &frame[18..]; // after Ethernet (14) and one VLAN tag (4)
-        let mut sll2 = vec![
-            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
-        ];
+        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0];
         sll2.extend_from_slice(ip);
         assert_eq!(decode(linktype::LINUX_SLL2, &sll2).unwrap().payload, b"x");
         let mut null = 2u32.to_le_bytes().to_vec();
@@ -215,12 +191,7 @@ mod tests {
     fn garbage_is_skipped_not_panicking() {
         for len in 0..64 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            for lt in [
-                linktype::ETHERNET,
-                linktype::LINUX_SLL,
-                linktype::LINUX_SLL2,
-                linktype::RAW,
-            ] {
+            for lt in [linktype::ETHERNET, linktype::LINUX_SLL, linktype::LINUX_SLL2, linktype::RAW] {
                 let _ = decode(lt, &junk);
             }
         }

@@ -35,9 +35,7 @@ pub enum Flavor {
 
 /// The JSON answer of either service for a path.
 pub fn answer(flavor: Flavor, method: &str, path_and_query: &str) -> (u16, String, &'static str) {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let legacy = flavor == Flavor::Legacy;
     match (method, segments.as_slice()) {
@@ -52,20 +50,10 @@ pub fn answer(flavor: Flavor, method: &str, path_and_query: &str) -> (u16, Strin
                 // Planted regression: the rewrite fails on these orders.
                 return (500, r#"{"error":"internal"}"#.into(), "application/json");
             }
-            (
-                200,
-                format!(
-                    r#"{{"order":{id},"total":{}.50,"status":"shipped"}}"#,
-                    id * 3
-                ),
-                "application/json",
-            )
+            (200, format!(r#"{{"order":{id},"total":{}.50,"status":"shipped"}}"#, id * 3), "application/json")
         }
         ("GET", ["api", "products"]) => {
-            let page: u64 = query
-                .strip_prefix("page=")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(1);
+            let page: u64 = query.strip_prefix("page=").and_then(|p| p.parse().ok()).unwrap_or(1);
             let items: Vec<String> = (0..3)
                 .map(|i| {
                     let id = page * 10 + i;
@@ -78,22 +66,10 @@ pub fn answer(flavor: Flavor, method: &str, path_and_query: &str) -> (u16, Strin
                     }
                 })
                 .collect();
-            (
-                200,
-                format!(r#"{{"page":{page},"items":[{}]}}"#, items.join(",")),
-                "application/json",
-            )
+            (200, format!(r#"{{"page":{page},"items":[{}]}}"#, items.join(",")), "application/json")
         }
-        ("GET", ["api", "search"]) => (
-            200,
-            format!(r#"{{"query":"{query}","hits":[]}}"#),
-            "application/json",
-        ),
-        ("POST", ["api", "comments"]) => (
-            201,
-            r#"{"id":500001,"created":true}"#.into(),
-            "application/json",
-        ),
+        ("GET", ["api", "search"]) => (200, format!(r#"{{"query":"{query}","hits":[]}}"#), "application/json"),
+        ("POST", ["api", "comments"]) => (201, r#"{"id":500001,"created":true}"#.into(), "application/json"),
         _ => (404, r#"{"error":"not found"}"#.into(), "application/json"),
     }
 }
@@ -106,11 +82,8 @@ fn user(flavor: Flavor, id: u64) -> String {
         Flavor::Candidate => {
             // Same content, other form: keys reordered, +00:00 offset, 9.0.
             // Planted regression: every 7th user's email is wrong.
-            let email = if id.is_multiple_of(7) {
-                format!("user{id}@example.org")
-            } else {
-                format!("user{id}@example.com")
-            };
+            let email =
+                if id.is_multiple_of(7) { format!("user{id}@example.org") } else { format!("user{id}@example.com") };
             format!(
                 r#"{{"rating":9.0,"tags":["a","b"],"created_at":"2024-01-15T12:30:00+02:00","email":"{email}","name":"user{id}","id":{id}}}"#
             )
@@ -118,15 +91,9 @@ fn user(flavor: Flavor, id: u64) -> String {
     }
 }
 
-async fn serve_one(
-    flavor: Flavor,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn serve_one(flavor: Flavor, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().as_str().to_string();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let target = req.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
     let _ = req.into_body().collect().await;
     if flavor == Flavor::Candidate && target.starts_with("/api/search") {
         // Planted latency regression.
@@ -136,17 +103,10 @@ async fn serve_one(
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
     let headers = response.headers_mut();
-    headers.insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static(content_type),
-    );
+    headers.insert("content-type", hyper::header::HeaderValue::from_static(content_type));
     headers.insert(
         "server",
-        hyper::header::HeaderValue::from_static(if flavor == Flavor::Legacy {
-            "legacy/1.0"
-        } else {
-            "rewrite/2.0"
-        }),
+        hyper::header::HeaderValue::from_static(if flavor == Flavor::Legacy { "legacy/1.0" } else { "rewrite/2.0" }),
     );
     Ok(response)
 }
@@ -159,9 +119,8 @@ pub async fn start_service(flavor: Flavor, port: u16) -> std::io::Result<SocketA
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| serve_one(flavor, req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -190,11 +149,7 @@ pub async fn send_traffic(target: SocketAddr, n: usize) {
     for chunk in requests.chunks(8) {
         let mut tasks = Vec::new();
         for (method, path) in chunk {
-            let body = if *method == "POST" {
-                Bytes::from_static(br#"{"text":"hello"}"#)
-            } else {
-                Bytes::new()
-            };
+            let body = if *method == "POST" { Bytes::from_static(br#"{"text":"hello"}"#) } else { Bytes::new() };
             let request = Request::builder()
                 .method(*method)
                 .uri(format!("http://{target}{path}"))
@@ -215,20 +170,15 @@ pub async fn send_traffic(target: SocketAddr, n: usize) {
 }
 
 fn bundled_capture() -> PathBuf {
-    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
-        exe.ancestors()
-            .map(|a| a.join("pcaps/demo.pcap"))
-            .find(|p| p.exists())
-    });
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().map(|a| a.join("pcaps/demo.pcap")).find(|p| p.exists()));
     beside_binary.unwrap_or_else(|| PathBuf::from("pcaps/demo.pcap"))
 }
 
 /// Runs the demo; prints the report table to stdout.
 pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (legacy, candidate) = runtime.block_on(async {
         let legacy = start_service(Flavor::Legacy, legacy_port).await?;
         let candidate = start_service(Flavor::Candidate, 0).await?;
@@ -239,11 +189,8 @@ pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<(
     let live = if offline {
         None
     } else {
-        let options = LiveOptions {
-            interface: "lo".into(),
-            filter: format!("tcp port {}", legacy.port()),
-            ..Default::default()
-        };
+        let options =
+            LiveOptions { interface: "lo".into(), filter: format!("tcp port {}", legacy.port()), ..Default::default() };
         match LiveCapture::open(&options, stop.clone()) {
             Ok(live) => Some(live),
             Err(e) => {
@@ -275,26 +222,15 @@ pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<(
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let replayer = Replayer::new(Config::default(), &format!("http://{candidate}"))
-        .context("candidate client")?;
-    let schedule = Schedule {
-        concurrency: 4,
-        rate: 0.0,
-        pace: 0.0,
-    };
-    let margin = LatencyMargin {
-        percent: 20.0,
-        ms: 5.0,
-    };
+    let replayer = Replayer::new(Config::default(), &format!("http://{candidate}")).context("candidate client")?;
+    let schedule = Schedule { concurrency: 4, rate: 0.0, pace: 0.0 };
+    let margin = LatencyMargin { percent: 20.0, ms: 5.0 };
     let out_path = std::env::temp_dir().join("shadowtap-demo-outcomes.jsonl");
     let sink = Box::new(std::io::BufWriter::new(std::fs::File::create(&out_path)?));
     let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
     drop(runtime);
     println!("{}", report::table(&finished.report));
-    println!(
-        "every outcome, with its differences: {}",
-        out_path.display()
-    );
+    println!("every outcome, with its differences: {}", out_path.display());
     println!(
         "what to look for: the form-only differences (timestamp offsets, key order, 9 vs 9.0) are counted as equivalences, not diffs;"
     );

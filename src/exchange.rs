@@ -30,10 +30,7 @@ pub struct Payload {
 impl Payload {
     /// First value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -76,13 +73,7 @@ impl Exchange {
 
     /// A rough size used for memory accounting of queued exchanges.
     pub fn approx_bytes(&self) -> usize {
-        let payload = |p: &Payload| {
-            p.body.len()
-                + p.headers
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len() + 16)
-                    .sum::<usize>()
-        };
+        let payload = |p: &Payload| p.body.len() + p.headers.iter().map(|(n, v)| n.len() + v.len() + 16).sum::<usize>();
         256 + self.request.uri.len()
             + payload(&self.request.payload)
             + self.response.as_ref().map_or(0, |r| payload(&r.payload))
@@ -91,9 +82,7 @@ impl Exchange {
 
 /// RFC 3339 with microseconds, UTC, the form of every `ts` we print.
 pub fn format_ts(ts: Nanos) -> String {
-    chrono::DateTime::from_timestamp_nanos(ts)
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    chrono::DateTime::from_timestamp_nanos(ts).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 struct Ts(Nanos);
@@ -110,10 +99,7 @@ fn serialize_payload<M: SerializeMap>(map: &mut M, p: &Payload) -> Result<(), M:
     map.serialize_entry("headers", &p.headers)?;
     match std::str::from_utf8(&p.body) {
         Ok(text) => map.serialize_entry("body", text)?,
-        Err(_) => map.serialize_entry(
-            "body_base64",
-            &base64::engine::general_purpose::STANDARD.encode(&p.body),
-        )?,
+        Err(_) => map.serialize_entry("body_base64", &base64::engine::general_purpose::STANDARD.encode(&p.body))?,
     }
     map.serialize_entry("body_len", &p.body_len)?;
     map.serialize_entry("truncated", &p.truncated)
@@ -164,26 +150,13 @@ mod tests {
 
     #[test]
     fn timestamps_print_with_microseconds_in_utc() {
-        assert_eq!(
-            format_ts(1_705_314_600_123_456_789),
-            "2024-01-15T10:30:00.123456Z"
-        );
+        assert_eq!(format_ts(1_705_314_600_123_456_789), "2024-01-15T10:30:00.123456Z");
     }
 
     #[test]
     fn binary_bodies_go_to_body_base64() {
-        let payload = Payload {
-            body: vec![0xff, 0x00],
-            body_len: 2,
-            ..Default::default()
-        };
-        let request = Request {
-            ts: 0,
-            method: "POST".into(),
-            uri: "/".into(),
-            version: "HTTP/1.1".into(),
-            payload,
-        };
+        let payload = Payload { body: vec![0xff, 0x00], body_len: 2, ..Default::default() };
+        let request = Request { ts: 0, method: "POST".into(), uri: "/".into(), version: "HTTP/1.1".into(), payload };
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(json["body_base64"], "/wA=");
         assert!(json.get("body").is_none());

@@ -113,17 +113,15 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
-        Command::Demo(args) => shadowtap::demo::run(args.requests, args.offline, args.legacy_port)
-            .map(|_| ExitCode::SUCCESS),
+        Command::Demo(args) => {
+            shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -145,16 +143,8 @@ fn pipeline_config(args: &CaptureArgs) -> pipeline::Config {
 }
 
 fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
-    let total_bytes: u64 = args
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let running = pipeline::start(
-        Source::Files(args.files.clone()),
-        pipeline_config(&args.capture),
-    );
+    let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
     let progress = ProgressBar::start(running.progress.clone(), total_bytes);
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
@@ -233,35 +223,22 @@ impl ProgressBar {
     fn start(progress: std::sync::Arc<pipeline::Progress>, total: u64) -> ProgressBar {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if !std::io::stderr().is_terminal() || total < (16 << 20) {
-            return ProgressBar {
-                bar: None,
-                ticker: None,
-                stop,
-            };
+            return ProgressBar { bar: None, ticker: None, stop };
         }
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let (bar2, stop2) = (bar.clone(), stop.clone());
         let ticker = std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 bar2.set_position(progress.bytes_read.load(Ordering::Relaxed));
-                bar2.set_message(format!(
-                    "{} exchanges",
-                    progress.exchanges.load(Ordering::Relaxed)
-                ));
+                bar2.set_message(format!("{} exchanges", progress.exchanges.load(Ordering::Relaxed)));
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        ProgressBar {
-            bar: Some(bar),
-            ticker: Some(ticker),
-            stop,
-        }
+        ProgressBar { bar: Some(bar), ticker: Some(ticker), stop }
     }
 
     fn stop(self) {
@@ -283,39 +260,30 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.candidate {
         config.candidate.url = Some(url.clone());
     }
-    let candidate = config.candidate.url.clone().ok_or_else(|| {
-        anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config")
-    })?;
+    let candidate = config
+        .candidate
+        .url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config"))?;
     let schedule = Schedule {
-        concurrency: args
-            .concurrency
-            .unwrap_or(config.candidate.concurrency)
-            .max(1),
+        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency).max(1),
         rate: args.rate.unwrap_or(config.candidate.rate),
         pace: args.pace.unwrap_or(config.candidate.pace),
     };
-    let margin = LatencyMargin {
-        percent: config.latency.p99_margin_percent,
-        ms: config.latency.p99_margin_ms,
-    };
+    let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
     let replayer = Replayer::new(config, &candidate)?;
     let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("{}: cannot create", path.display()))?;
+            let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
             (Box::new(std::io::BufWriter::new(file)), false)
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
-    let running = pipeline::start(
-        Source::Files(args.files.clone()),
-        pipeline_config(&args.capture),
-    );
+    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
     let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&finished.report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("{}: cannot write report", path.display()))?;
+        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
     }
     let table = shadowtap::report::table(&finished.report);
     if table_to_stderr {

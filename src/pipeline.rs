@@ -57,9 +57,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            shards: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .clamp(1, 16),
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16),
             http: http::Config::default(),
             limits: reassembly::Limits::default(),
             batch_frames: 2048,
@@ -210,13 +208,7 @@ pub fn start(source: Source, config: Config) -> Running {
         .name("order".into())
         .spawn(move || run_order(shards, out_rx, done_tx, config, order_progress))
         .expect("spawn order");
-    Running {
-        exchanges: done_rx,
-        progress,
-        reader,
-        shards: shard_handles,
-        order,
-    }
+    Running { exchanges: done_rx, progress, reader, shards: shard_handles, order }
 }
 
 // ---- reader -------------------------------------------------------------
@@ -234,12 +226,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(
-        txs: Vec<Sender<Batch>>,
-        free: Vec<Receiver<Batch>>,
-        config: Config,
-        progress: Arc<Progress>,
-    ) -> Self {
+    fn new(txs: Vec<Sender<Batch>>, free: Vec<Receiver<Batch>>, config: Config, progress: Arc<Progress>) -> Self {
         let pending = (0..txs.len()).map(|_| Batch::default()).collect();
         Reader {
             txs,
@@ -276,16 +263,12 @@ impl Reader {
             self.take_frame(frame.ts, frame.linktype, frame.data);
             if self.since_flush >= self.config.batch_frames {
                 let position = file.position().unwrap_or(0).min(size);
-                self.progress
-                    .bytes_read
-                    .store(self.bytes_before_file + position, Ordering::Relaxed);
+                self.progress.bytes_read.store(self.bytes_before_file + position, Ordering::Relaxed);
                 self.flush_all();
             }
         }
         self.bytes_before_file += size;
-        self.progress
-            .bytes_read
-            .store(self.bytes_before_file, Ordering::Relaxed);
+        self.progress.bytes_read.store(self.bytes_before_file, Ordering::Relaxed);
         Ok(())
     }
 
@@ -355,9 +338,7 @@ impl Reader {
     /// Hands every shard its batch (even an empty one: it carries the clock).
     fn flush_all(&mut self) {
         self.since_flush = 0;
-        self.progress
-            .packets
-            .store(self.stats.packets, Ordering::Relaxed);
+        self.progress.packets.store(self.stats.packets, Ordering::Relaxed);
         for shard in 0..self.txs.len() {
             let fresh = self.free[shard].try_recv().unwrap_or_default();
             let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
@@ -410,25 +391,14 @@ fn run_shard(
         batch.segs.clear();
         batch.data.clear();
         let _ = free.try_send(batch);
-        let watermark = ctx
-            .pending
-            .oldest()
-            .map_or(clock, |oldest| oldest.min(clock));
+        let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
         let exchanges = std::mem::take(&mut ctx.out);
-        let _ = out.send(ShardOut {
-            shard,
-            exchanges,
-            watermark,
-        });
+        let _ = out.send(ShardOut { shard, exchanges, watermark });
     }
     reassembler.close_all(&mut ctx);
     reassembler.update_gauges();
     let exchanges = std::mem::take(&mut ctx.out);
-    let _ = out.send(ShardOut {
-        shard,
-        exchanges,
-        watermark: Nanos::MAX,
-    });
+    let _ = out.send(ShardOut { shard, exchanges, watermark: Nanos::MAX });
     (reassembler.stats, ctx.stats)
 }
 
@@ -484,11 +454,7 @@ fn run_order(
         for exchange in msg.exchanges {
             held_bytes += exchange.approx_bytes();
             seq += 1;
-            heap.push(Queued {
-                ts: exchange.request.ts,
-                seq,
-                exchange,
-            });
+            heap.push(Queued { ts: exchange.request.ts, seq, exchange });
         }
         let limit = watermarks.iter().copied().min().unwrap_or(Nanos::MAX);
         let mut ready = Vec::new();

@@ -36,11 +36,7 @@ impl FlowKey {
     /// The key of the flow carrying a segment from `src` to `dst`, and the
     /// direction of that segment within it.
     pub fn of(src: SocketAddr, dst: SocketAddr) -> (FlowKey, Dir) {
-        if src <= dst {
-            (FlowKey { a: src, b: dst }, 0)
-        } else {
-            (FlowKey { a: dst, b: src }, 1)
-        }
+        if src <= dst { (FlowKey { a: src, b: dst }, 0) } else { (FlowKey { a: dst, b: src }, 1) }
     }
 
     /// Direction-independent hash, so both directions land in one shard.
@@ -276,12 +272,7 @@ impl<H: Handler> Reassembler<H> {
         self.clock = self.clock.max(seg.ts);
         let (key, dir) = FlowKey::of(seg.src, seg.dst);
         let syn_only = seg.flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN;
-        if syn_only
-            && self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.is_reused_by(dir, seg.seq))
-        {
+        if syn_only && self.flows.get(&key).is_some_and(|f| f.is_reused_by(dir, seg.seq)) {
             self.close(ctx, key, seg.ts);
         }
         if !self.flows.contains_key(&key) {
@@ -302,11 +293,7 @@ impl<H: Handler> Reassembler<H> {
         }
         let flow = self.flows.get_mut(&key).expect("flow just ensured");
         flow.last_seen = seg.ts;
-        let mut budget = Budget {
-            total: &mut self.ooo_total,
-            limits: &self.limits,
-            stats: &mut self.stats,
-        };
+        let mut budget = Budget { total: &mut self.ooo_total, limits: &self.limits, stats: &mut self.stats };
         flow.segment(ctx, dir, seg, &mut budget);
         if flow.closed {
             let fin_ends = flow.fin_ends();
@@ -349,11 +336,7 @@ impl<H: Handler> Reassembler<H> {
 
     fn close(&mut self, ctx: &mut H::Ctx, key: FlowKey, ts: Nanos) {
         if let Some(mut flow) = self.flows.remove(&key) {
-            let mut budget = Budget {
-                total: &mut self.ooo_total,
-                limits: &self.limits,
-                stats: &mut self.stats,
-            };
+            let mut budget = Budget { total: &mut self.ooo_total, limits: &self.limits, stats: &mut self.stats };
             flow.finish(ctx, ts, &mut budget);
         }
     }
@@ -368,12 +351,7 @@ impl<H: Handler> Reassembler<H> {
         let linger_deadline = now.saturating_sub(CLOSED_LINGER_NS);
         self.closed.retain(|_, c| c.at >= linger_deadline);
         let deadline = now.saturating_sub(self.limits.idle_timeout_ns);
-        let idle: Vec<FlowKey> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| f.last_seen < deadline)
-            .map(|(k, _)| *k)
-            .collect();
+        let idle: Vec<FlowKey> = self.flows.iter().filter(|(_, f)| f.last_seen < deadline).map(|(k, _)| *k).collect();
         for key in idle {
             self.stats.idle_closed += 1;
             self.close(ctx, key, now);
@@ -434,9 +412,7 @@ impl<H: Handler> Flow<H> {
             }
         }
         if seg.flags & FLAG_FIN != 0 {
-            let end = self.streams[dir].extend(seg.seq)
-                + seg.payload.len() as u64
-                + (seg.flags & FLAG_SYN != 0) as u64;
+            let end = self.streams[dir].extend(seg.seq) + seg.payload.len() as u64 + (seg.flags & FLAG_SYN != 0) as u64;
             self.streams[dir].fin = Some(end);
             if self.streams[dir].next.is_none_or(|next| next >= end) || !self.handler.wants_data() {
                 self.end_stream(ctx, dir, seg.ts);
@@ -456,11 +432,7 @@ impl<H: Handler> Flow<H> {
         }
         if !self.client_known {
             self.client_known = true;
-            let client = if seg.flags & FLAG_ACK == 0 {
-                dir
-            } else {
-                1 - dir
-            };
+            let client = if seg.flags & FLAG_ACK == 0 { dir } else { 1 - dir };
             self.handler.client_known(ctx, client);
         }
     }
@@ -468,14 +440,7 @@ impl<H: Handler> Flow<H> {
     /// The peer acknowledged up to `ack` of stream `dir`: bytes before it
     /// that we never saw are lost from the capture, so a hole waiting there
     /// will not fill.
-    fn note_ack(
-        &mut self,
-        ctx: &mut H::Ctx,
-        dir: Dir,
-        ack: u32,
-        ts: Nanos,
-        budget: &mut Budget<'_>,
-    ) {
+    fn note_ack(&mut self, ctx: &mut H::Ctx, dir: Dir, ack: u32, ts: Nanos, budget: &mut Budget<'_>) {
         let stream = &mut self.streams[dir];
         if stream.anchor.is_none() {
             return;
@@ -491,15 +456,7 @@ impl<H: Handler> Flow<H> {
         }
     }
 
-    fn data(
-        &mut self,
-        ctx: &mut H::Ctx,
-        dir: Dir,
-        start: u64,
-        payload: &[u8],
-        ts: Nanos,
-        budget: &mut Budget<'_>,
-    ) {
+    fn data(&mut self, ctx: &mut H::Ctx, dir: Dir, start: u64, payload: &[u8], ts: Nanos, budget: &mut Budget<'_>) {
         let stream = &mut self.streams[dir];
         let next = *stream.next.get_or_insert(start);
         let end = start + payload.len() as u64;
@@ -520,15 +477,7 @@ impl<H: Handler> Flow<H> {
     }
 
     /// Keeps a segment that arrived beyond a hole, within the memory bounds.
-    fn hold(
-        &mut self,
-        ctx: &mut H::Ctx,
-        dir: Dir,
-        start: u64,
-        payload: &[u8],
-        ts: Nanos,
-        budget: &mut Budget<'_>,
-    ) {
+    fn hold(&mut self, ctx: &mut H::Ctx, dir: Dir, start: u64, payload: &[u8], ts: Nanos, budget: &mut Budget<'_>) {
         budget.stats.out_of_order += 1;
         if self.streams[dir].ooo_bytes + payload.len() > budget.limits.per_flow_ooo_bytes {
             // Waiting longer for this hole would cost more than the flow may
@@ -590,11 +539,7 @@ impl<H: Handler> Flow<H> {
             self.handler.on_data(ctx, dir, bytes, ts);
         }
         let stream = &self.streams[dir];
-        if !stream.finished
-            && stream
-                .fin
-                .is_some_and(|fin| stream.next.is_some_and(|n| n >= fin))
-        {
+        if !stream.finished && stream.fin.is_some_and(|fin| stream.next.is_some_and(|n| n >= fin)) {
             self.end_stream(ctx, dir, ts);
         }
     }
@@ -767,10 +712,7 @@ mod tests {
 
     #[test]
     fn per_flow_bound_gives_up_the_hole_and_counts_it() {
-        let limits = Limits {
-            per_flow_ooo_bytes: 8,
-            ..Limits::default()
-        };
+        let limits = Limits { per_flow_ooo_bytes: 8, ..Limits::default() };
         let mut r = Reassembler::<Collect>::new(limits);
         r.segment(&mut (), &seg(100, FLAG_SYN, b""));
         r.segment(&mut (), &seg(111, 0, b"12345"));

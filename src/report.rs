@@ -108,10 +108,7 @@ impl Report {
     pub fn add(&mut self, outcome: &Outcome) {
         let stats = self.endpoints.entry(outcome.endpoint.clone()).or_default();
         stats.count += 1;
-        *stats
-            .outcomes
-            .entry(outcome.outcome.as_str().to_string())
-            .or_default() += 1;
+        *stats.outcomes.entry(outcome.outcome.as_str().to_string()).or_default() += 1;
         if outcome.outcome.was_compared() {
             if let Some(us) = outcome.recorded_latency_us {
                 let _ = stats.recorded.record(us.max(1));
@@ -129,23 +126,14 @@ impl Report {
     }
 
     pub fn to_json(&self, margin: LatencyMargin) -> ReportJson {
-        let mut totals = Totals {
-            replay_queue_drops: self.replay_queue_drops,
-            ..Default::default()
-        };
+        let mut totals = Totals { replay_queue_drops: self.replay_queue_drops, ..Default::default() };
         let endpoints = self
             .endpoints
             .iter()
             .map(|(name, s)| {
                 let get = |k: &str| s.outcomes.get(k).copied().unwrap_or(0);
-                let mut top: Vec<FieldCount> = s
-                    .fields
-                    .iter()
-                    .map(|(path, count)| FieldCount {
-                        path: path.clone(),
-                        count: *count,
-                    })
-                    .collect();
+                let mut top: Vec<FieldCount> =
+                    s.fields.iter().map(|(path, count)| FieldCount { path: path.clone(), count: *count }).collect();
                 top.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
                 top.truncate(5);
                 let report = EndpointReport {
@@ -163,11 +151,7 @@ impl Report {
                     candidate_p90_us: quantile(&s.candidate, 0.9),
                     candidate_p99_us: quantile(&s.candidate, 0.99),
                     candidate_max_us: (!s.candidate.is_empty()).then(|| s.candidate.max()),
-                    latency_regression: is_slower(
-                        quantile(&s.recorded, 0.99),
-                        quantile(&s.candidate, 0.99),
-                        margin,
-                    ),
+                    latency_regression: is_slower(quantile(&s.recorded, 0.99), quantile(&s.candidate, 0.99), margin),
                     top_fields: top,
                 };
                 totals.count += report.count;
@@ -178,20 +162,12 @@ impl Report {
                 report
             })
             .collect();
-        ReportJson {
-            endpoints,
-            totals,
-            equivalences: self.equivalences.clone(),
-        }
+        ReportJson { endpoints, totals, equivalences: self.equivalences.clone() }
     }
 }
 
 /// Candidate p99 worse than recorded p99 by more than both margins.
-pub fn is_slower(
-    recorded_p99: Option<u64>,
-    candidate_p99: Option<u64>,
-    margin: LatencyMargin,
-) -> bool {
+pub fn is_slower(recorded_p99: Option<u64>, candidate_p99: Option<u64>, margin: LatencyMargin) -> bool {
     match (recorded_p99, candidate_p99) {
         (Some(r), Some(c)) => {
             let (r, c) = (r as f64, c as f64);
@@ -202,44 +178,21 @@ pub fn is_slower(
 }
 
 fn ms(us: Option<u64>) -> String {
-    us.map_or_else(
-        || "-".to_string(),
-        |us| format!("{:.1}", us as f64 / 1000.0),
-    )
+    us.map_or_else(|| "-".to_string(), |us| format!("{:.1}", us as f64 / 1000.0))
 }
 
 /// The per-endpoint table people read at the end of a run.
 pub fn table(report: &ReportJson) -> String {
-    let width = report
-        .endpoints
-        .iter()
-        .map(|e| e.endpoint.len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 60);
+    let width = report.endpoints.iter().map(|e| e.endpoint.len()).max().unwrap_or(8).clamp(8, 60);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>9} {:>9}  {:>9} {:>9}  top differing fields",
-        "endpoint",
-        "count",
-        "match",
-        "diff",
-        "skip",
-        "error",
-        "rec p50",
-        "rec p99",
-        "cand p50",
-        "cand p99"
+        "endpoint", "count", "match", "diff", "skip", "error", "rec p50", "rec p99", "cand p50", "cand p99"
     );
     for e in &report.endpoints {
         let flag = if e.latency_regression { " SLOWER" } else { "" };
-        let fields: Vec<String> = e
-            .top_fields
-            .iter()
-            .take(3)
-            .map(|f| format!("{} ({})", f.path, f.count))
-            .collect();
+        let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
         let _ = writeln!(
             out,
             "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms{flag}  {}",
@@ -263,33 +216,17 @@ pub fn table(report: &ReportJson) -> String {
         "total", t.count, t.matched, t.diff, t.skipped, t.error
     );
     if !report.equivalences.is_empty() {
-        let rules: Vec<String> = report
-            .equivalences
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "differences explained by equivalence rules: {}",
-            rules.join(", ")
-        );
+        let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "differences explained by equivalence rules: {}", rules.join(", "));
     }
     if t.replay_queue_drops > 0 {
-        let _ = writeln!(
-            out,
-            "exchanges dropped because replay fell behind: {}",
-            t.replay_queue_drops
-        );
+        let _ = writeln!(out, "exchanges dropped because replay fell behind: {}", t.replay_queue_drops);
     }
     out
 }
 
 fn truncate(s: &str, width: usize) -> String {
-    if s.len() <= width {
-        s.to_string()
-    } else {
-        format!("{}…", &s[..s.floor_char_boundary(width - 1)])
-    }
+    if s.len() <= width { s.to_string() } else { format!("{}…", &s[..s.floor_char_boundary(width - 1)]) }
 }
 
 #[cfg(test)]
@@ -298,14 +235,8 @@ mod tests {
 
     #[test]
     fn slower_needs_both_the_relative_and_the_absolute_margin() {
-        let m = LatencyMargin {
-            percent: 20.0,
-            ms: 5.0,
-        };
-        assert!(
-            !is_slower(Some(100), Some(900), m),
-            "0.8 ms worse is within 5 ms"
-        );
+        let m = LatencyMargin { percent: 20.0, ms: 5.0 };
+        assert!(!is_slower(Some(100), Some(900), m), "0.8 ms worse is within 5 ms");
         assert!(is_slower(Some(100_000), Some(130_000), m));
         assert!(!is_slower(Some(100_000), Some(119_000), m));
         assert!(!is_slower(None, Some(1), m));

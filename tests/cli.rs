@@ -4,10 +4,7 @@
 use std::process::{Command, Output};
 
 fn shadowtap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_shadowtap")).args(args).output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -33,10 +30,7 @@ fn a_file_that_is_not_a_capture_is_named() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("notes.pcap: not a pcap or pcapng capture"),
-        "{err}"
-    );
+    assert!(err.contains("notes.pcap: not a pcap or pcapng capture"), "{err}");
 }
 
 #[test]
@@ -48,24 +42,16 @@ fn a_truncated_capture_still_yields_what_came_before_and_names_the_offset() {
     let out = shadowtap(&["pairs", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let printed = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!(
-        printed >= 3,
-        "exchanges before the cut must still be printed, got {printed}"
-    );
+    assert!(printed >= 3, "exchanges before the cut must still be printed, got {printed}");
     let err = stderr(&out);
     let last = err.lines().last().unwrap();
-    assert!(
-        last.contains("cut.pcap: truncated capture at byte ") && last.contains("after "),
-        "{last}"
-    );
+    assert!(last.contains("cut.pcap: truncated capture at byte ") && last.contains("after "), "{last}");
 }
 
 #[test]
 fn garbage_frames_are_skipped_and_counted_not_fatal() {
     // A valid pcap header (Ethernet) followed by records of random bytes.
-    let mut file = vec![
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
-    ];
+    let mut file = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
     let mut seed = 7u32;
     for i in 0..200u32 {
         let len = (i % 90) as usize;
@@ -88,11 +74,6 @@ fn garbage_frames_are_skipped_and_counted_not_fatal() {
 
 #[test]
 fn bad_flags_exit_2() {
-    assert_eq!(
-        shadowtap(&["pairs", "--port", "http", "x.pcap"])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(shadowtap(&["pairs", "--port", "http", "x.pcap"]).status.code(), Some(2));
     assert_eq!(shadowtap(&["no-such-command"]).status.code(), Some(2));
 }

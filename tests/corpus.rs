@@ -15,11 +15,7 @@ fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("SHADOWTAP_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    assert!(
-        dir.join("MANIFEST.tsv").exists(),
-        "corpus not found at {} (set SHADOWTAP_CORPUS)",
-        dir.display()
-    );
+    assert!(dir.join("MANIFEST.tsv").exists(), "corpus not found at {} (set SHADOWTAP_CORPUS)", dir.display());
     dir
 }
 
@@ -33,11 +29,7 @@ struct Expected {
 }
 
 fn expected() -> Vec<Expected> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/corpus_expected.tsv"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus_expected.tsv")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
@@ -60,18 +52,10 @@ fn every_corpus_capture_gives_the_reviewed_exchanges() {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let listed = manifest.lines().skip(1).count();
     let expected = expected();
-    assert_eq!(
-        expected.len(),
-        listed,
-        "corpus_expected.tsv must cover every capture in MANIFEST.tsv"
-    );
+    assert_eq!(expected.len(), listed, "corpus_expected.tsv must cover every capture in MANIFEST.tsv");
     let mut failures = Vec::new();
     for e in &expected {
-        let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-            .arg("pairs")
-            .arg(dir.join(&e.file))
-            .output()
-            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_shadowtap")).arg("pairs").arg(dir.join(&e.file)).output().unwrap();
         if !out.status.success() {
             failures.push(format!(
                 "{}: exit {:?}: {}",
@@ -97,10 +81,7 @@ fn every_corpus_capture_gives_the_reviewed_exchanges() {
         }
         let differs_from_tshark = (e.requests, e.responses) != e.tshark;
         if differs_from_tshark && (e.why.is_empty() || e.why == "UNREVIEWED") {
-            failures.push(format!(
-                "{}: differs from tshark without a reviewed reason",
-                e.file
-            ));
+            failures.push(format!("{}: differs from tshark without a reviewed reason", e.file));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

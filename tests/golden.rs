@@ -25,17 +25,8 @@ fn captures() -> Vec<PathBuf> {
 }
 
 fn pairs(file: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .arg("pairs")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_shadowtap")).arg("pairs").arg(file).output().unwrap();
+    assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -50,8 +41,7 @@ fn every_bundled_capture_matches_its_golden_jsonl() {
             std::fs::write(&golden, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|_| panic!("missing {}", golden.display()));
+        let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("missing {}", golden.display()));
         if got != want {
             let first = got.lines().zip(want.lines()).position(|(g, w)| g != w);
             failures.push(format!(
@@ -85,33 +75,15 @@ fn summaries() -> Vec<(String, Vec<Summary>)> {
     for line in text.lines() {
         if !line.starts_with(' ') && line.contains(".pcap:") {
             out.push((line.split(':').next().unwrap().to_string(), Vec::new()));
-        } else if let Some((request, response)) = line
-            .trim()
-            .split_once(" -> ")
-            .filter(|_| !line.trim().starts_with("connection"))
+        } else if let Some((request, response)) =
+            line.trim().split_once(" -> ").filter(|_| !line.trim().starts_with("connection"))
         {
             // Interim answers are listed first: "-> HTTP/1.1 100 (...) then HTTP/1.1 200 (...)".
             let response = response.rsplit(" then ").next().unwrap();
             let words: Vec<&str> = request.split(' ').collect();
-            let request_body = request
-                .split('(')
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let request_body = request.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
             let rwords: Vec<&str> = response.split(' ').collect();
-            let response_body = response
-                .split('(')
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let response_body = response.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
             out.last_mut().unwrap().1.push(Summary {
                 method: words[0].to_string(),
                 uri: words[1].to_string(),

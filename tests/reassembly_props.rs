@@ -160,16 +160,8 @@ fn chunked(body: &[u8], trailer: bool, rng: &mut Rng) -> Vec<u8> {
     let mut at = 0;
     while at < body.len() {
         let left = (body.len() - at) as u64;
-        let n = if rng.chance(30) {
-            left
-        } else {
-            rng.range(1, left.min(700))
-        } as usize;
-        let size = if rng.chance(50) {
-            format!("{n:x}")
-        } else {
-            format!("{n:X}")
-        };
+        let n = if rng.chance(30) { left } else { rng.range(1, left.min(700)) } as usize;
+        let size = if rng.chance(50) { format!("{n:x}") } else { format!("{n:X}") };
         out.extend_from_slice(size.as_bytes());
         if rng.chance(15) {
             out.extend_from_slice(b";ext=1");
@@ -218,9 +210,7 @@ struct Bytes(Vec<u8>);
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hash = self.0.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
+        let hash = self.0.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
         let head: String = self.0.iter().take(12).map(|b| format!("{b:02x}")).collect();
         write!(f, "Bytes(len {}, fnv {hash:016x}, {head}..)", self.0.len())
     }
@@ -256,13 +246,7 @@ impl Want {
             req_truncated: req.truncated,
             response: e.response.as_ref().map(|r| {
                 let p = &r.payload;
-                (
-                    r.status,
-                    p.headers.clone(),
-                    Bytes(p.body.clone()),
-                    p.body_len,
-                    p.truncated,
-                )
+                (r.status, p.headers.clone(), Bytes(p.body.clone()), p.body_len, p.truncated)
             }),
             gap: e.gap,
         }
@@ -288,30 +272,16 @@ struct Written {
 fn addresses(index: usize, spec: &ConnSpec) -> (SocketAddr, SocketAddr) {
     let i = index as u8;
     let (client, server): (IpAddr, IpAddr) = if spec.v6 {
-        let server = if spec.server_sorts_first {
-            0x10
-        } else {
-            0xf000
-        };
+        let server = if spec.server_sorts_first { 0x10 } else { 0xf000 };
         (
             Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, 0x100 + i as u16).into(),
             Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, server).into(),
         )
     } else {
-        let server = if spec.server_sorts_first {
-            [10, 0, 0, 1]
-        } else {
-            [10, 200, 0, 1]
-        };
-        (
-            Ipv4Addr::new(10, 1, i, 2).into(),
-            Ipv4Addr::from(server).into(),
-        )
+        let server = if spec.server_sorts_first { [10, 0, 0, 1] } else { [10, 200, 0, 1] };
+        (Ipv4Addr::new(10, 1, i, 2).into(), Ipv4Addr::from(server).into())
     };
-    (
-        SocketAddr::new(client, spec.client_port),
-        SocketAddr::new(server, 80),
-    )
+    (SocketAddr::new(client, spec.client_port), SocketAddr::new(server, 80))
 }
 
 fn write_conn(index: usize, spec: &ConnSpec) -> Written {
@@ -329,50 +299,28 @@ fn write_conn(index: usize, spec: &ConnSpec) -> Written {
     for (k, ex) in spec.exchanges.iter().enumerate() {
         let mut rng = Rng(ex.seed);
         // Request.
-        let mut headers = vec![header(
-            if rng.chance(80) { "Host" } else { "host" },
-            "example.test",
-        )];
+        let mut headers = vec![header(if rng.chance(80) { "Host" } else { "host" }, "example.test")];
         headers.extend(ex.extra_headers.iter().cloned());
-        let req_body = if ex.method.has_body() {
-            body_bytes(ex.req_body_len, ex.seed ^ 1)
-        } else {
-            Vec::new()
-        };
+        let req_body = if ex.method.has_body() { body_bytes(ex.req_body_len, ex.seed ^ 1) } else { Vec::new() };
         let uri = format!("{}?conn={index}&ex={k}", ex.path);
         let mut wire_body = req_body.clone();
         if ex.method.has_body() {
             if ex.req_chunked {
-                headers.push(header(
-                    "Transfer-Encoding",
-                    if rng.chance(80) { "chunked" } else { "Chunked" },
-                ));
+                headers.push(header("Transfer-Encoding", if rng.chance(80) { "chunked" } else { "Chunked" }));
                 wire_body = chunked(&req_body, rng.chance(20), &mut rng);
             } else {
-                let name = if rng.chance(70) {
-                    "Content-Length"
-                } else {
-                    "content-length"
-                };
+                let name = if rng.chance(70) { "Content-Length" } else { "content-length" };
                 headers.push(header(name, req_body.len()));
             }
         }
         let stream = &mut w.streams[0];
-        write_head(
-            stream,
-            &format!("{} {uri} HTTP/1.1", ex.method.name()),
-            &headers,
-        );
+        write_head(stream, &format!("{} {uri} HTTP/1.1", ex.method.name()), &headers);
         stream.extend_from_slice(&wire_body);
         w.req_ends.push(stream.len() as u64);
 
         // Response.
         let no_body = ex.method == Method::Head || ex.status == 204 || ex.status == 304;
-        let ending = if k == last {
-            spec.ending
-        } else {
-            Ending::KeepAlive
-        };
+        let ending = if k == last { spec.ending } else { Ending::KeepAlive };
         let until_close = ending == Ending::UntilClose && !no_body;
         let resp_body = body_bytes(ex.resp_body_len, ex.seed ^ 2);
         let mut resp_headers = vec![header("Server", "proptest")];
@@ -401,16 +349,11 @@ fn write_conn(index: usize, spec: &ConnSpec) -> Written {
             wire_body.clear();
         }
         let stream = &mut w.streams[1];
-        write_head(
-            stream,
-            &format!("HTTP/1.1 {} {}", ex.status, reason(ex.status)),
-            &resp_headers,
-        );
+        write_head(stream, &format!("HTTP/1.1 {} {}", ex.status, reason(ex.status)), &resp_headers);
         let body_start = stream.len() as u64;
         stream.extend_from_slice(&wire_body);
         w.resp_ends.push(stream.len() as u64);
-        w.length_bodies
-            .push(length_body.then_some((body_start, stream.len() as u64)));
+        w.length_bodies.push(length_body.then_some((body_start, stream.len() as u64)));
 
         let got_body = if no_body { Vec::new() } else { resp_body };
         w.wants.push(Want {
@@ -422,13 +365,7 @@ fn write_conn(index: usize, spec: &ConnSpec) -> Written {
             req_body_len: req_body.len() as u64,
             req_body: Bytes(req_body),
             req_truncated: false,
-            response: Some((
-                ex.status,
-                resp_headers,
-                Bytes(got_body.clone()),
-                got_body.len() as u64,
-                false,
-            )),
+            response: Some((ex.status, resp_headers, Bytes(got_body.clone()), got_body.len() as u64, false)),
             gap: false,
         });
     }
@@ -501,41 +438,17 @@ fn client_need(w: &Written, end: u64) -> u64 {
 /// and overlapping retransmissions; `hole` (a range of the server stream)
 /// is sent by nobody in the capture, and an ACK from the client past it
 /// follows the first bytes after it.
-fn plan_conn(
-    index: usize,
-    spec: &ConnSpec,
-    w: &Written,
-    s: &Scenario,
-    hole: Option<(u64, u64)>,
-) -> Vec<Planned> {
+fn plan_conn(index: usize, spec: &ConnSpec, w: &Written, s: &Scenario, hole: Option<(u64, u64)>) -> Vec<Planned> {
     let mut rng = Rng(spec.seed);
     let lens = [w.streams[0].len() as u64, w.streams[1].len() as u64];
-    let plan = |dir, kind, start, end, fin, need| Planned {
-        conn: index,
-        dir,
-        kind,
-        start,
-        end,
-        fin,
-        need,
-        orig: 0,
-    };
+    let plan = |dir, kind, start, end, fin, need| Planned { conn: index, dir, kind, start, end, fin, need, orig: 0 };
     let mut sides: [Vec<Planned>; 2] = [Vec::new(), Vec::new()];
     let mut piece_end = [HashMap::new(), HashMap::new()];
     for dir in 0..2 {
-        let pieces = cut(
-            lens[dir],
-            spec.mss,
-            if dir == 1 { hole } else { None },
-            &mut rng,
-        );
+        let pieces = cut(lens[dir], spec.mss, if dir == 1 { hole } else { None }, &mut rng);
         piece_end[dir].extend(pieces.iter().copied());
         for &(a, b) in &pieces {
-            let need = if dir == 1 {
-                [client_need(w, b), 0]
-            } else {
-                [0, 0]
-            };
+            let need = if dir == 1 { [client_need(w, b), 0] } else { [0, 0] };
             sides[dir].push(plan(dir, Kind::Data, a, b, false, need));
         }
         let server_fin_need = [lens[0], 0];
@@ -570,8 +483,7 @@ fn plan_conn(
 
     // Copies: an exact duplicate soon after a segment, or a retransmission
     // of the end of one segment and the start of the next after the next.
-    let overlaps_hole =
-        |p: &Planned| p.dir == 1 && hole.is_some_and(|(a, b)| p.start < b && a < p.end);
+    let overlaps_hole = |p: &Planned| p.dir == 1 && hole.is_some_and(|(a, b)| p.start < b && a < p.end);
     let mut out = Vec::new();
     let mut retx: Vec<(usize, u64, Planned)> = Vec::new();
     for p in order {
@@ -583,12 +495,7 @@ fn plan_conn(
             // The client got the hole's bytes (only the capture missed them)
             // and acknowledges past them once the bytes after them arrive.
             let need = [0, (b + 1).min(lens[1])];
-            let client_at = out
-                .iter()
-                .filter(|q| q.dir == 0 && q.kind == Kind::Data)
-                .map(|q| q.end)
-                .max()
-                .unwrap_or(0);
+            let client_at = out.iter().filter(|q| q.dir == 0 && q.kind == Kind::Data).map(|q| q.end).max().unwrap_or(0);
             let ack = plan(0, Kind::Ack, client_at, client_at, false, need);
             retx.push((1, b, ack));
         }
@@ -602,11 +509,7 @@ fn plan_conn(
             let next_end = piece_end[p.dir][&p.end];
             let start = rng.range(p.start, p.end - 1);
             let end = rng.range(p.end + 1, next_end);
-            let need = if p.dir == 1 {
-                [client_need(w, end), 0]
-            } else {
-                [0, 0]
-            };
+            let need = if p.dir == 1 { [client_need(w, end), 0] } else { [0, 0] };
             let copy = plan(p.dir, Kind::Data, start, end, false, need);
             if !overlaps_hole(&copy) {
                 retx.push((p.dir, p.end, copy));
@@ -625,10 +528,7 @@ fn plan_conn(
     }
     // Those whose next segment was never sent go last (before the FINs).
     for (_, _, copy) in retx {
-        let at = out
-            .iter()
-            .rposition(|q| !q.fin)
-            .map_or(out.len(), |i| i + 1);
+        let at = out.iter().rposition(|q| !q.fin).map_or(out.len(), |i| i + 1);
         out.insert(at, copy);
     }
     out
@@ -683,27 +583,16 @@ fn seq_at(isn: u32, offset: u64) -> u32 {
 /// Every connection's segments in capture order, and the exchanges each
 /// connection must give (by connection index).
 fn capture(s: &Scenario, gap: Option<(usize, u64, u64)>) -> (Vec<OwnedSegment>, Vec<Written>) {
-    let written: Vec<Written> = s
-        .conns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| write_conn(i, c))
-        .collect();
+    let written: Vec<Written> = s.conns.iter().enumerate().map(|(i, c)| write_conn(i, c)).collect();
     let hole_of = |i: usize| gap.filter(|g| g.0 == i).map(|g| (g.1, g.2));
-    let mut per_conn: Vec<VecDeque<Planned>> = s
-        .conns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| plan_conn(i, c, &written[i], s, hole_of(i)).into())
-        .collect();
+    let mut per_conn: Vec<VecDeque<Planned>> =
+        s.conns.iter().enumerate().map(|(i, c)| plan_conn(i, c, &written[i], s, hole_of(i)).into()).collect();
 
     // Interleave the connections, then let segments arrive late.
     let mut rng = Rng(s.seed);
     let mut sent = Vec::new();
     loop {
-        let open: Vec<usize> = (0..per_conn.len())
-            .filter(|&i| !per_conn[i].is_empty())
-            .collect();
+        let open: Vec<usize> = (0..per_conn.len()).filter(|&i| !per_conn[i].is_empty()).collect();
         if open.is_empty() {
             break;
         }
@@ -712,32 +601,21 @@ fn capture(s: &Scenario, gap: Option<(usize, u64, u64)>) -> (Vec<OwnedSegment>, 
         p.orig = sent.len();
         sent.push(p);
     }
-    let mut keyed: Vec<(u64, Planned)> = sent
-        .into_iter()
-        .map(|p| (p.orig as u64 + rng.range(0, s.window), p))
-        .collect();
+    let mut keyed: Vec<(u64, Planned)> =
+        sent.into_iter().map(|p| (p.orig as u64 + rng.range(0, s.window), p)).collect();
     keyed.sort_by_key(|(key, p)| (*key, p.orig));
 
     let mut state: Vec<Delivered> = written
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let mut have = [
-                vec![false; w.streams[0].len()],
-                vec![false; w.streams[1].len()],
-            ];
+            let mut have = [vec![false; w.streams[0].len()], vec![false; w.streams[1].len()]];
             if let Some((a, b)) = hole_of(i) {
                 // Never in the capture, but the client has them: its ACKs
                 // go past them.
-                have[1][a as usize..b as usize]
-                    .iter_mut()
-                    .for_each(|b| *b = true);
+                have[1][a as usize..b as usize].iter_mut().for_each(|b| *b = true);
             }
-            Delivered {
-                handshake: 0,
-                have,
-                prefix: [0, 0],
-            }
+            Delivered { handshake: 0, have, prefix: [0, 0] }
         })
         .collect();
     let mut out = Vec::new();
@@ -751,43 +629,21 @@ fn capture(s: &Scenario, gap: Option<(usize, u64, u64)>) -> (Vec<OwnedSegment>, 
             let spec = &s.conns[p.conn];
             let st = &mut state[p.conn];
             st.take(&p);
-            let (src, dst) = if p.dir == 0 {
-                (w.client, w.server)
-            } else {
-                (w.server, w.client)
-            };
+            let (src, dst) = if p.dir == 0 { (w.client, w.server) } else { (w.server, w.client) };
             let isn = spec.isn[p.dir];
             let peer = 1 - p.dir;
             let (seq, flags) = match p.kind {
                 Kind::Syn => (spec.isn[0], FLAG_SYN),
                 Kind::SynAck => (spec.isn[1], FLAG_SYN | FLAG_ACK),
-                _ => (
-                    seq_at(isn, p.start),
-                    FLAG_ACK | if p.fin { FLAG_FIN } else { 0 },
-                ),
+                _ => (seq_at(isn, p.start), FLAG_ACK | if p.fin { FLAG_FIN } else { 0 }),
             };
-            let ack = if p.kind == Kind::Syn {
-                0
-            } else {
-                seq_at(spec.isn[peer], st.prefix[peer])
-            };
+            let ack = if p.kind == Kind::Syn { 0 } else { seq_at(spec.isn[peer], st.prefix[peer]) };
             clock = clock.max(1_700_000_000_000_000_000 + p.orig as i64 * 1_000);
             let payload = w.streams[p.dir][p.start as usize..p.end as usize].to_vec();
-            out.push(OwnedSegment {
-                src,
-                dst,
-                seq,
-                ack,
-                flags,
-                ts: clock,
-                payload,
-            });
+            out.push(OwnedSegment { src, dst, seq, ack, flags, ts: clock, payload });
         }
     }
-    assert!(
-        waiting.is_empty(),
-        "segments never deliverable: {waiting:?}"
-    );
+    assert!(waiting.is_empty(), "segments never deliverable: {waiting:?}");
     (out, written)
 }
 
@@ -808,15 +664,8 @@ fn run(segments: &[OwnedSegment]) -> Outcome {
     let mut ctx = Ctx::new(Config::default());
     let mut reassembler = Reassembler::<Conn>::new(Limits::default());
     for s in segments {
-        let seg = Segment {
-            src: s.src,
-            dst: s.dst,
-            seq: s.seq,
-            ack: s.ack,
-            flags: s.flags,
-            ts: s.ts,
-            payload: &s.payload,
-        };
+        let seg =
+            Segment { src: s.src, dst: s.dst, seq: s.seq, ack: s.ack, flags: s.flags, ts: s.ts, payload: &s.payload };
         reassembler.segment(&mut ctx, &seg);
     }
     let open_at_end = reassembler.active_flows();
@@ -824,12 +673,7 @@ fn run(segments: &[OwnedSegment]) -> Outcome {
     reassembler.close_all(&mut ctx);
     let mut exchanges: Vec<Want> = ctx.out.iter().map(Want::of).collect();
     exchanges.sort_by_key(|w| w.client);
-    Outcome {
-        exchanges,
-        open_at_end,
-        before_close,
-        stats: reassembler.stats,
-    }
+    Outcome { exchanges, open_at_end, before_close, stats: reassembler.stats }
 }
 
 // ---- strategies ----------------------------------------------------------
@@ -843,57 +687,31 @@ fn body_len() -> impl Strategy<Value = usize> {
 }
 
 fn exchange() -> impl Strategy<Value = ExchangeSpec> {
-    let extra = prop::collection::vec(
-        ("X-[A-Za-z][A-Za-z0-9-]{0,10}", "[!-~]([ -~]{0,20}[!-~])?"),
-        0..3,
-    );
-    let status = prop_oneof![6 => Just(200u16), 1 => Just(201), 1 => Just(404), 1 => Just(500), 1 => Just(204), 1 => Just(304)];
-    let framing = prop_oneof![
-        Just(BodyFraming::Length),
-        any::<bool>().prop_map(|trailer| BodyFraming::Chunked { trailer })
-    ];
-    (
-        method(),
-        "/[a-z0-9._~/-]{0,16}",
-        extra,
-        body_len(),
-        any::<bool>(),
-        status,
-        body_len(),
-        framing,
-        any::<u64>(),
-    )
+    let extra = prop::collection::vec(("X-[A-Za-z][A-Za-z0-9-]{0,10}", "[!-~]([ -~]{0,20}[!-~])?"), 0..3);
+    let status =
+        prop_oneof![6 => Just(200u16), 1 => Just(201), 1 => Just(404), 1 => Just(500), 1 => Just(204), 1 => Just(304)];
+    let framing =
+        prop_oneof![Just(BodyFraming::Length), any::<bool>().prop_map(|trailer| BodyFraming::Chunked { trailer })];
+    (method(), "/[a-z0-9._~/-]{0,16}", extra, body_len(), any::<bool>(), status, body_len(), framing, any::<u64>())
         .prop_map(
-            |(
-                method,
-                path,
-                extra_headers,
-                req_body_len,
-                req_chunked,
-                status,
-                resp_body_len,
-                resp_framing,
-                seed,
-            )| ExchangeSpec {
-                method,
-                path,
-                extra_headers,
-                req_body_len,
-                req_chunked,
-                status,
-                resp_body_len,
-                resp_framing,
-                seed,
+            |(method, path, extra_headers, req_body_len, req_chunked, status, resp_body_len, resp_framing, seed)| {
+                ExchangeSpec {
+                    method,
+                    path,
+                    extra_headers,
+                    req_body_len,
+                    req_chunked,
+                    status,
+                    resp_body_len,
+                    resp_framing,
+                    seed,
+                }
             },
         )
 }
 
 fn isn() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        any::<u32>(),
-        (0u32..4000).prop_map(|d| u32::MAX - d),
-        Just(0u32)
-    ]
+    prop_oneof![any::<u32>(), (0u32..4000).prop_map(|d| u32::MAX - d), Just(0u32)]
 }
 
 fn conn() -> impl Strategy<Value = ConnSpec> {
@@ -937,30 +755,14 @@ fn conn() -> impl Strategy<Value = ConnSpec> {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (
-        prop::collection::vec(conn(), 1..=6),
-        0u64..=8,
-        0u64..=30,
-        0u64..=30,
-        any::<u64>(),
+    (prop::collection::vec(conn(), 1..=6), 0u64..=8, 0u64..=30, 0u64..=30, any::<u64>()).prop_map(
+        |(conns, window, dup_percent, retx_percent, seed)| Scenario { conns, window, dup_percent, retx_percent, seed },
     )
-        .prop_map(
-            |(conns, window, dup_percent, retx_percent, seed)| Scenario {
-                conns,
-                window,
-                dup_percent,
-                retx_percent,
-                seed,
-            },
-        )
 }
 
 /// Groups `wants` of every connection by client, as `run` sorts them.
 fn expected(written: &[Written]) -> Vec<Want> {
-    let mut all: Vec<Want> = written
-        .iter()
-        .flat_map(|w| w.wants.iter().cloned())
-        .collect();
+    let mut all: Vec<Want> = written.iter().flat_map(|w| w.wants.iter().cloned()).collect();
     all.sort_by_key(|w| w.client);
     all
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 
-use shadowtap::demo::{start_service, Flavor};
+use shadowtap::demo::{Flavor, start_service};
 
 fn demo_pcap() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.pcap").to_string()
@@ -61,7 +61,8 @@ fn planted_regressions_are_diffs_and_form_differences_are_equivalences() {
     // Every 7th user's email is wrong: a diff at /email and nowhere else.
     for l in lines.iter().filter(|l| l["endpoint"] == "GET /api/users/{id}") {
         let id: u64 = l["uri"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
-        let paths: Vec<&str> = l["differences"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+        let paths: Vec<&str> =
+            l["differences"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
         if id % 7 == 0 {
             assert_eq!(l["outcome"], "diff");
             assert_eq!(paths, vec!["/email"]);
@@ -81,7 +82,8 @@ fn planted_regressions_are_diffs_and_form_differences_are_equivalences() {
     for rule in ["key_order", "number_format", "timestamp_instant"] {
         assert!(eq[rule].as_u64().unwrap() > 0, "{rule} explained nothing: {eq}");
     }
-    let products = report["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "GET /api/products").unwrap();
+    let products =
+        report["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "GET /api/products").unwrap();
     assert_eq!(products["diff"], 30);
     assert!(products["top_fields"][0]["path"].as_str().unwrap().ends_with("/currency"));
     let search = report["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "GET /api/search").unwrap();
@@ -94,7 +96,8 @@ fn the_same_service_as_candidate_matches_everything() {
     let legacy_twin = service(Flavor::Legacy);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let result = replay(&[&demo_pcap(), "--candidate", &format!("http://{legacy_twin}"), "--out", out.to_str().unwrap()]);
+    let result =
+        replay(&[&demo_pcap(), "--candidate", &format!("http://{legacy_twin}"), "--out", out.to_str().unwrap()]);
     assert!(result.status.success());
     let lines = outcomes(&out);
     assert!(lines.iter().all(|l| l["outcome"] == "match" || l["outcome"] == "skipped"), "a twin must match");
@@ -106,7 +109,8 @@ fn a_candidate_that_is_down_gives_errors_and_replay_goes_on() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let result = replay(&[&demo_pcap(), "--candidate", &format!("http://127.0.0.1:{port}"), "--out", out.to_str().unwrap()]);
+    let result =
+        replay(&[&demo_pcap(), "--candidate", &format!("http://127.0.0.1:{port}"), "--out", out.to_str().unwrap()]);
     assert!(result.status.success());
     let lines = outcomes(&out);
     assert_eq!(lines.len(), 300);

@@ -41,12 +41,7 @@ impl<'a> Side<'a> {
     }
 }
 
-pub(crate) fn compare_bodies(
-    recorded: &Answer,
-    candidate: &Answer,
-    rules: &CompareRules,
-    out: &mut Comparison,
-) {
+pub(crate) fn compare_bodies(recorded: &Answer, candidate: &Answer, rules: &CompareRules, out: &mut Comparison) {
     if recorded.body == candidate.body && same_encoding(recorded, candidate) {
         return;
     }
@@ -62,8 +57,7 @@ pub(crate) fn compare_bodies(
 }
 
 fn same_encoding(recorded: &Answer, candidate: &Answer) -> bool {
-    let coding =
-        |a: &Answer| header_value(a.headers, "content-encoding").map(|v| v.to_ascii_lowercase());
+    let coding = |a: &Answer| header_value(a.headers, "content-encoding").map(|v| v.to_ascii_lowercase());
     coding(recorded) == coding(candidate)
 }
 
@@ -75,13 +69,8 @@ fn compare_decoded(recorded: &Side, candidate: &Side, rules: &CompareRules, out:
         json::compare_json(&recorded_json, &candidate_json, rules, out);
         return;
     }
-    match (
-        std::str::from_utf8(recorded.bytes()),
-        std::str::from_utf8(candidate.bytes()),
-    ) {
-        (Ok(recorded_text), Ok(candidate_text)) => {
-            text::compare_text(recorded_text, candidate_text, out)
-        }
+    match (std::str::from_utf8(recorded.bytes()), std::str::from_utf8(candidate.bytes())) {
+        (Ok(recorded_text), Ok(candidate_text)) => text::compare_text(recorded_text, candidate_text, out),
         _ => text::compare_bytes(recorded.bytes(), candidate.bytes(), out),
     }
 }

@@ -20,24 +20,13 @@ use super::pointer::{PatternSet, Scope, Step};
 use super::timestamp;
 use super::tree::{Member, Node};
 
-pub(crate) fn canonical_form(
-    value: &Node<'_>,
-    scope: &Scope,
-    patterns: &PatternSet,
-    rules: &CompareRules,
-) -> String {
+pub(crate) fn canonical_form(value: &Node<'_>, scope: &Scope, patterns: &PatternSet, rules: &CompareRules) -> String {
     let mut out = String::new();
     write_canonical(value, scope, patterns, rules, &mut out);
     out
 }
 
-fn write_canonical(
-    value: &Node<'_>,
-    scope: &Scope,
-    patterns: &PatternSet,
-    rules: &CompareRules,
-    out: &mut String,
-) {
+fn write_canonical(value: &Node<'_>, scope: &Scope, patterns: &PatternSet, rules: &CompareRules, out: &mut String) {
     if scope.ignored {
         out.push('~');
         return;
@@ -61,10 +50,7 @@ fn write_canonical(
 }
 
 fn write_string(text: &str, rules: &CompareRules, out: &mut String) {
-    let instant = rules
-        .timestamps_as_instants
-        .then(|| timestamp::canonical_instant(text))
-        .flatten();
+    let instant = rules.timestamps_as_instants.then(|| timestamp::canonical_instant(text)).flatten();
     match instant {
         Some(instant) => {
             out.push('T');
@@ -77,13 +63,7 @@ fn write_string(text: &str, rules: &CompareRules, out: &mut String) {
     }
 }
 
-fn write_array(
-    items: &[Node<'_>],
-    scope: &Scope,
-    patterns: &PatternSet,
-    rules: &CompareRules,
-    out: &mut String,
-) {
+fn write_array(items: &[Node<'_>], scope: &Scope, patterns: &PatternSet, rules: &CompareRules, out: &mut String) {
     let mut forms: Vec<String> = items
         .iter()
         .enumerate()
@@ -105,13 +85,7 @@ fn write_array(
     out.push(']');
 }
 
-fn write_object(
-    members: &[Member<'_>],
-    scope: &Scope,
-    patterns: &PatternSet,
-    rules: &CompareRules,
-    out: &mut String,
-) {
+fn write_object(members: &[Member<'_>], scope: &Scope, patterns: &PatternSet, rules: &CompareRules, out: &mut String) {
     let mut forms: Vec<(&str, String)> = members
         .iter()
         .filter(|(_, value)| !(value.is_null() && rules.null_equals_missing))

@@ -22,10 +22,7 @@ pub(crate) struct Decoded<'a> {
 
 /// Undoes the codings listed in `content_encoding`, or returns `body` as is.
 pub(crate) fn decode_body<'a>(body: &'a [u8], content_encoding: Option<&str>) -> Decoded<'a> {
-    let raw = Decoded {
-        bytes: Cow::Borrowed(body),
-        was_decoded: false,
-    };
+    let raw = Decoded { bytes: Cow::Borrowed(body), was_decoded: false };
     let codings = codings_to_undo(content_encoding.unwrap_or(""));
     if codings.is_empty() {
         return raw;
@@ -37,27 +34,18 @@ pub(crate) fn decode_body<'a>(body: &'a [u8], content_encoding: Option<&str>) ->
             None => return raw,
         }
     }
-    Decoded {
-        bytes: Cow::Owned(bytes),
-        was_decoded: true,
-    }
+    Decoded { bytes: Cow::Owned(bytes), was_decoded: true }
 }
 
 /// The codings in application order, lowercase, without `identity`.
 fn codings_to_undo(header: &str) -> Vec<String> {
-    header
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect()
+    header.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty() && c != "identity").collect()
 }
 
 fn decode_one(bytes: &[u8], coding: &str) -> Option<Vec<u8>> {
     match coding {
         "gzip" | "x-gzip" => read_all(MultiGzDecoder::new(bytes)),
-        "deflate" => {
-            read_all(ZlibDecoder::new(bytes)).or_else(|| read_all(DeflateDecoder::new(bytes)))
-        }
+        "deflate" => read_all(ZlibDecoder::new(bytes)).or_else(|| read_all(DeflateDecoder::new(bytes))),
         "br" => read_all(brotli::Decompressor::new(bytes, 8192)),
         _ => None,
     }
@@ -66,10 +54,7 @@ fn decode_one(bytes: &[u8], coding: &str) -> Option<Vec<u8>> {
 /// Reads a decoder to its end; `None` on error or when over the size bound.
 fn read_all(reader: impl Read) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    reader
-        .take(MAX_DECODED_BYTES + 1)
-        .read_to_end(&mut out)
-        .ok()?;
+    reader.take(MAX_DECODED_BYTES + 1).read_to_end(&mut out).ok()?;
     (out.len() as u64 <= MAX_DECODED_BYTES).then_some(out)
 }
 
@@ -123,10 +108,7 @@ mod tests {
         assert_eq!(decoded(&gzip(DATA), "gzip"), (DATA.to_vec(), true));
         assert_eq!(decoded(&gzip(DATA), "X-GZIP"), (DATA.to_vec(), true));
         assert_eq!(decoded(&zlib(DATA), "deflate"), (DATA.to_vec(), true));
-        assert_eq!(
-            decoded(&raw_deflate(DATA), "deflate"),
-            (DATA.to_vec(), true)
-        );
+        assert_eq!(decoded(&raw_deflate(DATA), "deflate"), (DATA.to_vec(), true));
         assert_eq!(decoded(&brotli(DATA), "br"), (DATA.to_vec(), true));
     }
 
@@ -134,10 +116,7 @@ mod tests {
     fn stacked_codings_are_undone_last_first() {
         let body = brotli(&gzip(DATA));
         assert_eq!(decoded(&body, "gzip, br"), (DATA.to_vec(), true));
-        assert_eq!(
-            decoded(&gzip(DATA), "identity, gzip"),
-            (DATA.to_vec(), true)
-        );
+        assert_eq!(decoded(&gzip(DATA), "identity, gzip"), (DATA.to_vec(), true));
     }
 
     #[test]

@@ -33,21 +33,14 @@ pub(crate) const DEFAULT_IGNORED_HEADERS: &[&str] = &[
 
 /// All values of header `name` (case-insensitive), in order, joined by `", "`.
 pub(crate) fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
-    let mut values = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim());
+    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
     let first = values.next()?;
     Some(values.fold(first.to_owned(), |joined, v| joined + ", " + v))
 }
 
 /// Lowercase, trimmed, no spaces around `;`: `Text/HTML ; Charset=UTF-8` → `text/html;charset=utf-8`.
 pub(crate) fn normalise_content_type(value: &str) -> String {
-    value
-        .split(';')
-        .map(|part| part.trim().to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(";")
+    value.split(';').map(|part| part.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(";")
 }
 
 pub(crate) fn compare_headers(
@@ -59,10 +52,7 @@ pub(crate) fn compare_headers(
     let recorded = collect_by_name(recorded);
     let candidate = collect_by_name(candidate);
     for name in union_of_names(&recorded, &candidate) {
-        let pair = (
-            recorded.get(name).map(String::as_str),
-            candidate.get(name).map(String::as_str),
-        );
+        let pair = (recorded.get(name).map(String::as_str), candidate.get(name).map(String::as_str));
         compare_one_header(name, pair, rules, out);
     }
 }
@@ -103,10 +93,7 @@ fn content_types_equivalent(recorded: Option<&str>, candidate: Option<&str>) -> 
 
 fn is_ignored_header(name: &str, rules: &CompareRules) -> bool {
     DEFAULT_IGNORED_HEADERS.contains(&name)
-        || rules
-            .ignore_headers
-            .iter()
-            .any(|ignored| ignored.trim().eq_ignore_ascii_case(name))
+        || rules.ignore_headers.iter().any(|ignored| ignored.trim().eq_ignore_ascii_case(name))
 }
 
 /// Lowercase name → values in wire order joined by `", "`.
@@ -126,15 +113,8 @@ fn collect_by_name(headers: &[(String, String)]) -> BTreeMap<String, String> {
 }
 
 /// Sorted, deduplicated names present on either side.
-fn union_of_names<'m>(
-    recorded: &'m BTreeMap<String, String>,
-    candidate: &'m BTreeMap<String, String>,
-) -> Vec<&'m str> {
-    let mut names: Vec<&str> = recorded
-        .keys()
-        .chain(candidate.keys())
-        .map(String::as_str)
-        .collect();
+fn union_of_names<'m>(recorded: &'m BTreeMap<String, String>, candidate: &'m BTreeMap<String, String>) -> Vec<&'m str> {
+    let mut names: Vec<&str> = recorded.keys().chain(candidate.keys()).map(String::as_str).collect();
     names.sort_unstable();
     names.dedup();
     names

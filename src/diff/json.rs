@@ -28,9 +28,7 @@ use serde_json::Value;
 use super::canonical::canonical_form;
 use super::number;
 use super::pointer::{PatternSet, PointerBuf, Scope, Step};
-use super::rules::rule_names::{
-    KEY_ORDER, NULL_EQUALS_MISSING, NUMBER_FORMAT, TIMESTAMP_INSTANT, UNORDERED_ARRAY,
-};
+use super::rules::rule_names::{KEY_ORDER, NULL_EQUALS_MISSING, NUMBER_FORMAT, TIMESTAMP_INSTANT, UNORDERED_ARRAY};
 use super::timestamp;
 use super::tree::{Member, Node};
 use super::{CompareRules, Comparison, DiffKind};
@@ -43,32 +41,17 @@ pub(crate) const PAIRWISE_BASE_BUDGET: usize = 100_000;
 const LINEAR_KEY_LOOKUP_LIMIT: usize = 12;
 
 /// Compares two parsed JSON bodies into `out`.
-pub(crate) fn compare_json(
-    recorded: &Node<'_>,
-    candidate: &Node<'_>,
-    rules: &CompareRules,
-    out: &mut Comparison,
-) {
+pub(crate) fn compare_json(recorded: &Node<'_>, candidate: &Node<'_>, rules: &CompareRules, out: &mut Comparison) {
     let patterns = PatternSet::new(&rules.ignore_paths, &rules.unordered_arrays);
     let root = patterns.root_scope();
-    let mut walker = Walker {
-        rules,
-        patterns: &patterns,
-        sink: Sink::Record {
-            out,
-            path: PointerBuf::default(),
-        },
-    };
+    let mut walker = Walker { rules, patterns: &patterns, sink: Sink::Record { out, path: PointerBuf::default() } };
     walker.walk(recorded, candidate, &root);
 }
 
 /// Where the walk's findings go.
 enum Sink<'o> {
     /// Differences, ignored paths and equivalence counts are written to `out`.
-    Record {
-        out: &'o mut Comparison,
-        path: PointerBuf,
-    },
+    Record { out: &'o mut Comparison, path: PointerBuf },
     /// Only "is there any (non-ignored) difference?"; stops at the first.
     Probe { differs: bool },
 }
@@ -104,16 +87,10 @@ impl<'r> Walker<'r, '_> {
         }
         match (recorded, candidate) {
             (Node::Object(a), Node::Object(b)) => self.walk_objects(a, b, scope),
-            (Node::Array(a), Node::Array(b)) if scope.unordered => {
-                self.walk_unordered_arrays(a, b, scope)
-            }
+            (Node::Array(a), Node::Array(b)) if scope.unordered => self.walk_unordered_arrays(a, b, scope),
             (Node::Array(a), Node::Array(b)) => self.walk_arrays_in_order(a, b, scope),
-            (Node::Number(a), Node::Number(b)) => {
-                self.compare_numbers(a, b, recorded, candidate, scope)
-            }
-            (Node::String(a), Node::String(b)) => {
-                self.compare_strings(a, b, recorded, candidate, scope)
-            }
+            (Node::Number(a), Node::Number(b)) => self.compare_numbers(a, b, recorded, candidate, scope),
+            (Node::String(a), Node::String(b)) => self.compare_strings(a, b, recorded, candidate, scope),
             (Node::Bool(a), Node::Bool(b)) if a != b => {
                 self.report(DiffKind::Changed, Some(recorded), Some(candidate), scope)
             }
@@ -155,10 +132,7 @@ impl<'r> Walker<'r, '_> {
         }
         if found_in_candidate < b.len() {
             let recorded_index = KeyIndex::new(a);
-            for (key, candidate) in b
-                .iter()
-                .filter(|(key, _)| recorded_index.get(key).is_none())
-            {
+            for (key, candidate) in b.iter().filter(|(key, _)| recorded_index.get(key).is_none()) {
                 self.visit_member(key, None, Some(candidate), scope);
                 if self.done() {
                     return;
@@ -171,13 +145,7 @@ impl<'r> Walker<'r, '_> {
         }
     }
 
-    fn visit_member(
-        &mut self,
-        key: &str,
-        recorded: Option<&Node<'_>>,
-        candidate: Option<&Node<'_>>,
-        scope: &Scope,
-    ) {
+    fn visit_member(&mut self, key: &str, recorded: Option<&Node<'_>>, candidate: Option<&Node<'_>>, scope: &Scope) {
         let step = Step::Key(key);
         let child = self.patterns.child_scope(scope, step);
         let mark = self.enter(step);
@@ -216,13 +184,7 @@ impl<'r> Walker<'r, '_> {
         }
     }
 
-    fn visit_element(
-        &mut self,
-        index: usize,
-        recorded: &Node<'_>,
-        candidate: &Node<'_>,
-        scope: &Scope,
-    ) {
+    fn visit_element(&mut self, index: usize, recorded: &Node<'_>, candidate: &Node<'_>, scope: &Scope) {
         let step = Step::Index(index);
         let child = self.patterns.child_scope(scope, step);
         let mark = self.enter(step);
@@ -231,13 +193,7 @@ impl<'r> Walker<'r, '_> {
     }
 
     /// An element at `index` on one side that has no partner on the other.
-    fn visit_lone_element(
-        &mut self,
-        kind: DiffKind,
-        index: usize,
-        value: &Node<'_>,
-        scope: &Scope,
-    ) {
+    fn visit_lone_element(&mut self, kind: DiffKind, index: usize, value: &Node<'_>, scope: &Scope) {
         let step = Step::Index(index);
         let child = self.patterns.child_scope(scope, step);
         let mark = self.enter(step);
@@ -249,9 +205,8 @@ impl<'r> Walker<'r, '_> {
     /// recorded index, unmatched candidate elements `extra` at theirs.
     fn walk_unordered_arrays(&mut self, a: &[Node<'_>], b: &[Node<'_>], scope: &Scope) {
         let budget = PAIRWISE_BASE_BUDGET + 4 * (a.len() + b.len());
-        let matching = self
-            .match_pairwise(a, b, scope, budget)
-            .unwrap_or_else(|| self.match_by_canonical_form(a, b, scope));
+        let matching =
+            self.match_pairwise(a, b, scope, budget).unwrap_or_else(|| self.match_by_canonical_form(a, b, scope));
         if self.probing() {
             if !matching.complete() {
                 self.report(DiffKind::Changed, None, None, scope);
@@ -277,19 +232,10 @@ impl<'r> Walker<'r, '_> {
     /// Greedy matching, trying the same position first. Greedy is exact here
     /// because the element equivalence is transitive. `None` when more than
     /// `budget` candidates would have to be checked.
-    fn match_pairwise(
-        &self,
-        a: &[Node<'_>],
-        b: &[Node<'_>],
-        scope: &Scope,
-        mut budget: usize,
-    ) -> Option<Matching> {
+    fn match_pairwise(&self, a: &[Node<'_>], b: &[Node<'_>], scope: &Scope, mut budget: usize) -> Option<Matching> {
         let mut used = vec![false; b.len()];
-        let mut matching = Matching {
-            pairs: Vec::new(),
-            unmatched_recorded: Vec::new(),
-            unmatched_candidate: Vec::new(),
-        };
+        let mut matching =
+            Matching { pairs: Vec::new(), unmatched_recorded: Vec::new(), unmatched_candidate: Vec::new() };
         for (i, recorded) in a.iter().enumerate() {
             let child = self.patterns.child_scope(scope, Step::Index(i));
             let same_position_first = (i < b.len()).then_some(i).into_iter().chain(0..b.len());
@@ -332,11 +278,8 @@ impl<'r> Walker<'r, '_> {
         for (j, form) in candidate_forms.iter().enumerate().rev() {
             waiting.entry(form.as_str()).or_default().push(j);
         }
-        let mut matching = Matching {
-            pairs: Vec::new(),
-            unmatched_recorded: Vec::new(),
-            unmatched_candidate: Vec::new(),
-        };
+        let mut matching =
+            Matching { pairs: Vec::new(), unmatched_recorded: Vec::new(), unmatched_candidate: Vec::new() };
         let mut used = vec![false; b.len()];
         for (i, form) in recorded_forms.iter().enumerate() {
             match waiting.get_mut(form.as_str()).and_then(Vec::pop) {
@@ -362,14 +305,7 @@ impl<'r> Walker<'r, '_> {
 
     // ----- leaves --------------------------------------------------------
 
-    fn compare_numbers(
-        &mut self,
-        a: &str,
-        b: &str,
-        recorded: &Node<'_>,
-        candidate: &Node<'_>,
-        scope: &Scope,
-    ) {
+    fn compare_numbers(&mut self, a: &str, b: &str, recorded: &Node<'_>, candidate: &Node<'_>, scope: &Scope) {
         if a == b {
             return;
         }
@@ -380,14 +316,7 @@ impl<'r> Walker<'r, '_> {
         }
     }
 
-    fn compare_strings(
-        &mut self,
-        a: &str,
-        b: &str,
-        recorded: &Node<'_>,
-        candidate: &Node<'_>,
-        scope: &Scope,
-    ) {
+    fn compare_strings(&mut self, a: &str, b: &str, recorded: &Node<'_>, candidate: &Node<'_>, scope: &Scope) {
         if a == b {
             return;
         }
@@ -411,11 +340,7 @@ impl<'r> Walker<'r, '_> {
 
     /// Are `a` and `b` equivalent under all rules? (No side effects.)
     fn probe_equal(&self, a: &Node<'_>, b: &Node<'_>, scope: &Scope) -> bool {
-        let mut probe = Walker {
-            rules: self.rules,
-            patterns: self.patterns,
-            sink: Sink::Probe { differs: false },
-        };
+        let mut probe = Walker { rules: self.rules, patterns: self.patterns, sink: Sink::Probe { differs: false } };
         probe.walk(a, b, scope);
         !probe.done()
     }
@@ -451,18 +376,10 @@ impl<'r> Walker<'r, '_> {
 
     /// A difference at the current path: listed in `ignored` when the scope is
     /// ignored, recorded otherwise (absent sides become `null`).
-    fn report(
-        &mut self,
-        kind: DiffKind,
-        recorded: Option<&Node<'_>>,
-        candidate: Option<&Node<'_>>,
-        scope: &Scope,
-    ) {
+    fn report(&mut self, kind: DiffKind, recorded: Option<&Node<'_>>, candidate: Option<&Node<'_>>, scope: &Scope) {
         match &mut self.sink {
             Sink::Probe { differs } => *differs |= !scope.ignored,
-            Sink::Record { out, path } if scope.ignored => {
-                out.ignored.push(path.as_str().to_owned())
-            }
+            Sink::Record { out, path } if scope.ignored => out.ignored.push(path.as_str().to_owned()),
             Sink::Record { out, path } => {
                 let value = |v: Option<&Node<'_>>| v.map_or(Value::Null, Node::to_value);
                 out.push_difference(path.as_str(), kind, value(recorded), value(candidate));
@@ -481,23 +398,14 @@ pub(crate) fn unmatched_counts(
     by_canonical_form: bool,
 ) -> (usize, usize) {
     let patterns = PatternSet::new(&rules.ignore_paths, &rules.unordered_arrays);
-    let walker = Walker {
-        rules,
-        patterns: &patterns,
-        sink: Sink::Probe { differs: false },
-    };
+    let walker = Walker { rules, patterns: &patterns, sink: Sink::Probe { differs: false } };
     let root = patterns.root_scope();
     let matching = if by_canonical_form {
         walker.match_by_canonical_form(a, b, &root)
     } else {
-        walker
-            .match_pairwise(a, b, &root, usize::MAX)
-            .expect("unlimited budget")
+        walker.match_pairwise(a, b, &root, usize::MAX).expect("unlimited budget")
     };
-    (
-        matching.unmatched_recorded.len(),
-        matching.unmatched_candidate.len(),
-    )
+    (matching.unmatched_recorded.len(), matching.unmatched_candidate.len())
 }
 
 /// Same keys in the same order (usual for answers from similar serializers).

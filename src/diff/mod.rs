@@ -104,12 +104,7 @@ impl Comparison {
     }
 
     fn push_difference(&mut self, path: &str, kind: DiffKind, recorded: Value, candidate: Value) {
-        self.differences.push(Difference {
-            path: path.to_owned(),
-            kind,
-            recorded,
-            candidate,
-        });
+        self.differences.push(Difference { path: path.to_owned(), kind, recorded, candidate });
     }
 }
 
@@ -126,11 +121,6 @@ pub fn compare(recorded: &Answer, candidate: &Answer, rules: &CompareRules) -> C
 
 fn compare_status(recorded: u16, candidate: u16, out: &mut Comparison) {
     if recorded != candidate {
-        out.push_difference(
-            "status",
-            DiffKind::Changed,
-            Value::from(recorded),
-            Value::from(candidate),
-        );
+        out.push_difference("status", DiffKind::Changed, Value::from(recorded), Value::from(candidate));
     }
 }

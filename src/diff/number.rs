@@ -34,11 +34,7 @@ impl Decimal {
         let mut digits = String::with_capacity(integer_part.len() + fraction_part.len());
         digits.push_str(integer_part);
         digits.push_str(fraction_part);
-        Some(Self::canonical(
-            negative,
-            digits,
-            written_exponent - fraction_len,
-        ))
+        Some(Self::canonical(negative, digits, written_exponent - fraction_len))
     }
 
     /// Strips leading/trailing zeros and normalises zero.
@@ -46,18 +42,10 @@ impl Decimal {
         let without_leading = digits.trim_start_matches('0');
         let significant = without_leading.trim_end_matches('0');
         if significant.is_empty() {
-            return Decimal {
-                negative: false,
-                digits: String::new(),
-                exponent: 0,
-            };
+            return Decimal { negative: false, digits: String::new(), exponent: 0 };
         }
         let trailing_zeros = (without_leading.len() - significant.len()) as i64;
-        Decimal {
-            negative,
-            digits: significant.to_owned(),
-            exponent: exponent + trailing_zeros,
-        }
+        Decimal { negative, digits: significant.to_owned(), exponent: exponent + trailing_zeros }
     }
 }
 
@@ -115,9 +103,8 @@ fn split_fraction(mantissa: &str) -> Option<(&str, &str)> {
         None => (mantissa, ""),
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let valid = all_digits(integer_part)
-        && all_digits(fraction_part)
-        && !(integer_part.is_empty() && fraction_part.is_empty());
+    let valid =
+        all_digits(integer_part) && all_digits(fraction_part) && !(integer_part.is_empty() && fraction_part.is_empty());
     valid.then_some((integer_part, fraction_part))
 }
 
@@ -134,11 +121,7 @@ fn parse_exponent(exponent_text: Option<&str>) -> Option<i64> {
     if significant.len() > MAX_EXPONENT_DIGITS {
         return None;
     }
-    let magnitude: i64 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
+    let magnitude: i64 = if significant.is_empty() { 0 } else { significant.parse().ok()? };
     Some(if negative { -magnitude } else { magnitude })
 }
 
@@ -174,19 +157,10 @@ mod tests {
 
     #[test]
     fn big_integers_keep_every_digit() {
-        assert!(!same_value(
-            "123456789012345678901234567890",
-            "123456789012345678901234567891"
-        ));
-        assert!(same_value(
-            "123456789012345678901234567890",
-            "12345678901234567890123456789e1"
-        ));
+        assert!(!same_value("123456789012345678901234567890", "123456789012345678901234567891"));
+        assert!(same_value("123456789012345678901234567890", "12345678901234567890123456789e1"));
         assert!(!same_value("1.0000000000000000000001", "1"));
-        assert!(!same_value(
-            "12345678901234567890123",
-            "12345678901234567890124"
-        ));
+        assert!(!same_value("12345678901234567890123", "12345678901234567890124"));
     }
 
     #[test]
@@ -201,14 +175,8 @@ mod tests {
         assert_eq!(Decimal::parse("."), None);
         assert_eq!(Decimal::parse("1x"), None);
         assert_eq!(Decimal::parse("1e999999999999999999999"), None);
-        assert!(same_value(
-            "1e999999999999999999999",
-            "1e999999999999999999999"
-        ));
-        assert!(!same_value(
-            "1e999999999999999999999",
-            "10e999999999999999999998"
-        ));
+        assert!(same_value("1e999999999999999999999", "1e999999999999999999999"));
+        assert!(!same_value("1e999999999999999999999", "10e999999999999999999998"));
         assert_eq!(canon("1e000000000000000000000000002"), "1e2");
     }
 }

@@ -100,11 +100,7 @@ impl Segment {
 /// `0`, `17`, but not `017` or `-1` (RFC 6901 array index syntax).
 fn parse_array_index(key: &str) -> Option<usize> {
     let canonical = key == "0" || (!key.starts_with('0') && !key.is_empty());
-    if canonical && key.bytes().all(|b| b.is_ascii_digit()) {
-        key.parse().ok()
-    } else {
-        None
-    }
+    if canonical && key.bytes().all(|b| b.is_ascii_digit()) { key.parse().ok() } else { None }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,11 +119,7 @@ impl Pattern {
     /// `""` is the whole document; a missing leading `/` is tolerated.
     fn parse(kind: PatternKind, text: &str) -> Pattern {
         let body = text.strip_prefix('/').unwrap_or(text);
-        let segments = if text.is_empty() {
-            Vec::new()
-        } else {
-            body.split('/').map(Segment::parse).collect()
-        };
+        let segments = if text.is_empty() { Vec::new() } else { body.split('/').map(Segment::parse).collect() };
         Pattern { kind, segments }
     }
 }
@@ -157,39 +149,23 @@ pub(crate) struct PatternSet {
 
 impl PatternSet {
     pub(crate) fn new(ignore_paths: &[String], unordered_arrays: &[String]) -> PatternSet {
-        let ignore = ignore_paths
-            .iter()
-            .map(|p| Pattern::parse(PatternKind::Ignore, p));
-        let unordered = unordered_arrays
-            .iter()
-            .map(|p| Pattern::parse(PatternKind::Unordered, p));
-        PatternSet {
-            patterns: ignore.chain(unordered).collect(),
-        }
+        let ignore = ignore_paths.iter().map(|p| Pattern::parse(PatternKind::Ignore, p));
+        let unordered = unordered_arrays.iter().map(|p| Pattern::parse(PatternKind::Unordered, p));
+        PatternSet { patterns: ignore.chain(unordered).collect() }
     }
 
     /// The scope of the document root.
     pub(crate) fn root_scope(&self) -> Scope {
-        let starts = (0..self.patterns.len()).map(|pattern| State {
-            pattern,
-            position: 0,
-        });
+        let starts = (0..self.patterns.len()).map(|pattern| State { pattern, position: 0 });
         self.scope_from(false, starts)
     }
 
     /// The scope of the child reached from `parent` by `step`.
     pub(crate) fn child_scope(&self, parent: &Scope, step: Step<'_>) -> Scope {
         if parent.states.is_empty() {
-            return Scope {
-                states: Vec::new(),
-                ignored: parent.ignored,
-                unordered: false,
-            };
+            return Scope { states: Vec::new(), ignored: parent.ignored, unordered: false };
         }
-        let advanced = parent
-            .states
-            .iter()
-            .filter_map(|state| self.advance(*state, step));
+        let advanced = parent.states.iter().filter_map(|state| self.advance(*state, step));
         self.scope_from(parent.ignored, advanced)
     }
 
@@ -198,21 +174,14 @@ impl PatternSet {
         let segment = self.patterns[state.pattern].segments.get(state.position)?;
         match segment {
             Segment::AnyDepth => Some(state),
-            other if other.matches(step) => Some(State {
-                position: state.position + 1,
-                ..state
-            }),
+            other if other.matches(step) => Some(State { position: state.position + 1, ..state }),
             _ => None,
         }
     }
 
     /// Builds a scope from states, closing over `**` matching zero segments.
     fn scope_from(&self, parent_ignored: bool, states: impl Iterator<Item = State>) -> Scope {
-        let mut scope = Scope {
-            states: Vec::new(),
-            ignored: parent_ignored,
-            unordered: false,
-        };
+        let mut scope = Scope { states: Vec::new(), ignored: parent_ignored, unordered: false };
         for state in states {
             self.add_with_closure(&mut scope, state);
         }
@@ -246,9 +215,7 @@ mod tests {
     use super::*;
 
     fn scope_at(set: &PatternSet, steps: &[Step<'_>]) -> Scope {
-        steps.iter().fold(set.root_scope(), |scope, step| {
-            set.child_scope(&scope, *step)
-        })
+        steps.iter().fold(set.root_scope(), |scope, step| set.child_scope(&scope, *step))
     }
 
     fn ignore_set(patterns: &[&str]) -> PatternSet {

@@ -19,12 +19,7 @@ use super::{Answer, CompareRules, Comparison, DiffKind, compare};
 
 /// Number texts, including integers and fractions far beyond f64 precision.
 fn number_text() -> impl Strategy<Value = String> {
-    (
-        any::<bool>(),
-        "0|[1-9][0-9]{0,30}",
-        proptest::option::of("[0-9]{1,25}"),
-        proptest::option::of(-30i32..30),
-    )
+    (any::<bool>(), "0|[1-9][0-9]{0,30}", proptest::option::of("[0-9]{1,25}"), proptest::option::of(-30i32..30))
         .prop_map(|(negative, integer, fraction, exponent)| {
             let mut text = String::new();
             if negative {
@@ -149,11 +144,7 @@ fn rewrite_number(text: &str, form: usize) -> String {
     let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let all_digits = format!("{integer}{fraction}");
     let significant = all_digits.trim_start_matches('0');
-    let significant = if significant.is_empty() {
-        "0"
-    } else {
-        significant
-    };
+    let significant = if significant.is_empty() { "0" } else { significant };
     let scaled_exponent = exponent - fraction.len() as i64;
     let sign = if negative { "-" } else { "" };
     match form {
@@ -181,15 +172,8 @@ fn rewrite_number(text: &str, form: usize) -> String {
 
 fn compare_texts(recorded: &str, candidate: &str) -> Comparison {
     let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-    let recorded = Answer {
-        status: 200,
-        headers: &headers,
-        body: recorded.as_bytes(),
-    };
-    let candidate = Answer {
-        body: candidate.as_bytes(),
-        ..recorded
-    };
+    let recorded = Answer { status: 200, headers: &headers, body: recorded.as_bytes() };
+    let candidate = Answer { body: candidate.as_bytes(), ..recorded };
     compare(&recorded, &candidate, &CompareRules::default())
 }
 
@@ -221,11 +205,7 @@ fn changed_leaf(leaf: &Value) -> Value {
         Value::Null => Value::from(0),
         Value::Bool(b) => Value::Bool(!b),
         Value::Number(n) => {
-            let replacement = if same_value(n.as_str(), "7") {
-                "8"
-            } else {
-                "7"
-            };
+            let replacement = if same_value(n.as_str(), "7") { "8" } else { "7" };
             serde_json::from_str(replacement).unwrap()
         }
         Value::String(s) => Value::String(format!("{s}x")),
@@ -251,12 +231,7 @@ fn small_equivalent_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
             prop::collection::vec((prop_oneof![Just("a"), Just("b"), Just("c")], inner), 0..3)
-                .prop_map(|members| Value::Object(
-                    members
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect()
-                )),
+                .prop_map(|members| Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }

@@ -12,18 +12,11 @@ use super::*;
 // ----- helpers -----------------------------------------------------------
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
 
 fn answer<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Answer<'a> {
-    Answer {
-        status: 200,
-        headers,
-        body,
-    }
+    Answer { status: 200, headers, body }
 }
 
 /// Compares two bodies sent with the given headers on each side.
@@ -39,11 +32,7 @@ fn compare_with(
 const JSON_CT: &[(&str, &str)] = &[("Content-Type", "application/json")];
 
 fn compare_json_with(recorded: &str, candidate: &str, rules: &CompareRules) -> Comparison {
-    compare_with(
-        (JSON_CT, recorded.as_bytes()),
-        (JSON_CT, candidate.as_bytes()),
-        rules,
-    )
+    compare_with((JSON_CT, recorded.as_bytes()), (JSON_CT, candidate.as_bytes()), rules)
 }
 
 fn compare_json(recorded: &str, candidate: &str) -> Comparison {
@@ -51,12 +40,7 @@ fn compare_json(recorded: &str, candidate: &str) -> Comparison {
 }
 
 fn diff(path: &str, kind: DiffKind, recorded: Value, candidate: Value) -> Difference {
-    Difference {
-        path: path.to_string(),
-        kind,
-        recorded,
-        candidate,
-    }
+    Difference { path: path.to_string(), kind, recorded, candidate }
 }
 
 /// A JSON value keeping the exact number text (arbitrary_precision).
@@ -69,17 +53,11 @@ fn counts(pairs: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
 }
 
 fn unordered(paths: &[&str]) -> CompareRules {
-    CompareRules {
-        unordered_arrays: paths.iter().map(|p| p.to_string()).collect(),
-        ..CompareRules::default()
-    }
+    CompareRules { unordered_arrays: paths.iter().map(|p| p.to_string()).collect(), ..CompareRules::default() }
 }
 
 fn ignoring(paths: &[&str]) -> CompareRules {
-    CompareRules {
-        ignore_paths: paths.iter().map(|p| p.to_string()).collect(),
-        ..CompareRules::default()
-    }
+    CompareRules { ignore_paths: paths.iter().map(|p| p.to_string()).collect(), ..CompareRules::default() }
 }
 
 // ----- rules and output types -------------------------------------------
@@ -97,8 +75,7 @@ fn default_rules_have_documented_defaults() {
 #[test]
 fn rules_deserialize_with_defaults_and_reject_unknown_fields() {
     let rules: CompareRules =
-        serde_json::from_str(r#"{"ignore_paths": ["/request_id"], "numbers_by_value": false}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"ignore_paths": ["/request_id"], "numbers_by_value": false}"#).unwrap();
     assert_eq!(rules.ignore_paths, vec!["/request_id"]);
     assert!(!rules.numbers_by_value);
     assert!(rules.compare_headers && rules.timestamps_as_instants);
@@ -112,11 +89,7 @@ fn difference_serializes_kind_in_lowercase() {
         serde_json::to_value(&d).unwrap(),
         json!({"path": "/a", "kind": "type", "recorded": "9", "candidate": 9})
     );
-    for (kind, name) in [
-        (DiffKind::Changed, "changed"),
-        (DiffKind::Missing, "missing"),
-        (DiffKind::Extra, "extra"),
-    ] {
+    for (kind, name) in [(DiffKind::Changed, "changed"), (DiffKind::Missing, "missing"), (DiffKind::Extra, "extra")] {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
     }
 }
@@ -126,20 +99,10 @@ fn difference_serializes_kind_in_lowercase() {
 #[test]
 fn status_is_compared_exactly() {
     let h = headers(&[]);
-    let recorded = Answer {
-        status: 200,
-        headers: &h,
-        body: b"",
-    };
-    let candidate = Answer {
-        status: 201,
-        ..recorded
-    };
+    let recorded = Answer { status: 200, headers: &h, body: b"" };
+    let candidate = Answer { status: 201, ..recorded };
     let c = compare(&recorded, &candidate, &CompareRules::default());
-    assert_eq!(
-        c.differences,
-        vec![diff("status", DiffKind::Changed, json!(200), json!(201))]
-    );
+    assert_eq!(c.differences, vec![diff("status", DiffKind::Changed, json!(200), json!(201))]);
     assert!(compare(&recorded, &recorded, &CompareRules::default()).is_equal());
 }
 
@@ -148,14 +111,8 @@ fn status_is_compared_exactly() {
 #[test]
 fn header_name_case_and_order_do_not_matter() {
     let c = compare_with(
-        (
-            &[("Content-Type", "text/plain"), ("X-Feature", "on")],
-            b"hi",
-        ),
-        (
-            &[("x-feature", "on"), ("CONTENT-TYPE", "text/plain")],
-            b"hi",
-        ),
+        (&[("Content-Type", "text/plain"), ("X-Feature", "on")], b"hi"),
+        (&[("x-feature", "on"), ("CONTENT-TYPE", "text/plain")], b"hi"),
         &CompareRules::default(),
     );
     assert_eq!(c, Comparison::default());
@@ -164,44 +121,23 @@ fn header_name_case_and_order_do_not_matter() {
 #[test]
 fn repeated_headers_compare_as_joined_ordered_values() {
     let rules = CompareRules::default();
-    let joined = compare_with(
-        (&[("X-M", "a"), ("x-m", "b")], b""),
-        (&[("X-M", "a, b")], b""),
-        &rules,
-    );
+    let joined = compare_with((&[("X-M", "a"), ("x-m", "b")], b""), (&[("X-M", "a, b")], b""), &rules);
     assert!(joined.is_equal());
     let swapped = compare_with(
         (&[("X-M", "a"), ("X-Other", "z"), ("x-m", "b")], b""),
         (&[("x-m", "b"), ("x-m", "a"), ("X-Other", "z")], b""),
         &rules,
     );
-    assert_eq!(
-        swapped.differences,
-        vec![diff(
-            "header:x-m",
-            DiffKind::Changed,
-            json!("a, b"),
-            json!("b, a")
-        )]
-    );
+    assert_eq!(swapped.differences, vec![diff("header:x-m", DiffKind::Changed, json!("a, b"), json!("b, a"))]);
 }
 
 #[test]
 fn missing_and_extra_headers() {
-    let c = compare_with(
-        (&[("Cache-Control", "no-store")], b""),
-        (&[("X-New", "1")], b""),
-        &CompareRules::default(),
-    );
+    let c = compare_with((&[("Cache-Control", "no-store")], b""), (&[("X-New", "1")], b""), &CompareRules::default());
     assert_eq!(
         c.differences,
         vec![
-            diff(
-                "header:cache-control",
-                DiffKind::Missing,
-                json!("no-store"),
-                Value::Null
-            ),
+            diff("header:cache-control", DiffKind::Missing, json!("no-store"), Value::Null),
             diff("header:x-new", DiffKind::Extra, Value::Null, json!("1")),
         ]
     );
@@ -210,29 +146,12 @@ fn missing_and_extra_headers() {
 #[test]
 fn default_ignored_headers_are_listed_only_when_they_differ() {
     let c = compare_with(
-        (
-            &[
-                ("Date", "Mon, 15 Jan 2024 10:00:00 GMT"),
-                ("Server", "legacy"),
-                ("Via", "1.1 x"),
-            ],
-            b"same",
-        ),
-        (
-            &[
-                ("date", "Tue, 16 Jan 2024 11:00:00 GMT"),
-                ("server", "legacy"),
-                ("Connection", "close"),
-            ],
-            b"same",
-        ),
+        (&[("Date", "Mon, 15 Jan 2024 10:00:00 GMT"), ("Server", "legacy"), ("Via", "1.1 x")], b"same"),
+        (&[("date", "Tue, 16 Jan 2024 11:00:00 GMT"), ("server", "legacy"), ("Connection", "close")], b"same"),
         &CompareRules::default(),
     );
     assert!(c.is_equal());
-    assert_eq!(
-        c.ignored,
-        vec!["header:connection", "header:date", "header:via"]
-    );
+    assert_eq!(c.ignored, vec!["header:connection", "header:date", "header:via"]);
 }
 
 #[test]
@@ -242,17 +161,9 @@ fn configured_ignored_headers_are_case_insensitive_and_request_ids_are_not_ignor
     let by_default = compare_with((recorded, b""), (candidate, b""), &CompareRules::default());
     assert_eq!(
         by_default.differences,
-        vec![diff(
-            "header:x-request-id",
-            DiffKind::Changed,
-            json!("abc"),
-            json!("def")
-        )]
+        vec![diff("header:x-request-id", DiffKind::Changed, json!("abc"), json!("def"))]
     );
-    let rules = CompareRules {
-        ignore_headers: vec!["X-REQUEST-ID".into()],
-        ..CompareRules::default()
-    };
+    let rules = CompareRules { ignore_headers: vec!["X-REQUEST-ID".into()], ..CompareRules::default() };
     let configured = compare_with((recorded, b""), (candidate, b""), &rules);
     assert!(configured.is_equal());
     assert_eq!(configured.ignored, vec!["header:x-request-id"]);
@@ -260,25 +171,15 @@ fn configured_ignored_headers_are_case_insensitive_and_request_ids_are_not_ignor
 
 #[test]
 fn compare_headers_false_skips_headers_entirely() {
-    let rules = CompareRules {
-        compare_headers: false,
-        ..CompareRules::default()
-    };
-    let c = compare_with(
-        (&[("X-A", "1"), ("Date", "x")], b"body"),
-        (&[("X-A", "2")], b"body"),
-        &rules,
-    );
+    let rules = CompareRules { compare_headers: false, ..CompareRules::default() };
+    let c = compare_with((&[("X-A", "1"), ("Date", "x")], b"body"), (&[("X-A", "2")], b"body"), &rules);
     assert_eq!(c, Comparison::default());
 }
 
 #[test]
 fn content_type_is_normalised_and_counted() {
     let c = compare_with(
-        (
-            &[("Content-Type", "application/json; charset=utf-8")],
-            b"{}",
-        ),
+        (&[("Content-Type", "application/json; charset=utf-8")], b"{}"),
         (&[("Content-Type", "Application/JSON;charset=UTF-8")], b"{}"),
         &CompareRules::default(),
     );
@@ -310,13 +211,7 @@ const BODY: &str = r#"{"id": 7, "name": "widget", "tags": ["a", "b"]}"#;
 fn gzip_and_plain_with_same_json_are_equal_and_counted() {
     let gzipped = gzip(BODY.as_bytes());
     let c = compare_with(
-        (
-            &[
-                ("Content-Type", "application/json"),
-                ("Content-Encoding", "gzip"),
-            ],
-            &gzipped,
-        ),
+        (&[("Content-Type", "application/json"), ("Content-Encoding", "gzip")], &gzipped),
         (JSON_CT, BODY.as_bytes()),
         &CompareRules::default(),
     );
@@ -336,20 +231,8 @@ fn each_encoding_decodes_before_comparison() {
         ("gzip, br", brotli(&gzip(plain))),
     ] {
         let c = compare_with(
-            (
-                &[
-                    ("Content-Type", "application/json"),
-                    ("Content-Encoding", coding),
-                ],
-                &encoded,
-            ),
-            (
-                &[
-                    ("Content-Type", "application/json"),
-                    ("Content-Encoding", "br"),
-                ],
-                &brotli(plain),
-            ),
+            (&[("Content-Type", "application/json"), ("Content-Encoding", coding)], &encoded),
+            (&[("Content-Type", "application/json"), ("Content-Encoding", "br")], &brotli(plain)),
             &CompareRules::default(),
         );
         assert!(c.is_equal(), "{coding}: {:?}", c.differences);
@@ -361,46 +244,23 @@ fn each_encoding_decodes_before_comparison() {
 fn decoding_plus_key_order_counts_both_rules() {
     let reordered = r#"{"tags": ["a", "b"], "name": "widget", "id": 7}"#;
     let c = compare_with(
-        (
-            &[
-                ("Content-Encoding", "gzip"),
-                ("Content-Type", "application/json"),
-            ],
-            &gzip(BODY.as_bytes()),
-        ),
+        (&[("Content-Encoding", "gzip"), ("Content-Type", "application/json")], &gzip(BODY.as_bytes())),
         (JSON_CT, reordered.as_bytes()),
         &CompareRules::default(),
     );
     assert!(c.is_equal());
-    assert_eq!(
-        c.equivalences,
-        counts(&[(CONTENT_ENCODING, 1), (KEY_ORDER, 1)])
-    );
+    assert_eq!(c.equivalences, counts(&[(CONTENT_ENCODING, 1), (KEY_ORDER, 1)]));
 }
 
 #[test]
 fn decoded_bodies_that_still_differ_do_not_count_content_encoding() {
     let other = BODY.replace("widget", "gadget");
     let c = compare_with(
-        (
-            &[
-                ("Content-Encoding", "gzip"),
-                ("Content-Type", "application/json"),
-            ],
-            &gzip(BODY.as_bytes()),
-        ),
+        (&[("Content-Encoding", "gzip"), ("Content-Type", "application/json")], &gzip(BODY.as_bytes())),
         (JSON_CT, other.as_bytes()),
         &CompareRules::default(),
     );
-    assert_eq!(
-        c.differences,
-        vec![diff(
-            "/name",
-            DiffKind::Changed,
-            json!("widget"),
-            json!("gadget")
-        )]
-    );
+    assert_eq!(c.differences, vec![diff("/name", DiffKind::Changed, json!("widget"), json!("gadget"))]);
     assert!(c.equivalences.is_empty());
 }
 
@@ -408,11 +268,7 @@ fn decoded_bodies_that_still_differ_do_not_count_content_encoding() {
 fn corrupt_encoding_falls_back_to_raw_bytes() {
     let mut broken = gzip(BODY.as_bytes());
     broken.truncate(broken.len() / 2);
-    let c = compare_with(
-        (&[("Content-Encoding", "gzip")], &broken),
-        (&[], BODY.as_bytes()),
-        &CompareRules::default(),
-    );
+    let c = compare_with((&[("Content-Encoding", "gzip")], &broken), (&[], BODY.as_bytes()), &CompareRules::default());
     assert_eq!(c.differences.len(), 1);
     let d = &c.differences[0];
     assert_eq!((d.path.as_str(), d.kind), ("", DiffKind::Changed));
@@ -435,29 +291,20 @@ fn nested_arrays_of_objects_with_differing_key_orders_are_equal() {
 #[test]
 fn key_order_is_counted_even_when_values_differ_but_not_when_key_sets_differ() {
     let c = compare_json(r#"{"a": 1, "b": 2}"#, r#"{"b": 3, "a": 1}"#);
-    assert_eq!(
-        c.differences,
-        vec![diff("/b", DiffKind::Changed, json!(2), json!(3))]
-    );
+    assert_eq!(c.differences, vec![diff("/b", DiffKind::Changed, json!(2), json!(3))]);
     assert_eq!(c.equivalences, counts(&[(KEY_ORDER, 1)]));
 
     let c = compare_json(r#"{"a": 1, "b": 2}"#, r#"{"c": 2, "a": 1}"#);
     assert_eq!(
         c.differences,
-        vec![
-            diff("/b", DiffKind::Missing, json!(2), Value::Null),
-            diff("/c", DiffKind::Extra, Value::Null, json!(2)),
-        ]
+        vec![diff("/b", DiffKind::Missing, json!(2), Value::Null), diff("/c", DiffKind::Extra, Value::Null, json!(2)),]
     );
     assert!(c.equivalences.is_empty());
 }
 
 #[test]
 fn pointer_paths_escape_slash_and_tilde() {
-    let c = compare_json(
-        r#"{"a/b": {"m~n": 1}, "": {"": true}}"#,
-        r#"{"a/b": {"m~n": 2}, "": {"": false}}"#,
-    );
+    let c = compare_json(r#"{"a/b": {"m~n": 1}, "": {"": true}}"#, r#"{"a/b": {"m~n": 2}, "": {"": false}}"#);
     let paths: Vec<&str> = c.differences.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, vec!["/a~1b/m~0n", "//"]);
 }
@@ -476,10 +323,7 @@ fn unicode_escapes_equal_their_characters() {
 #[test]
 fn different_unicode_normal_forms_are_different_strings() {
     let c = compare_json(r#"["\u00e9"]"#, r#"["e\u0301"]"#);
-    assert_eq!(
-        c.differences,
-        vec![diff("/0", DiffKind::Changed, json!("é"), json!("e\u{301}"))]
-    );
+    assert_eq!(c.differences, vec![diff("/0", DiffKind::Changed, json!("é"), json!("e\u{301}"))]);
 }
 
 // ----- JSON: numbers ----------------------------------------------------------------
@@ -503,39 +347,20 @@ fn numbers_beyond_f64_keep_their_exact_value() {
     assert_eq!(
         c.differences,
         vec![
-            diff(
-                "/big",
-                DiffKind::Changed,
-                v("12345678901234567890123"),
-                v("12345678901234567890124")
-            ),
-            diff(
-                "/frac",
-                DiffKind::Changed,
-                v("1.0000000000000000000001"),
-                v("1")
-            ),
+            diff("/big", DiffKind::Changed, v("12345678901234567890123"), v("12345678901234567890124")),
+            diff("/frac", DiffKind::Changed, v("1.0000000000000000000001"), v("1")),
         ]
     );
     // The recorded values keep their exact text.
-    assert_eq!(
-        c.differences[1].recorded.to_string(),
-        "1.0000000000000000000001"
-    );
+    assert_eq!(c.differences[1].recorded.to_string(), "1.0000000000000000000001");
     assert!(c.equivalences.is_empty());
 }
 
 #[test]
 fn numbers_by_text_when_numbers_by_value_is_off() {
-    let rules = CompareRules {
-        numbers_by_value: false,
-        ..CompareRules::default()
-    };
+    let rules = CompareRules { numbers_by_value: false, ..CompareRules::default() };
     let c = compare_json_with("[9, 7]", "[9.0, 7]", &rules);
-    assert_eq!(
-        c.differences,
-        vec![diff("/0", DiffKind::Changed, v("9"), v("9.0"))]
-    );
+    assert_eq!(c.differences, vec![diff("/0", DiffKind::Changed, v("9"), v("9.0"))]);
 }
 
 // ----- JSON: timestamps --------------------------------------------------------------
@@ -564,15 +389,8 @@ fn different_instants_and_near_timestamps_differ() {
 
 #[test]
 fn timestamps_as_text_when_rule_is_off() {
-    let rules = CompareRules {
-        timestamps_as_instants: false,
-        ..CompareRules::default()
-    };
-    let c = compare_json_with(
-        r#"["2024-01-15T10:30:00Z"]"#,
-        r#"["2024-01-15T12:30:00+02:00"]"#,
-        &rules,
-    );
+    let rules = CompareRules { timestamps_as_instants: false, ..CompareRules::default() };
+    let c = compare_json_with(r#"["2024-01-15T10:30:00Z"]"#, r#"["2024-01-15T12:30:00+02:00"]"#, &rules);
     assert_eq!(c.differences.len(), 1);
 }
 
@@ -592,19 +410,13 @@ fn null_and_missing_differ_by_default() {
 
 #[test]
 fn null_equals_missing_when_configured() {
-    let rules = CompareRules {
-        null_equals_missing: true,
-        ..CompareRules::default()
-    };
+    let rules = CompareRules { null_equals_missing: true, ..CompareRules::default() };
     let c = compare_json_with(r#"{"a": null, "b": 1}"#, r#"{"b": 1, "c": null}"#, &rules);
     assert!(c.is_equal());
     assert_eq!(c.equivalences, counts(&[(NULL_EQUALS_MISSING, 2)]));
     // A present null against a value is still a difference.
     let c = compare_json_with(r#"{"a": null}"#, r#"{"a": 0}"#, &rules);
-    assert_eq!(
-        c.differences,
-        vec![diff("/a", DiffKind::Type, Value::Null, json!(0))]
-    );
+    assert_eq!(c.differences, vec![diff("/a", DiffKind::Type, Value::Null, json!(0))]);
 }
 
 #[test]
@@ -613,11 +425,7 @@ fn different_json_types_are_kind_type() {
         r#"{"s": "9", "o": {}, "b": true, "n": null, "x": false}"#,
         r#"{"s": 9, "o": [], "b": "true", "n": 0, "x": true}"#,
     );
-    let kinds: Vec<(&str, DiffKind)> = c
-        .differences
-        .iter()
-        .map(|d| (d.path.as_str(), d.kind))
-        .collect();
+    let kinds: Vec<(&str, DiffKind)> = c.differences.iter().map(|d| (d.path.as_str(), d.kind)).collect();
     assert_eq!(
         kinds,
         vec![
@@ -628,10 +436,7 @@ fn different_json_types_are_kind_type() {
             ("/x", DiffKind::Changed),
         ]
     );
-    assert_eq!(
-        c.differences[0],
-        diff("/s", DiffKind::Type, json!("9"), v("9"))
-    );
+    assert_eq!(c.differences[0], diff("/s", DiffKind::Type, json!("9"), v("9")));
 }
 
 #[test]
@@ -646,10 +451,7 @@ fn arrays_in_order_report_common_prefix_then_tails() {
         ]
     );
     let c = compare_json("[1]", "[1, {\"k\": 2}]");
-    assert_eq!(
-        c.differences,
-        vec![diff("/1", DiffKind::Extra, Value::Null, json!({"k": 2}))]
-    );
+    assert_eq!(c.differences, vec![diff("/1", DiffKind::Extra, Value::Null, json!({"k": 2}))]);
 }
 
 #[test]
@@ -661,10 +463,7 @@ fn reordered_array_without_rule_differs_elementwise() {
 #[test]
 fn whole_document_scalar_difference_is_at_root_pointer() {
     let c = compare_with((&[], b"1"), (&[], b"2"), &CompareRules::default());
-    assert_eq!(
-        c.differences,
-        vec![diff("", DiffKind::Changed, v("1"), v("2"))]
-    );
+    assert_eq!(c.differences, vec![diff("", DiffKind::Changed, v("1"), v("2"))]);
 }
 
 // ----- JSON: unordered arrays --------------------------------------------------------
@@ -677,19 +476,12 @@ fn unordered_array_matches_as_multiset_and_is_counted_once() {
         &unordered(&["/tags", "/other"]),
     );
     assert!(c.is_equal(), "{:?}", c.differences);
-    assert_eq!(
-        c.equivalences,
-        counts(&[(UNORDERED_ARRAY, 1), (NUMBER_FORMAT, 1)])
-    );
+    assert_eq!(c.equivalences, counts(&[(UNORDERED_ARRAY, 1), (NUMBER_FORMAT, 1)]));
 }
 
 #[test]
 fn unordered_array_duplicates_must_match_in_number() {
-    let c = compare_json_with(
-        r#"{"tags": [1, 1, 2]}"#,
-        r#"{"tags": [1, 2, 2]}"#,
-        &unordered(&["/tags"]),
-    );
+    let c = compare_json_with(r#"{"tags": [1, 1, 2]}"#, r#"{"tags": [1, 2, 2]}"#, &unordered(&["/tags"]));
     assert_eq!(
         c.differences,
         vec![
@@ -710,12 +502,7 @@ fn unordered_array_of_objects_uses_all_equivalence_rules() {
     assert!(c.is_equal(), "{:?}", c.differences);
     assert_eq!(
         c.equivalences,
-        counts(&[
-            (UNORDERED_ARRAY, 1),
-            (KEY_ORDER, 1),
-            (NUMBER_FORMAT, 1),
-            (TIMESTAMP_INSTANT, 1)
-        ])
+        counts(&[(UNORDERED_ARRAY, 1), (KEY_ORDER, 1), (NUMBER_FORMAT, 1), (TIMESTAMP_INSTANT, 1)])
     );
 }
 
@@ -730,18 +517,8 @@ fn nested_unordered_arrays_with_wildcards() {
     assert_eq!(
         c.differences,
         vec![
-            diff(
-                "/groups/1/members/0",
-                DiffKind::Missing,
-                json!("c"),
-                Value::Null
-            ),
-            diff(
-                "/groups/1/members/1",
-                DiffKind::Extra,
-                Value::Null,
-                json!("e")
-            ),
+            diff("/groups/1/members/0", DiffKind::Missing, json!("c"), Value::Null),
+            diff("/groups/1/members/1", DiffKind::Extra, Value::Null, json!("e")),
         ]
     );
     assert_eq!(c.equivalences, counts(&[(UNORDERED_ARRAY, 1)]));
@@ -751,11 +528,7 @@ fn nested_unordered_arrays_with_wildcards() {
 fn unordered_array_in_same_order_counts_nothing() {
     let c = compare_json_with(r#"[1, 2, 2]"#, r#"[1, 2, 2]"#, &unordered(&[""]));
     assert_eq!(c, Comparison::default());
-    let c = compare_json_with(
-        r#"[1, 2, 2, {"a": 1}]"#,
-        r#"[1, 2, 2, {"a": 1.0}]"#,
-        &unordered(&[""]),
-    );
+    let c = compare_json_with(r#"[1, 2, 2, {"a": 1}]"#, r#"[1, 2, 2, {"a": 1.0}]"#, &unordered(&[""]));
     assert_eq!(c.equivalences, counts(&[(NUMBER_FORMAT, 1)]));
 }
 
@@ -772,33 +545,20 @@ fn large_array(len: usize, format: impl Fn(usize) -> String) -> String {
 #[test]
 fn large_unordered_arrays_are_matched_by_canonical_form() {
     let len = LARGE;
-    let recorded = large_array(len, |i| {
-        format!(r#"{{"id": {i}, "at": "2024-01-15T10:30:00Z", "gone": null, "v": "x"}}"#)
-    });
+    let recorded =
+        large_array(len, |i| format!(r#"{{"id": {i}, "at": "2024-01-15T10:30:00Z", "gone": null, "v": "x"}}"#));
     let candidate = large_array(len, |k| {
         let i = len - 1 - k;
         format!(r#"{{"v": "y", "at": "2024-01-15T12:30:00+02:00", "id": {i}.0}}"#)
     });
-    let rules = CompareRules {
-        null_equals_missing: true,
-        ignore_paths: vec!["/items/*/v".into()],
-        ..unordered(&["/items"])
-    };
+    let rules =
+        CompareRules { null_equals_missing: true, ignore_paths: vec!["/items/*/v".into()], ..unordered(&["/items"]) };
     let c = compare_json_with(&recorded, &candidate, &rules);
-    assert!(
-        c.is_equal(),
-        "{:?}",
-        &c.differences[..c.differences.len().min(3)]
-    );
+    assert!(c.is_equal(), "{:?}", &c.differences[..c.differences.len().min(3)]);
     let n = len as u64;
     assert_eq!(
         c.equivalences,
-        counts(&[
-            (UNORDERED_ARRAY, 1),
-            (NUMBER_FORMAT, n),
-            (TIMESTAMP_INSTANT, n),
-            (NULL_EQUALS_MISSING, n),
-        ])
+        counts(&[(UNORDERED_ARRAY, 1), (NUMBER_FORMAT, n), (TIMESTAMP_INSTANT, n), (NULL_EQUALS_MISSING, n),])
     );
     assert_eq!(c.ignored.len(), len);
     assert_eq!(c.ignored[0], "/items/0/v");
@@ -828,20 +588,8 @@ fn large_unordered_arrays_are_matched_by_canonical_form() {
 #[test]
 fn large_unordered_arrays_with_duplicates_must_match_in_number() {
     let len = 1001;
-    let recorded = large_array(len, |i| {
-        if i == 0 {
-            "1".into()
-        } else {
-            (i % 2).to_string()
-        }
-    });
-    let candidate = large_array(len, |i| {
-        if i == 0 {
-            "0".into()
-        } else {
-            (i % 2).to_string()
-        }
-    });
+    let recorded = large_array(len, |i| if i == 0 { "1".into() } else { (i % 2).to_string() });
+    let candidate = large_array(len, |i| if i == 0 { "0".into() } else { (i % 2).to_string() });
     let c = compare_json_with(&recorded, &candidate, &unordered(&["/items"]));
     let kinds: Vec<DiffKind> = c.differences.iter().map(|d| d.kind).collect();
     assert_eq!(kinds, vec![DiffKind::Missing, DiffKind::Extra]);
@@ -859,19 +607,11 @@ fn ignore_paths_with_wildcards_drop_and_list_differences() {
     assert_eq!(
         c.differences,
         vec![
-            diff(
-                "/items/0/meta/updated_at",
-                DiffKind::Changed,
-                v("1"),
-                v("2")
-            ),
+            diff("/items/0/meta/updated_at", DiffKind::Changed, v("1"), v("2")),
             diff("/items/1/id", DiffKind::Changed, v("2"), v("3")),
         ]
     );
-    assert_eq!(
-        c.ignored,
-        vec!["/request_id", "/items/0/updated_at", "/items/1/updated_at"]
-    );
+    assert_eq!(c.ignored, vec!["/request_id", "/items/0/updated_at", "/items/1/updated_at"]);
 }
 
 #[test]
@@ -883,10 +623,7 @@ fn ignored_subtrees_list_every_differing_leaf_and_count_no_equivalence() {
     );
     assert!(c.is_equal());
     assert_eq!(c.ignored, vec!["/debug/b/1", "/debug/c"]);
-    assert_eq!(
-        c.equivalences,
-        counts(&[(KEY_ORDER, 1), (NUMBER_FORMAT, 1)])
-    );
+    assert_eq!(c.equivalences, counts(&[(KEY_ORDER, 1), (NUMBER_FORMAT, 1)]));
 }
 
 #[test]
@@ -904,11 +641,7 @@ fn double_star_ignores_at_any_depth() {
 
 #[test]
 fn missing_content_type_with_parseable_json_compares_as_json() {
-    let c = compare_with(
-        (&[], br#"{"a": 1, "b": 2}"#),
-        (&[], br#"{"b": 2, "a": 1}"#),
-        &CompareRules::default(),
-    );
+    let c = compare_with((&[], br#"{"a": 1, "b": 2}"#), (&[], br#"{"b": 2, "a": 1}"#), &CompareRules::default());
     assert!(c.is_equal());
     assert_eq!(c.equivalences, counts(&[(KEY_ORDER, 1)]));
 }
@@ -916,11 +649,7 @@ fn missing_content_type_with_parseable_json_compares_as_json() {
 #[test]
 fn text_content_type_with_json_body_compares_as_text() {
     let ct: &[(&str, &str)] = &[("Content-Type", "text/plain")];
-    let c = compare_with(
-        (ct, br#"{"a": 1, "b": 2}"#),
-        (ct, br#"{"b": 2, "a": 1}"#),
-        &CompareRules::default(),
-    );
+    let c = compare_with((ct, br#"{"a": 1, "b": 2}"#), (ct, br#"{"b": 2, "a": 1}"#), &CompareRules::default());
     assert_eq!(c.differences.len(), 1);
     assert_eq!(c.differences[0].path, "");
 }
@@ -940,11 +669,7 @@ fn invalid_json_on_one_side_compares_as_text() {
 #[test]
 fn text_with_crlf_equals_text_with_lf() {
     let ct: &[(&str, &str)] = &[("Content-Type", "text/plain; charset=utf-8")];
-    let c = compare_with(
-        (ct, b"one\r\ntwo\r\n"),
-        (ct, b"one\ntwo\n"),
-        &CompareRules::default(),
-    );
+    let c = compare_with((ct, b"one\r\ntwo\r\n"), (ct, b"one\ntwo\n"), &CompareRules::default());
     assert!(c.is_equal());
     assert_eq!(c.equivalences, counts(&[(LINE_ENDINGS, 1)]));
 }
@@ -952,11 +677,7 @@ fn text_with_crlf_equals_text_with_lf() {
 #[test]
 fn differing_text_reports_excerpt_and_unified_diff() {
     let ct: &[(&str, &str)] = &[("Content-Type", "text/html")];
-    let c = compare_with(
-        (ct, b"<p>\nhello\n</p>\n"),
-        (ct, b"<p>\nbye\n</p>\n"),
-        &CompareRules::default(),
-    );
+    let c = compare_with((ct, b"<p>\nhello\n</p>\n"), (ct, b"<p>\nbye\n</p>\n"), &CompareRules::default());
     assert_eq!(
         c.differences,
         vec![diff(
@@ -977,10 +698,7 @@ fn binary_bodies_differ_by_length_and_hash() {
     assert_eq!(c.differences.len(), 1);
     let d = &c.differences[0];
     let (r, k) = (d.recorded.as_str().unwrap(), d.candidate.as_str().unwrap());
-    assert!(
-        r.starts_with("6 bytes sha256:") && k.starts_with("5 bytes sha256:"),
-        "{r} {k}"
-    );
+    assert!(r.starts_with("6 bytes sha256:") && k.starts_with("5 bytes sha256:"), "{r} {k}");
     assert_eq!(r.len(), "6 bytes sha256:".len() + 16);
     assert!(compare_with((ct, recorded), (ct, recorded), &CompareRules::default()).is_equal());
 }
@@ -1003,11 +721,7 @@ fn large_unordered_arrays_compare_nested_unordered_arrays_as_multisets() {
     });
     let rules = unordered(&["/items", "/items/*/tags"]);
     let c = compare_json_with(&recorded, &candidate, &rules);
-    assert!(
-        c.is_equal(),
-        "{:?}",
-        &c.differences[..c.differences.len().min(3)]
-    );
+    assert!(c.is_equal(), "{:?}", &c.differences[..c.differences.len().min(3)]);
     // The outer array, plus every inner one except where [1, 2, i] = [i, 2, 1] (i = 1).
     assert_eq!(c.equivalences, counts(&[(UNORDERED_ARRAY, len as u64)]));
     let outer_only = compare_json_with(&recorded, &candidate, &unordered(&["/items"]));
@@ -1019,10 +733,7 @@ fn duplicate_keys_resolve_like_serde_json_last_value_wins() {
     let c = compare_json(r#"{"a": 1, "b": 2, "a": 3}"#, r#"{"a": 3, "b": 2}"#);
     assert_eq!(c, Comparison::default());
     let c = compare_json(r#"{"a": 1, "a": 3}"#, r#"{"a": 1}"#);
-    assert_eq!(
-        c.differences,
-        vec![diff("/a", DiffKind::Changed, v("3"), v("1"))]
-    );
+    assert_eq!(c.differences, vec![diff("/a", DiffKind::Changed, v("3"), v("1"))]);
 }
 
 #[test]
@@ -1031,11 +742,5 @@ fn json_nested_beyond_the_parse_limit_is_compared_as_text() {
     let c = compare_json(&deep("1"), &deep("1.0"));
     assert_eq!(c.differences.len(), 1);
     assert_eq!(c.differences[0].path, "");
-    assert!(
-        c.differences[0]
-            .candidate
-            .as_str()
-            .unwrap()
-            .starts_with("@@")
-    );
+    assert!(c.differences[0].candidate.as_str().unwrap().starts_with("@@"));
 }

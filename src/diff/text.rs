@@ -59,11 +59,8 @@ pub(crate) fn compare_bytes(recorded: &[u8], candidate: &[u8], out: &mut Compari
 
 /// CRLF → LF, trailing newlines removed.
 fn normalise_line_endings(text: &str) -> Cow<'_, str> {
-    let unified: Cow<'_, str> = if text.contains("\r\n") {
-        Cow::Owned(text.replace("\r\n", "\n"))
-    } else {
-        Cow::Borrowed(text)
-    };
+    let unified: Cow<'_, str> =
+        if text.contains("\r\n") { Cow::Owned(text.replace("\r\n", "\n")) } else { Cow::Borrowed(text) };
     let kept = unified.trim_end_matches('\n').len();
     match unified {
         Cow::Borrowed(s) => Cow::Borrowed(&s[..kept]),
@@ -86,24 +83,14 @@ pub(crate) fn describe_bytes(bytes: &[u8]) -> String {
 
 /// A short unified line diff (`@@ ... @@` hunks, no file header).
 fn unified_diff_excerpt(recorded: &str, candidate: &str) -> String {
-    let diff = TextDiff::configure()
-        .timeout(DIFF_TIMEOUT)
-        .diff_lines(recorded, candidate);
-    let full = diff
-        .unified_diff()
-        .context_radius(CONTEXT_LINES)
-        .missing_newline_hint(false)
-        .to_string();
+    let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(recorded, candidate);
+    let full = diff.unified_diff().context_radius(CONTEXT_LINES).missing_newline_hint(false).to_string();
     truncate_lines(&full, EXCERPT_LINES, EXCERPT_CHARS)
 }
 
 /// At most `max_lines` lines of at most `max_chars` chars each; `…` marks a cut.
 fn truncate_lines(text: &str, max_lines: usize, max_chars: usize) -> String {
-    let mut lines: Vec<String> = text
-        .lines()
-        .take(max_lines)
-        .map(|line| first_chars(line, max_chars))
-        .collect();
+    let mut lines: Vec<String> = text.lines().take(max_lines).map(|line| first_chars(line, max_chars)).collect();
     if text.lines().nth(max_lines).is_some() {
         lines.push("…".to_owned());
     }
@@ -157,12 +144,8 @@ mod tests {
 
     #[test]
     fn long_diffs_are_cut_to_twenty_short_lines() {
-        let recorded: String = (0..100)
-            .map(|i| format!("{i}{}\n", "x".repeat(500)))
-            .collect();
-        let candidate: String = (0..100)
-            .map(|i| format!("{i}{}\n", "y".repeat(500)))
-            .collect();
+        let recorded: String = (0..100).map(|i| format!("{i}{}\n", "x".repeat(500))).collect();
+        let candidate: String = (0..100).map(|i| format!("{i}{}\n", "y".repeat(500))).collect();
         let excerpt = unified_diff_excerpt(&recorded, &candidate);
         let lines: Vec<&str> = excerpt.lines().collect();
         assert_eq!(lines.len(), EXCERPT_LINES + 1);
@@ -178,10 +161,7 @@ mod tests {
         assert!(out.differences.is_empty());
         compare_bytes(&[0xff, 0x00], &[0xff, 0x01], &mut out);
         assert_eq!(out.differences.len(), 1);
-        assert_eq!(
-            out.differences[0].recorded,
-            Value::from(describe_bytes(&[0xff, 0x00]))
-        );
+        assert_eq!(out.differences[0].recorded, Value::from(describe_bytes(&[0xff, 0x00])));
         assert_ne!(out.differences[0].recorded, out.differences[0].candidate);
     }
 }

@@ -24,19 +24,13 @@ pub(crate) fn same_instant(a: &str, b: &str) -> bool {
 /// Canonical text of the instant (`<unix seconds>.<nanoseconds>`), if `text` is a timestamp.
 pub(crate) fn canonical_instant(text: &str) -> Option<String> {
     let instant = parse_instant(text)?;
-    Some(format!(
-        "{}.{:09}",
-        instant.timestamp(),
-        instant.timestamp_subsec_nanos()
-    ))
+    Some(format!("{}.{:09}", instant.timestamp(), instant.timestamp_subsec_nanos()))
 }
 
 /// `YYYY-` prefix and a plausible length; avoids running the parser on every string.
 fn looks_like_timestamp(text: &str) -> bool {
     let bytes = text.as_bytes();
-    (19..=64).contains(&bytes.len())
-        && bytes[..4].iter().all(u8::is_ascii_digit)
-        && bytes[4] == b'-'
+    (19..=64).contains(&bytes.len()) && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-'
 }
 
 #[cfg(test)]
@@ -61,14 +55,8 @@ mod tests {
 
     #[test]
     fn different_instants_and_non_timestamps_differ() {
-        assert!(!same_instant(
-            "2024-01-15T10:30:00Z",
-            "2024-01-15T10:30:00+02:00"
-        ));
-        assert!(!same_instant(
-            "2024-01-15T10:30:00Z",
-            "2024-01-15T10:30:00.001Z"
-        ));
+        assert!(!same_instant("2024-01-15T10:30:00Z", "2024-01-15T10:30:00+02:00"));
+        assert!(!same_instant("2024-01-15T10:30:00Z", "2024-01-15T10:30:00.001Z"));
         assert!(!same_instant("2024-01-15T10:30:00Z", "2024-01-15 10:30"));
         assert!(!same_instant("2024-01-15", "2024-01-15"));
         assert_eq!(canonical_instant("2024-01-15T10:30:00"), None);

@@ -52,12 +52,7 @@ pub(crate) enum ParseError {
 /// Parses a whole JSON document (surrounding whitespace allowed).
 pub(crate) fn parse(bytes: &[u8]) -> Result<Node<'_>, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
-    let mut parser = Parser {
-        text,
-        pos: 0,
-        pending_items: Vec::new(),
-        pending_members: Vec::new(),
-    };
+    let mut parser = Parser { text, pos: 0, pending_items: Vec::new(), pending_members: Vec::new() };
     let node = parser.value(0)?;
     parser.skip_whitespace();
     if parser.pos != text.len() {
@@ -84,20 +79,15 @@ impl Node<'_> {
             Node::Number(text) => number_value(text),
             Node::String(s) => Value::String(s.to_string()),
             Node::Array(items) => Value::Array(items.iter().map(Node::to_value).collect()),
-            Node::Object(members) => Value::Object(
-                members
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_value()))
-                    .collect::<Map<_, _>>(),
-            ),
+            Node::Object(members) => {
+                Value::Object(members.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect::<Map<_, _>>())
+            }
         }
     }
 }
 
 fn number_value(text: &str) -> Value {
-    text.parse::<Number>()
-        .map(Value::Number)
-        .unwrap_or_else(|_| Value::String(text.to_owned()))
+    text.parse::<Number>().map(Value::Number).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
 struct Parser<'a> {
@@ -154,11 +144,7 @@ impl<'a> Parser<'a> {
     }
 
     fn check_depth(&self, depth: usize) -> Result<(), ParseError> {
-        if depth > MAX_DEPTH {
-            Err(ParseError::TooDeep(self.pos))
-        } else {
-            Ok(())
-        }
+        if depth > MAX_DEPTH { Err(ParseError::TooDeep(self.pos)) } else { Ok(()) }
     }
 
     /// After `{`: members separated by `,`, then `}`.
@@ -261,11 +247,7 @@ impl<'a> Parser<'a> {
     fn require_digits(&mut self) -> Result<(), ParseError> {
         let start = self.pos;
         self.skip_digits();
-        if self.pos == start {
-            self.invalid()
-        } else {
-            Ok(())
-        }
+        if self.pos == start { self.invalid() } else { Ok(()) }
     }
 
     /// At `"`: the unescaped string, borrowed when it has no escapes.
@@ -352,10 +334,7 @@ impl<'a> Parser<'a> {
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
         let digits = self.bytes().get(self.pos..self.pos + 4);
-        let value = digits.and_then(|d| {
-            d.iter()
-                .try_fold(0u32, |acc, &b| Some(acc * 16 + (b as char).to_digit(16)?))
-        });
+        let value = digits.and_then(|d| d.iter().try_fold(0u32, |acc, &b| Some(acc * 16 + (b as char).to_digit(16)?)));
         match value {
             Some(v) => {
                 self.pos += 4;
@@ -388,10 +367,7 @@ fn without_duplicate_keys(members: Vec<Member<'_>>) -> Vec<Member<'_>> {
 
 fn has_duplicate_keys(members: &[Member<'_>]) -> bool {
     if members.len() <= PAIRWISE_DUPLICATE_CHECK_LIMIT {
-        return members
-            .iter()
-            .enumerate()
-            .any(|(i, (key, _))| members[..i].iter().any(|(k, _)| k == key));
+        return members.iter().enumerate().any(|(i, (key, _))| members[..i].iter().any(|(k, _)| k == key));
     }
     let mut seen = HashSet::with_capacity(members.len());
     !members.iter().all(|(key, _)| seen.insert(key.as_ref()))
@@ -458,10 +434,7 @@ mod tests {
         let node = parse(br#"{"a":1,"b":2,"a":3}"#).unwrap();
         assert_eq!(
             node,
-            Node::Object(vec![
-                (Cow::Borrowed("a"), Node::Number("3")),
-                (Cow::Borrowed("b"), Node::Number("2")),
-            ])
+            Node::Object(vec![(Cow::Borrowed("a"), Node::Number("3")), (Cow::Borrowed("b"), Node::Number("2")),])
         );
         let many: String = (0..40).map(|i| format!("\"k{}\":{i},", i % 20)).collect();
         let text = format!("{{{}\"end\":0}}", many);
@@ -472,17 +445,10 @@ mod tests {
     fn depth_limit_matches_serde_json() {
         for depth in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
             let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-            assert_eq!(
-                ours(&text).is_some(),
-                serde(&text).is_some(),
-                "depth {depth}"
-            );
+            assert_eq!(ours(&text).is_some(), serde(&text).is_some(), "depth {depth}");
         }
         let deep = "[".repeat(100_000);
-        assert!(matches!(
-            parse(deep.as_bytes()),
-            Err(ParseError::TooDeep(_))
-        ));
+        assert!(matches!(parse(deep.as_bytes()), Err(ParseError::TooDeep(_))));
     }
 
     #[test]

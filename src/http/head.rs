@@ -38,15 +38,7 @@ fn parser_config() -> httparse::ParserConfig {
 }
 
 fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_string(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect()
+    headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect()
 }
 
 fn version_string(minor: Option<u8>) -> String {
@@ -109,9 +101,7 @@ fn lenient_headers(rest: &[u8]) -> Vec<Header> {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let colon = memchr::memchr(b':', line)?;
             let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
-            let value = String::from_utf8_lossy(&line[colon + 1..])
-                .trim()
-                .to_string();
+            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_string();
             (!name.is_empty()).then_some((name, value))
         })
         .collect()
@@ -126,8 +116,7 @@ pub type RequestLine<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
 pub fn split_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     let space = memchr::memchr(b' ', line)?;
     let method = &line[..space];
-    if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_method_char(b))
-    {
+    if method.is_empty() || method.len() > MAX_METHOD || !method.iter().all(|&b| is_method_char(b)) {
         return None;
     }
     let rest = trim_spaces(&line[space + 1..]);
@@ -145,10 +134,7 @@ pub fn split_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
 
 fn trim_spaces(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b' ')
-        .map_or(start, |e| e + 1);
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 
@@ -230,26 +216,17 @@ pub fn is_versionless_request_line(line: &[u8]) -> bool {
         version.is_none()
             && !uri.contains(&b' ')
             && method.len() >= 3
-            && method
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || *b == b'_' || *b == b'-')
+            && method.iter().all(|b| b.is_ascii_uppercase() || *b == b'_' || *b == b'-')
     })
 }
 
 /// Is this whole line a status line (`HTTP/1.x NNN ...`)?
 pub fn is_status_line(line: &[u8]) -> bool {
-    line.len() >= 12
-        && is_version(&line[..8])
-        && line[8] == b' '
-        && line[9..12].iter().all(u8::is_ascii_digit)
+    line.len() >= 12 && is_version(&line[..8]) && line[8] == b' ' && line[9..12].iter().all(u8::is_ascii_digit)
 }
 
 fn is_version(v: &[u8]) -> bool {
-    v.len() == 8
-        && v.starts_with(b"HTTP/")
-        && v[5].is_ascii_digit()
-        && v[6] == b'.'
-        && v[7].is_ascii_digit()
+    v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit()
 }
 
 /// Values of every header named `name`, each split on commas (a list-valued
@@ -287,12 +264,8 @@ pub enum Framing {
 /// connection is where smuggled requests hide.
 pub fn request_framing_is_ambiguous(head: &[u8], headers: &[Header]) -> bool {
     let both = header_list(headers, "transfer-encoding").next().is_some()
-        && headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-    let folded = head
-        .windows(2)
-        .any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'));
+        && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+    let folded = head.windows(2).any(|w| w[0] == b'\n' && (w[1] == b' ' || w[1] == b'\t'));
     both || folded
 }
 
@@ -301,11 +274,7 @@ pub fn framing_from_headers(headers: &[Header]) -> Framing {
     if codings.peek().is_some() {
         // Transfer-Encoding overrides Content-Length (section 6.3, item 3).
         let last = codings.last().unwrap_or_default();
-        return if last.eq_ignore_ascii_case("chunked") {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        };
+        return if last.eq_ignore_ascii_case("chunked") { Framing::Chunked } else { Framing::UntilClose };
     }
     let mut length = None;
     for value in header_list(headers, "content-length") {
@@ -334,10 +303,7 @@ fn parse_content_length(value: &str) -> Option<u64> {
 /// Parses a chunk-size line (hex digits, optional extensions).
 pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits_end = line
-        .iter()
-        .position(|b| !b.is_ascii_hexdigit())
-        .unwrap_or(line.len());
+    let digits_end = line.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(line.len());
     let (digits, rest) = line.split_at(digits_end);
     let rest_ok = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
     if digits.is_empty() || digits.len() > 16 || !rest_ok {
@@ -351,29 +317,19 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn transfer_encoding_wins_over_content_length() {
-        let h = headers(&[
-            ("Content-Length", "10"),
-            ("Transfer-Encoding", "gzip, chunked"),
-        ]);
+        let h = headers(&[("Content-Length", "10"), ("Transfer-Encoding", "gzip, chunked")]);
         assert_eq!(framing_from_headers(&h), Framing::Chunked);
     }
 
     #[test]
     fn bad_content_lengths_are_invalid() {
         for bad in ["-1", "18446744073709551616", "1 2", "0x10", "+5"] {
-            assert_eq!(
-                framing_from_headers(&headers(&[("Content-Length", bad)])),
-                Framing::Invalid,
-                "{bad}"
-            );
+            assert_eq!(framing_from_headers(&headers(&[("Content-Length", bad)])), Framing::Invalid, "{bad}");
         }
         let twice = headers(&[("Content-Length", "5"), ("content-length", "6")]);
         assert_eq!(framing_from_headers(&twice), Framing::Invalid);
@@ -408,20 +364,11 @@ mod tests {
         assert_eq!(head.version, "HTTP/0.9");
         assert_eq!(head.uri, "/index.html");
         let broken = parse_request(b"OPTIONS HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(
-            (broken.uri.as_str(), broken.version.as_str()),
-            ("", "HTTP/1.1")
-        );
+        assert_eq!((broken.uri.as_str(), broken.version.as_str()), ("", "HTTP/1.1"));
         let broken = parse_request(b"GET /HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(
-            (broken.uri.as_str(), broken.version.as_str()),
-            ("/HTTP/1.1", "")
-        );
+        assert_eq!((broken.uri.as_str(), broken.version.as_str()), ("/HTTP/1.1", ""));
         assert_eq!(broken.headers, vec![("Host".to_string(), "x".to_string())]);
         let spaced = parse_request(b"CONNECT host:25 / HTTP/1.0\r\nJunk line\r\n\r\n").unwrap();
-        assert_eq!(
-            (spaced.method.as_str(), spaced.uri.as_str()),
-            ("CONNECT", "host:25 /")
-        );
+        assert_eq!((spaced.method.as_str(), spaced.uri.as_str()), ("CONNECT", "host:25 /"));
     }
 }

@@ -33,11 +33,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            body_limit: 1 << 20,
-            ports: Vec::new(),
-            max_head: 64 << 10,
-        }
+        Config { body_limit: 1 << 20, ports: Vec::new(), max_head: 64 << 10 }
     }
 }
 
@@ -112,10 +108,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(config: Config) -> Self {
-        Ctx {
-            config,
-            ..Default::default()
-        }
+        Ctx { config, ..Default::default() }
     }
 }
 
@@ -160,11 +153,7 @@ struct Side {
 
 impl Side {
     fn new(state: State) -> Self {
-        Side {
-            state,
-            buf: Vec::new(),
-            msg_ts: 0,
-        }
+        Side { state, buf: Vec::new(), msg_ts: 0 }
     }
 }
 
@@ -210,11 +199,7 @@ impl Handler for Conn {
         let by_port = client_by_port(&ctx.config.ports, key);
         let from_start = client.is_some();
         let client = by_port.or(client);
-        let initial = if from_start {
-            State::Idle
-        } else {
-            State::Resync
-        };
+        let initial = if from_start { State::Idle } else { State::Resync };
         Conn {
             key,
             client,
@@ -372,48 +357,33 @@ impl Conn {
     }
 
     fn request_head(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
-        let Some((used, head_len)) = take_head(&mut self.req.buf, data, ctx.config.max_head, true)
-        else {
+        let Some((used, head_len)) = take_head(&mut self.req.buf, data, ctx.config.max_head, true) else {
             if self.req.buf.len() > ctx.config.max_head {
                 self.request_malformed(ctx);
             }
             return data.len();
         };
         let parsed = head::parse_request(&self.req.buf[..head_len]);
-        let ambiguous = parsed.as_ref().is_some_and(|p| {
-            head::request_framing_is_ambiguous(&self.req.buf[..head_len], &p.headers)
-        });
+        let ambiguous =
+            parsed.as_ref().is_some_and(|p| head::request_framing_is_ambiguous(&self.req.buf[..head_len], &p.headers));
         self.req.buf.clear();
         let Some(parsed) = parsed else {
             self.request_malformed(ctx);
             return used;
         };
         ctx.stats.requests += 1;
-        let framing = if ambiguous {
-            Framing::Invalid
-        } else {
-            head::framing_from_headers(&parsed.headers)
-        };
+        let framing = if ambiguous { Framing::Invalid } else { head::framing_from_headers(&parsed.headers) };
         let request = Request {
             ts: self.req.msg_ts,
             method: parsed.method,
             uri: parsed.uri,
             version: parsed.version,
-            payload: Payload {
-                headers: parsed.headers,
-                ..Default::default()
-            },
+            payload: Payload { headers: parsed.headers, ..Default::default() },
         };
         let is_connect = request.method.eq_ignore_ascii_case("CONNECT");
-        self.reading = Some(PendingRequest {
-            request,
-            gap: false,
-            complete: false,
-        });
+        self.reading = Some(PendingRequest { request, gap: false, complete: false });
         match framing {
-            Framing::Absent | Framing::None | Framing::UntilClose if is_connect => {
-                self.request_done()
-            }
+            Framing::Absent | Framing::None | Framing::UntilClose if is_connect => self.request_done(),
             Framing::Absent | Framing::None => self.request_done(),
             Framing::Length(n) => self.req.state = State::Fixed(n),
             Framing::Chunked => self.req.state = State::ChunkSize,
@@ -525,9 +495,7 @@ impl Conn {
     }
 
     fn response_head(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
-        let Some((used, head_len)) =
-            take_head(&mut self.resp.buf, data, ctx.config.max_head, false)
-        else {
+        let Some((used, head_len)) = take_head(&mut self.resp.buf, data, ctx.config.max_head, false) else {
             if self.resp.buf.len() > ctx.config.max_head {
                 self.response_malformed(ctx);
             }
@@ -556,13 +524,10 @@ impl Conn {
             status,
             reason: parsed.reason,
             version: parsed.version,
-            payload: Payload {
-                headers: parsed.headers,
-                ..Default::default()
-            },
+            payload: Payload { headers: parsed.headers, ..Default::default() },
         };
-        let closes = head::header_list(&response.payload.headers, "connection")
-            .any(|v| v.eq_ignore_ascii_case("close"));
+        let closes =
+            head::header_list(&response.payload.headers, "connection").any(|v| v.eq_ignore_ascii_case("close"));
         if closes && !interim && self.reading.is_none() && self.req.state != State::Head {
             // The server closes after this answer: later client bytes are
             // answered by nobody, so they are not parsed as requests.
@@ -575,9 +540,7 @@ impl Conn {
             ResponseFraming::Body(Framing::Absent | Framing::UntilClose | Framing::Invalid) => {
                 self.resp.state = State::UntilClose
             }
-            ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => {
-                self.response_done(ctx)
-            }
+            ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => self.response_done(ctx),
             ResponseFraming::Tunnel => {
                 self.response_done(ctx);
                 self.mode = Mode::Ignored;
@@ -589,26 +552,12 @@ impl Conn {
 
     /// The method of the request this response answers, then RFC 9112
     /// section 6.3 items 1 and 2.
-    fn response_framing(
-        &self,
-        status: u16,
-        headers: &[crate::exchange::Header],
-    ) -> ResponseFraming {
-        let method = self
-            .waiting
-            .front()
-            .or(self.reading.as_ref())
-            .map(|p| p.request.method.as_str())
-            .unwrap_or("GET");
-        if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status))
-        {
+    fn response_framing(&self, status: u16, headers: &[crate::exchange::Header]) -> ResponseFraming {
+        let method = self.waiting.front().or(self.reading.as_ref()).map(|p| p.request.method.as_str()).unwrap_or("GET");
+        if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status)) {
             return ResponseFraming::Tunnel;
         }
-        if method.eq_ignore_ascii_case("HEAD")
-            || (100..200).contains(&status)
-            || status == 204
-            || status == 304
-        {
+        if method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&status) || status == 204 || status == 304 {
             return ResponseFraming::NoBody;
         }
         ResponseFraming::Body(head::framing_from_headers(headers))
@@ -703,13 +652,7 @@ impl Conn {
         }
     }
 
-    fn emit(
-        &mut self,
-        ctx: &mut Ctx,
-        pending: PendingRequest,
-        response: Option<Response>,
-        response_gap: bool,
-    ) {
+    fn emit(&mut self, ctx: &mut Ctx, pending: PendingRequest, response: Option<Response>, response_gap: bool) {
         let client = self.client_dir();
         let gap = pending.gap || response_gap;
         ctx.pending.remove(pending.request.ts);
@@ -765,19 +708,11 @@ impl Conn {
 
     /// Lost in a known direction: looks for the next line of the right kind.
     fn resync(&mut self, ctx: &mut Ctx, request_side: bool, data: &[u8], ts: Nanos) -> usize {
-        let side = if request_side {
-            &mut self.req
-        } else {
-            &mut self.resp
-        };
+        let side = if request_side { &mut self.req } else { &mut self.resp };
         let (used, line_ts) = scan_line(side, data, ts, ctx.config.max_head);
         let Some(line_ts) = line_ts else { return used };
         let first = head::first_line(&side.buf);
-        let found = if request_side {
-            head::is_request_line(first)
-        } else {
-            head::is_status_line(first)
-        };
+        let found = if request_side { head::is_request_line(first) } else { head::is_status_line(first) };
         if !found {
             ctx.stats.resync_bytes += side.buf.len() as u64;
             side.buf.clear();
@@ -831,10 +766,7 @@ enum ResponseFraming {
 }
 
 fn trim_leading_newlines(data: &[u8]) -> &[u8] {
-    let start = data
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(data.len());
+    let start = data.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(data.len());
     &data[start..]
 }
 
@@ -842,12 +774,7 @@ fn trim_leading_newlines(data: &[u8]) -> &[u8] {
 /// Returns (bytes of `data` used, length of the head in `buf`) once it is.
 /// A request whose first line is HTTP/0.9 (`GET /x`, no version) ends at
 /// that line.
-fn take_head(
-    buf: &mut Vec<u8>,
-    data: &[u8],
-    max_head: usize,
-    request: bool,
-) -> Option<(usize, usize)> {
+fn take_head(buf: &mut Vec<u8>, data: &[u8], max_head: usize, request: bool) -> Option<(usize, usize)> {
     let old_len = buf.len();
     let room = (max_head + 1).saturating_sub(old_len);
     let take = data.len().min(room.max(1));
@@ -882,9 +809,7 @@ fn keep_body(payload: Option<&mut Payload>, bytes: &[u8], limit: usize) {
     let Some(payload) = payload else { return };
     payload.body_len += bytes.len() as u64;
     let room = limit.saturating_sub(payload.body.len());
-    payload
-        .body
-        .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    payload.body.extend_from_slice(&bytes[..bytes.len().min(room)]);
     if bytes.len() > room {
         payload.truncated = true;
     }
@@ -892,12 +817,7 @@ fn keep_body(payload: Option<&mut Payload>, bytes: &[u8], limit: usize) {
 
 /// Reads body bytes in the side's current body state (fixed length,
 /// chunked, until close). Returns bytes used and whether the body ended.
-fn read_body(
-    side: &mut Side,
-    payload: Option<&mut Payload>,
-    data: &[u8],
-    limit: usize,
-) -> (usize, BodyOutcome) {
+fn read_body(side: &mut Side, payload: Option<&mut Payload>, data: &[u8], limit: usize) -> (usize, BodyOutcome) {
     const MAX_LINE: usize = 4096;
     match side.state {
         State::Fixed(remaining) => {
@@ -905,14 +825,7 @@ fn read_body(
             keep_body(payload, &data[..n], limit);
             let left = remaining - n as u64;
             side.state = State::Fixed(left);
-            (
-                n,
-                if left == 0 {
-                    BodyOutcome::Done
-                } else {
-                    BodyOutcome::More
-                },
-            )
+            (n, if left == 0 { BodyOutcome::Done } else { BodyOutcome::More })
         }
         State::UntilClose => {
             keep_body(payload, data, limit);
@@ -922,11 +835,7 @@ fn read_body(
             let n = data.len().min(remaining as usize);
             keep_body(payload, &data[..n], limit);
             let left = remaining - n as u64;
-            side.state = if left == 0 {
-                State::ChunkDataEnd
-            } else {
-                State::ChunkData(left)
-            };
+            side.state = if left == 0 { State::ChunkDataEnd } else { State::ChunkData(left) };
             (n, BodyOutcome::More)
         }
         State::ChunkDataEnd => match data[0] {
@@ -943,27 +852,13 @@ fn read_body(
             side.buf.extend_from_slice(&data[..used]);
             if newline.is_none() {
                 let too_long = side.buf.len() > MAX_LINE;
-                return (
-                    used,
-                    if too_long {
-                        BodyOutcome::Malformed
-                    } else {
-                        BodyOutcome::More
-                    },
-                );
+                return (used, if too_long { BodyOutcome::Malformed } else { BodyOutcome::More });
             }
             let line = std::mem::take(&mut side.buf);
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if side.state == State::Trailers {
-                return (
-                    used,
-                    if line.is_empty() {
-                        BodyOutcome::Done
-                    } else {
-                        BodyOutcome::More
-                    },
-                );
+                return (used, if line.is_empty() { BodyOutcome::Done } else { BodyOutcome::More });
             }
             match head::parse_chunk_size(line) {
                 Some(0) => {
@@ -993,20 +888,12 @@ fn skip_body(side: &mut Side, payload: Option<&mut Payload>, len: u64) -> bool {
     match side.state {
         State::Fixed(remaining) if len > 0 && len <= remaining => {
             mark(payload);
-            side.state = if len == remaining {
-                State::Idle
-            } else {
-                State::Fixed(remaining - len)
-            };
+            side.state = if len == remaining { State::Idle } else { State::Fixed(remaining - len) };
             true
         }
         State::ChunkData(remaining) if len > 0 && len <= remaining => {
             mark(payload);
-            side.state = if len == remaining {
-                State::ChunkDataEnd
-            } else {
-                State::ChunkData(remaining - len)
-            };
+            side.state = if len == remaining { State::ChunkDataEnd } else { State::ChunkData(remaining - len) };
             true
         }
         State::UntilClose => {

@@ -66,13 +66,8 @@ const HOP_BY_HOP: [&str; 10] = [
 
 impl CandidateClient {
     pub fn new(url: &str, config: &CandidateConfig) -> Result<CandidateClient, ClientError> {
-        let bad = |reason: String| ClientError::BadUrl {
-            url: url.to_string(),
-            reason,
-        };
-        let base: Uri = url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+        let bad = |reason: String| ClientError::BadUrl { url: url.to_string(), reason };
+        let base: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
         match base.scheme_str() {
             Some("http" | "https") => {}
             _ => return Err(bad("scheme must be http or https".into())),
@@ -81,11 +76,8 @@ impl CandidateClient {
             return Err(bad("no host".into()));
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -103,13 +95,7 @@ impl CandidateClient {
                 ))
             })
             .flatten();
-        Ok(CandidateClient {
-            client,
-            base,
-            host_header,
-            marker,
-            timeout: Duration::from_millis(config.timeout_ms),
-        })
+        Ok(CandidateClient { client, base, host_header, marker, timeout: Duration::from_millis(config.timeout_ms) })
     }
 
     fn target(&self, uri: &str) -> Result<Uri, ClientError> {
@@ -122,26 +108,20 @@ impl CandidateClient {
             base_path,
             path
         );
-        text.parse().map_err(|e: hyper::http::uri::InvalidUri| {
-            ClientError::Request(format!("bad target {text:?}: {e}"))
-        })
+        text.parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Request(format!("bad target {text:?}: {e}")))
     }
 
     fn build(&self, request: &Request) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
         let method = hyper::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| ClientError::Request(format!("bad method: {e}")))?;
-        let mut builder = hyper::Request::builder()
-            .method(method)
-            .uri(self.target(&request.uri)?);
+        let mut builder = hyper::Request::builder().method(method).uri(self.target(&request.uri)?);
         let headers = builder.headers_mut().expect("fresh builder");
         for (name, value) in &request.payload.headers {
             if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 continue;
             }
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 headers.append(n, v);
             }
         }
@@ -165,22 +145,13 @@ impl CandidateClient {
         let outgoing = self.build(request)?;
         let started = Instant::now();
         let work = async {
-            let response = self
-                .client
-                .request(outgoing)
-                .await
-                .map_err(|e| ClientError::Request(describe(&e)))?;
+            let response = self.client.request(outgoing).await.map_err(|e| ClientError::Request(describe(&e)))?;
             let latency_us = started.elapsed().as_micros() as u64;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
                 .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
             let body = response
                 .into_body()
@@ -189,12 +160,7 @@ impl CandidateClient {
                 .map_err(|e| ClientError::Request(format!("reading body: {e}")))?
                 .to_bytes()
                 .to_vec();
-            Ok(CandidateAnswer {
-                status,
-                headers,
-                body,
-                latency_us,
-            })
+            Ok(CandidateAnswer { status, headers, body, latency_us })
         };
         tokio::time::timeout(self.timeout, work)
             .await

@@ -67,10 +67,7 @@ pub struct ReplayConfig {
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        ReplayConfig {
-            methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
-            allow_writes: Vec::new(),
-        }
+        ReplayConfig { methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()], allow_writes: Vec::new() }
     }
 }
 
@@ -85,10 +82,7 @@ pub struct LatencyConfig {
 
 impl Default for LatencyConfig {
     fn default() -> Self {
-        LatencyConfig {
-            p99_margin_percent: 20.0,
-            p99_margin_ms: 5.0,
-        }
+        LatencyConfig { p99_margin_percent: 20.0, p99_margin_ms: 5.0 }
     }
 }
 
@@ -109,32 +103,22 @@ pub enum ConfigError {
     #[error("{path}: cannot read: {reason}")]
     Unreadable { path: String, reason: String },
     #[error("{path}:{line}: {reason}")]
-    Invalid {
-        path: String,
-        line: usize,
-        reason: String,
-    },
+    Invalid { path: String, line: usize, reason: String },
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
         Config::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
-        let invalid = |line: usize, reason: String| ConfigError::Invalid {
-            path: name.to_string(),
-            line,
-            reason,
-        };
+        let invalid = |line: usize, reason: String| ConfigError::Invalid { path: name.to_string(), line, reason };
         let config: Config = toml::from_str(text).map_err(|e| {
             let start = e.span().map_or(0, |span| span.start.min(text.len()));
-            let line = unknown_field_line(text, start, e.message())
-                .unwrap_or_else(|| text[..start].lines().count().max(1));
+            let line =
+                unknown_field_line(text, start, e.message()).unwrap_or_else(|| text[..start].lines().count().max(1));
             invalid(line, e.message().to_string())
         })?;
         for endpoint in &config.endpoints {
@@ -142,46 +126,31 @@ impl Config {
                 let line = line_of(text, &endpoint.template);
                 return Err(invalid(
                     line,
-                    format!(
-                        "bad endpoint template {:?} (want \"METHOD /path/{{id}}\")",
-                        endpoint.template
-                    ),
+                    format!("bad endpoint template {:?} (want \"METHOD /path/{{id}}\")", endpoint.template),
                 ));
             }
         }
         for write in &config.replay.allow_writes {
             if Template::parse(write).is_none() {
-                return Err(invalid(
-                    line_of(text, write),
-                    format!("bad allow_writes template {write:?}"),
-                ));
+                return Err(invalid(line_of(text, write), format!("bad allow_writes template {write:?}")));
             }
         }
         Ok(config)
     }
 
     pub fn templates(&self) -> Vec<Template> {
-        self.endpoints
-            .iter()
-            .filter_map(|e| Template::parse(&e.template))
-            .collect()
+        self.endpoints.iter().filter_map(|e| Template::parse(&e.template)).collect()
     }
 
     /// Comparison rules for an endpoint: global rules plus its own.
     pub fn rules_for(&self, endpoint: &str) -> CompareRules {
         let mut rules = self.compare.clone();
-        if let Some(e) = self
-            .endpoints
-            .iter()
-            .find(|e| Template::parse(&e.template).is_some_and(|t| t.text == endpoint))
+        if let Some(e) =
+            self.endpoints.iter().find(|e| Template::parse(&e.template).is_some_and(|t| t.text == endpoint))
         {
             rules.ignore_paths.extend(e.ignore_paths.iter().cloned());
-            rules
-                .unordered_arrays
-                .extend(e.unordered_arrays.iter().cloned());
-            rules
-                .ignore_headers
-                .extend(e.ignore_headers.iter().cloned());
+            rules.unordered_arrays.extend(e.unordered_arrays.iter().cloned());
+            rules.ignore_headers.extend(e.ignore_headers.iter().cloned());
         }
         rules
     }
@@ -203,9 +172,7 @@ fn unknown_field_line(text: &str, from: usize, message: &str) -> Option<usize> {
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .map_or(1, |i| i + 1)
+    text.lines().position(|l| l.contains(needle)).map_or(1, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -214,20 +181,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = Config::parse(
-            "[candidate]\nurl = \"http://x\"\ntimeout_ms = \"soon\"\n",
-            "c.toml",
-        )
-        .unwrap_err();
+        let err = Config::parse("[candidate]\nurl = \"http://x\"\ntimeout_ms = \"soon\"\n", "c.toml").unwrap_err();
         assert!(err.to_string().starts_with("c.toml:3: "), "{err}");
         let err = Config::parse("[candidate]\nnope = 1\n", "c.toml").unwrap_err();
         assert!(err.to_string().starts_with("c.toml:2: "), "{err}");
         let err = Config::parse("[[endpoints]]\ntemplate = \"users\"\n", "c.toml").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("c.toml:2: bad endpoint template"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("c.toml:2: bad endpoint template"), "{err}");
     }
 
     #[test]

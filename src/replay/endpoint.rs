@@ -72,11 +72,7 @@ pub fn path_and_query(uri: &str) -> &str {
         }
         None => without_fragment,
     };
-    if rest.is_empty() || rest == "*" {
-        "/"
-    } else {
-        rest
-    }
+    if rest.is_empty() || rest == "*" { "/" } else { rest }
 }
 
 /// The endpoint an exchange belongs to.
@@ -90,11 +86,7 @@ pub fn endpoint_of(method: &str, uri: &str, templates: &[Template]) -> String {
     out.push(' ');
     for segment in split_path(path) {
         out.push('/');
-        out.push_str(if looks_like_id(segment) {
-            "{id}"
-        } else {
-            segment
-        });
+        out.push_str(if looks_like_id(segment) { "{id}" } else { segment });
     }
     if path.is_empty() || path.ends_with('/') {
         out.push('/');
@@ -111,10 +103,7 @@ fn looks_like_id(segment: &str) -> bool {
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -123,36 +112,18 @@ mod tests {
 
     #[test]
     fn ids_uuids_and_hex_become_placeholders_and_the_query_goes() {
-        assert_eq!(
-            endpoint_of("GET", "/api/users/42?x=1", &[]),
-            "GET /api/users/{id}"
-        );
-        assert_eq!(
-            endpoint_of("GET", "/o/123e4567-e89b-12d3-a456-426614174000/items", &[]),
-            "GET /o/{id}/items"
-        );
-        assert_eq!(
-            endpoint_of("GET", "/blob/0123456789abcdef0123", &[]),
-            "GET /blob/{id}"
-        );
+        assert_eq!(endpoint_of("GET", "/api/users/42?x=1", &[]), "GET /api/users/{id}");
+        assert_eq!(endpoint_of("GET", "/o/123e4567-e89b-12d3-a456-426614174000/items", &[]), "GET /o/{id}/items");
+        assert_eq!(endpoint_of("GET", "/blob/0123456789abcdef0123", &[]), "GET /blob/{id}");
         assert_eq!(endpoint_of("GET", "/v2/users", &[]), "GET /v2/users");
         assert_eq!(endpoint_of("GET", "/", &[]), "GET /");
-        assert_eq!(
-            endpoint_of("GET", "http://h.example/a/1", &[]),
-            "GET /a/{id}"
-        );
+        assert_eq!(endpoint_of("GET", "http://h.example/a/1", &[]), "GET /a/{id}");
     }
 
     #[test]
     fn configured_templates_win() {
         let templates = vec![Template::parse("GET /api/users/{name}").unwrap()];
-        assert_eq!(
-            endpoint_of("GET", "/api/users/alice", &templates),
-            "GET /api/users/{name}"
-        );
-        assert_eq!(
-            endpoint_of("POST", "/api/users/alice", &templates),
-            "POST /api/users/alice"
-        );
+        assert_eq!(endpoint_of("GET", "/api/users/alice", &templates), "GET /api/users/{name}");
+        assert_eq!(endpoint_of("POST", "/api/users/alice", &templates), "POST /api/users/alice");
     }
 }

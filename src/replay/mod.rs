@@ -84,51 +84,23 @@ impl Replayer {
     pub fn new(config: Config, candidate: &str) -> Result<Replayer, client::ClientError> {
         let client = CandidateClient::new(candidate, &config.candidate)?;
         let templates = config.templates();
-        let mut writes: Vec<Template> = config
-            .replay
-            .allow_writes
-            .iter()
-            .filter_map(|t| Template::parse(t))
-            .collect();
-        writes.extend(
-            config
-                .endpoints
-                .iter()
-                .filter(|e| e.allow_writes)
-                .filter_map(|e| Template::parse(&e.template)),
-        );
-        Ok(Replayer {
-            config,
-            templates,
-            writes,
-            client,
-        })
+        let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
+        writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
+        Ok(Replayer { config, templates, writes, client })
     }
 
     fn endpoint(&self, exchange: &Exchange) -> String {
-        endpoint::endpoint_of(
-            &exchange.request.method,
-            &exchange.request.uri,
-            &self.templates,
-        )
+        endpoint::endpoint_of(&exchange.request.method, &exchange.request.uri, &self.templates)
     }
 
     /// Why this exchange must not be replayed, if so.
     fn skip_reason(&self, exchange: &Exchange) -> Option<String> {
         let request = &exchange.request;
-        let method_ok = self
-            .config
-            .replay
-            .methods
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(&request.method));
+        let method_ok = self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&request.method));
         let path = endpoint::path_of(&request.uri);
         let write_ok = self.writes.iter().any(|t| t.matches(&request.method, path));
         if !method_ok && !write_ok {
-            return Some(format!(
-                "{} is not replayed (not a safe method, no allow_writes route)",
-                request.method
-            ));
+            return Some(format!("{} is not replayed (not a safe method, no allow_writes route)", request.method));
         }
         let Some(response) = &exchange.response else {
             return Some("no recorded response".into());
@@ -182,29 +154,15 @@ impl Replayer {
     }
 
     fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
-        let recorded = exchange
-            .response
-            .as_ref()
-            .expect("replayed exchanges have a response");
+        let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
         outcome.candidate_status = Some(answer.status);
         outcome.candidate_latency_us = Some(answer.latency_us);
         let rules = self.config.rules_for(&outcome.endpoint);
-        let recorded_answer = Answer {
-            status: recorded.status,
-            headers: &recorded.payload.headers,
-            body: &recorded.payload.body,
-        };
-        let candidate_answer = Answer {
-            status: answer.status,
-            headers: &answer.headers,
-            body: &answer.body,
-        };
+        let recorded_answer =
+            Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
+        let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
         let comparison = diff::compare(&recorded_answer, &candidate_answer, &rules);
-        outcome.outcome = if comparison.differences.is_empty() {
-            OutcomeKind::Match
-        } else {
-            OutcomeKind::Diff
-        };
+        outcome.outcome = if comparison.differences.is_empty() { OutcomeKind::Match } else { OutcomeKind::Diff };
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
     }
@@ -241,11 +199,7 @@ pub async fn run(
         }
         pacer.wait_for(exchange.request.ts).await;
         limiter.wait().await;
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
+        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
         let (replayer, output) = (replayer.clone(), output.clone());
         tokio::spawn(async move {
             let outcome = replayer.process(&exchange).await;
@@ -254,9 +208,7 @@ pub async fn run(
         });
     }
     // Wait for the tasks still running: they hold permits.
-    let _ = permits
-        .acquire_many(schedule.concurrency.max(1) as u32)
-        .await;
+    let _ = permits.acquire_many(schedule.concurrency.max(1) as u32).await;
 }
 
 /// At most `rate` starts per second, evenly spaced.
@@ -268,10 +220,7 @@ struct RateLimiter {
 impl RateLimiter {
     fn new(rate: f64) -> Self {
         let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-        RateLimiter {
-            interval,
-            next: Instant::now(),
-        }
+        RateLimiter { interval, next: Instant::now() }
     }
 
     async fn wait(&mut self) {
@@ -295,10 +244,7 @@ struct Pacer {
 
 impl Pacer {
     fn new(factor: f64) -> Self {
-        Pacer {
-            factor,
-            start: None,
-        }
+        Pacer { factor, start: None }
     }
 
     async fn wait_for(&mut self, ts: Nanos) {

@@ -34,32 +34,27 @@ pub fn replay_pipeline(
     margin: LatencyMargin,
     wait_when_full: bool,
 ) -> std::io::Result<Finished> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("replay")
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
     let queue_depth = schedule.concurrency.max(1) * 4;
     let (tx, rx) = mpsc::channel::<Exchange>(queue_depth);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1024);
     let exchanges = running.exchanges.clone();
-    let feeder = std::thread::Builder::new()
-        .name("replay-feed".into())
-        .spawn(move || {
-            let mut dropped = 0u64;
-            for batch in exchanges.iter() {
-                for exchange in batch {
-                    if wait_when_full {
-                        if tx.blocking_send(exchange).is_err() {
-                            return dropped;
-                        }
-                    } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(exchange) {
-                        dropped += 1;
+    let feeder = std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
+        let mut dropped = 0u64;
+        for batch in exchanges.iter() {
+            for exchange in batch {
+                if wait_when_full {
+                    if tx.blocking_send(exchange).is_err() {
+                        return dropped;
                     }
+                } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(exchange) {
+                    dropped += 1;
                 }
             }
-            dropped
-        })?;
+        }
+        dropped
+    })?;
     let replayer = Arc::new(replayer);
     let (report, outcomes, write_result) = runtime.block_on(async move {
         let replay = tokio::spawn(super::run(replayer, rx, out_tx, schedule));
@@ -85,10 +80,5 @@ pub fn replay_pipeline(
     report.replay_queue_drops = feeder.join().unwrap_or(0);
     let (summary, capture_error) = running.finish();
     write_result?;
-    Ok(Finished {
-        report: report.to_json(margin),
-        summary,
-        capture_error,
-        outcomes,
-    })
+    Ok(Finished { report: report.to_json(margin), summary, capture_error, outcomes })
 }
