@@ -2,11 +2,13 @@
 //! data flow; each module is one stage.
 
 pub mod capture;
+pub mod daemon;
 pub mod decode;
 pub mod demo;
 pub mod diff;
 pub mod exchange;
 pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod reassembly;
 pub mod replay;

@@ -33,6 +33,8 @@ enum Command {
     Pairs(PairsArgs),
     /// Replay captured requests to a candidate and compare its answers.
     Replay(ReplayArgs),
+    /// The live tap daemon: capture on an interface, replay, compare, report.
+    Run(RunArgs),
     /// Start a legacy and a candidate service on loopback, capture traffic
     /// to the legacy one, replay it to the candidate and show the report.
     Demo(DemoArgs),
@@ -66,6 +68,37 @@ struct ReplayArgs {
     pace: Option<f64>,
     #[command(flatten)]
     capture: CaptureArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration (default /etc/shadowtap/shadowtap.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interface to capture on (e.g. eth0, lo, any).
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// Server port(s) of the legacy service.
+    #[arg(long = "port", value_name = "N")]
+    ports: Vec<u16>,
+    /// BPF filter instead of the one built from the ports.
+    #[arg(long, value_name = "BPF")]
+    filter: Option<String>,
+    /// Base URL of the candidate service.
+    #[arg(long, value_name = "URL")]
+    candidate: Option<String>,
+    /// Outcome JSON Lines, appended (reopened on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Report JSON, rewritten every interval and at shutdown.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics and /healthz.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Replay this percentage of connections (whole connections, by flow hash).
+    #[arg(long, value_name = "PERCENT")]
+    sample: Option<f64>,
 }
 
 #[derive(Args)]
@@ -113,12 +146,28 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHADOWTAP_LOG")
+                .unwrap_or_else(|_| default_log_level(&cli.command).into()),
+        )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
+        Command::Run(args) => shadowtap::daemon::run(shadowtap::daemon::Overrides {
+            config: args.config,
+            interface: args.interface,
+            ports: args.ports,
+            filter: args.filter,
+            candidate: args.candidate,
+            out: args.out,
+            report: args.report,
+            metrics: args.metrics,
+            sample: args.sample,
+        })
+        .map(|_| ExitCode::SUCCESS),
         Command::Demo(args) => {
             shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
         }
@@ -130,6 +179,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The daemon tells what it does (info); one-shot commands speak only on trouble.
+fn default_log_level(command: &Command) -> &'static str {
+    if matches!(command, Command::Run(_)) { "info" } else { "warn" }
 }
 
 fn pipeline_config(args: &CaptureArgs) -> pipeline::Config {

@@ -100,12 +100,49 @@ pub struct Summary {
     pub order_late: u64,
 }
 
-/// Live progress, readable from any thread while the pipeline runs.
-#[derive(Debug, Default)]
+/// Live state shared with the outside while the pipeline runs: progress
+/// and gauges (written once per batch, never per packet), and the sampling
+/// share, which a daemon reload may change.
+#[derive(Debug)]
 pub struct Progress {
     pub bytes_read: AtomicU64,
     pub packets: AtomicU64,
+    pub bytes: AtomicU64,
     pub exchanges: AtomicU64,
+    /// Batches dropped because a shard was behind (live mode).
+    pub shard_drops: AtomicU64,
+    /// Per shard: connections tracked, out-of-order bytes held.
+    pub active_flows: Vec<AtomicU64>,
+    pub buffered_bytes: Vec<AtomicU64>,
+    /// Share of connections kept, in hundredths of a percent (10000 = all).
+    pub sample_basis_points: AtomicU64,
+}
+
+impl Progress {
+    pub fn new(shards: usize, sample_percent: f64) -> Progress {
+        Progress {
+            bytes_read: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            exchanges: AtomicU64::new(0),
+            shard_drops: AtomicU64::new(0),
+            active_flows: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            buffered_bytes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            sample_basis_points: AtomicU64::new(percent_to_basis_points(sample_percent)),
+        }
+    }
+
+    pub fn set_sample_percent(&self, percent: f64) {
+        self.sample_basis_points.store(percent_to_basis_points(percent), Ordering::Relaxed);
+    }
+
+    pub fn total(counters: &[AtomicU64]) -> u64 {
+        counters.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+fn percent_to_basis_points(percent: f64) -> u64 {
+    (percent.clamp(0.0, 100.0) * 100.0).round() as u64
 }
 
 /// Where the reader takes frames from.
@@ -172,7 +209,7 @@ struct ShardOut {
 
 pub fn start(source: Source, config: Config) -> Running {
     let shards = config.shards.max(1);
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(shards, config.sample_percent));
     let (out_tx, out_rx) = bounded::<ShardOut>(shards * 4);
     let (done_tx, done_rx) = bounded::<Vec<Exchange>>(16);
     let mut shard_txs = Vec::new();
@@ -185,9 +222,10 @@ pub fn start(source: Source, config: Config) -> Running {
         free_rxs.push(free_rx);
         let out = out_tx.clone();
         let cfg = config.clone();
+        let shard_progress = progress.clone();
         let handle = std::thread::Builder::new()
             .name(format!("shard-{shard}"))
-            .spawn(move || run_shard(shard, rx, free_tx, out, cfg))
+            .spawn(move || run_shard(shard, rx, free_tx, out, cfg, shard_progress))
             .expect("spawn shard");
         shard_handles.push(handle);
     }
@@ -223,11 +261,15 @@ struct Reader {
     since_flush: usize,
     clock: Nanos,
     bytes_before_file: u64,
+    /// Cached from `progress` at each flush, so the per-packet path reads
+    /// no shared memory.
+    sample_basis_points: u64,
 }
 
 impl Reader {
     fn new(txs: Vec<Sender<Batch>>, free: Vec<Receiver<Batch>>, config: Config, progress: Arc<Progress>) -> Self {
         let pending = (0..txs.len()).map(|_| Batch::default()).collect();
+        let sample_basis_points = progress.sample_basis_points.load(Ordering::Relaxed);
         Reader {
             txs,
             free,
@@ -238,6 +280,7 @@ impl Reader {
             since_flush: 0,
             clock: i64::MIN,
             bytes_before_file: 0,
+            sample_basis_points,
         }
     }
 
@@ -306,7 +349,7 @@ impl Reader {
         self.stats.tcp_segments += 1;
         let (key, _) = FlowKey::of(packet.src, packet.dst);
         let hash = key.hash64();
-        if self.config.sample_percent < 100.0 && !sampled_in(hash, self.config.sample_percent) {
+        if self.sample_basis_points < 10_000 && !sampled_in(hash, self.sample_basis_points) {
             self.stats.sampled_out += 1;
             return;
         }
@@ -339,6 +382,9 @@ impl Reader {
     fn flush_all(&mut self) {
         self.since_flush = 0;
         self.progress.packets.store(self.stats.packets, Ordering::Relaxed);
+        self.progress.bytes.store(self.stats.bytes, Ordering::Relaxed);
+        self.progress.shard_drops.store(self.stats.shard_drops, Ordering::Relaxed);
+        self.sample_basis_points = self.progress.sample_basis_points.load(Ordering::Relaxed);
         for shard in 0..self.txs.len() {
             let fresh = self.free[shard].try_recv().unwrap_or_default();
             let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
@@ -356,8 +402,8 @@ impl Reader {
 
 /// Keeps a connection when its hash falls in the sampled share, so both
 /// directions and every packet of a connection are kept or dropped together.
-fn sampled_in(hash: u64, percent: f64) -> bool {
-    (((hash >> 11) % 10_000) as f64) < percent * 100.0
+fn sampled_in(hash: u64, basis_points: u64) -> bool {
+    (hash >> 11) % 10_000 < basis_points
 }
 
 // ---- shards -------------------------------------------------------------
@@ -368,6 +414,7 @@ fn run_shard(
     free: Sender<Batch>,
     out: Sender<ShardOut>,
     config: Config,
+    progress: Arc<Progress>,
 ) -> (reassembly::Stats, http::Stats) {
     let mut ctx = http::Ctx::new(config.http.clone());
     let mut reassembler = Reassembler::<http::Conn>::new(config.limits.clone());
@@ -391,6 +438,8 @@ fn run_shard(
         batch.segs.clear();
         batch.data.clear();
         let _ = free.try_send(batch);
+        progress.active_flows[shard].store(reassembler.active_flows() as u64, Ordering::Relaxed);
+        progress.buffered_bytes[shard].store(reassembler.buffered_bytes() as u64, Ordering::Relaxed);
         let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
         let exchanges = std::mem::take(&mut ctx.out);
         let _ = out.send(ShardOut { shard, exchanges, watermark });

@@ -18,6 +18,79 @@ pub struct Config {
     pub latency: LatencyConfig,
     /// Per-endpoint templates and rules, first match wins.
     pub endpoints: Vec<EndpointConfig>,
+    /// The live daemon's own sections (`shadowtap run`).
+    pub capture: CaptureConfig,
+    pub output: OutputConfig,
+    pub metrics: MetricsConfig,
+    pub daemon: DaemonConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub interface: Option<String>,
+    /// Server ports of the legacy service.
+    pub ports: Vec<u16>,
+    /// BPF filter; empty: built from the ports.
+    pub filter: String,
+    pub snaplen: i32,
+    pub buffer_mb: i32,
+    pub promiscuous: bool,
+    pub sample_percent: f64,
+    pub body_limit: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: None,
+            ports: Vec::new(),
+            filter: String::new(),
+            snaplen: 262_144,
+            buffer_mb: 64,
+            promiscuous: false,
+            sample_percent: 100.0,
+            body_limit: 1 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Outcome JSON Lines, appended; reopened on SIGHUP.
+    pub out: Option<std::path::PathBuf>,
+    /// Report JSON, rewritten every interval and at shutdown.
+    pub report: Option<std::path::PathBuf>,
+    pub report_interval_s: u64,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { out: None, report: None, report_interval_s: 60 }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address for Prometheus `/metrics` and `/healthz`.
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Exchanges waiting for replay; beyond, dropped and counted.
+    pub queue: usize,
+    /// Time allowed to drain the pipeline and replays at shutdown.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig { queue: 4096, drain_timeout_s: 10 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -80,6 +80,25 @@ pub struct Replayer {
     client: CandidateClient,
 }
 
+/// The replayer in use. The daemon swaps in a new one on reload; tasks
+/// already running finish with the one they started with. Taken once per
+/// exchange, never on the packet path.
+pub struct Current(std::sync::RwLock<Arc<Replayer>>);
+
+impl Current {
+    pub fn new(replayer: Replayer) -> Current {
+        Current(std::sync::RwLock::new(Arc::new(replayer)))
+    }
+
+    pub fn get(&self) -> Arc<Replayer> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, replayer: Replayer) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(replayer);
+    }
+}
+
 impl Replayer {
     pub fn new(config: Config, candidate: &str) -> Result<Replayer, client::ClientError> {
         let client = CandidateClient::new(candidate, &config.candidate)?;
@@ -87,6 +106,17 @@ impl Replayer {
         let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
         writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
         Ok(Replayer { config, templates, writes, client })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A request we sent ourselves (it carries our marker header): seen
+    /// again when the candidate listens where we capture. Never replayed.
+    pub fn is_own_replay(&self, exchange: &Exchange) -> bool {
+        let marker = &self.config.candidate.marker_header;
+        !marker.is_empty() && exchange.request.payload.header(marker).is_some()
     }
 
     fn endpoint(&self, exchange: &Exchange) -> String {
@@ -181,7 +211,7 @@ pub struct Schedule {
 /// Replays every exchange from `input` with bounded concurrency, sending
 /// each outcome to `output` (in completion order).
 pub async fn run(
-    replayer: Arc<Replayer>,
+    current: Arc<Current>,
     mut input: mpsc::Receiver<Exchange>,
     output: mpsc::Sender<Outcome>,
     schedule: Schedule,
@@ -190,6 +220,10 @@ pub async fn run(
     let mut limiter = RateLimiter::new(schedule.rate);
     let mut pacer = Pacer::new(schedule.pace);
     while let Some(exchange) = input.recv().await {
+        let replayer = current.get();
+        if replayer.is_own_replay(&exchange) {
+            continue;
+        }
         if replayer.skip_reason(&exchange).is_some() {
             let outcome = replayer.process(&exchange).await;
             if output.send(outcome).await.is_err() {
@@ -200,7 +234,7 @@ pub async fn run(
         pacer.wait_for(exchange.request.ts).await;
         limiter.wait().await;
         let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
-        let (replayer, output) = (replayer.clone(), output.clone());
+        let output = output.clone();
         tokio::spawn(async move {
             let outcome = replayer.process(&exchange).await;
             drop(permit);

@@ -55,9 +55,9 @@ pub fn replay_pipeline(
         }
         dropped
     })?;
-    let replayer = Arc::new(replayer);
+    let current = Arc::new(super::Current::new(replayer));
     let (report, outcomes, write_result) = runtime.block_on(async move {
-        let replay = tokio::spawn(super::run(replayer, rx, out_tx, schedule));
+        let replay = tokio::spawn(super::run(current, rx, out_tx, schedule));
         let mut report = Report::default();
         let mut outcomes = 0u64;
         let mut write_result = Ok(());

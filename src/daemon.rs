@@ -1,0 +1,459 @@
+//! `shadowtap run`: the live tap daemon. Capture on an interface, the same
+//! pipeline and replay as `replay`, plus what a service on a legacy host
+//! needs: outputs that survive logrotate, a periodic report, Prometheus
+//! metrics, signals (TERM/INT drain and exit, HUP reload), and systemd
+//! readiness and watchdog. Capture never waits: a replay that falls behind
+//! loses exchanges at a bounded queue, counted.
+
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::mpsc;
+
+use crate::capture::{LiveCapture, LiveCounters, LiveOptions};
+use crate::exchange::Exchange;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Progress, Source};
+use crate::replay::config::Config;
+use crate::replay::{Current, Outcome, Replayer, Schedule};
+use crate::report::{LatencyMargin, Report};
+
+pub const DEFAULT_CONFIG: &str = "/etc/shadowtap/shadowtap.toml";
+
+/// Command-line values; each one given overrides the config file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub interface: Option<String>,
+    pub ports: Vec<u16>,
+    pub filter: Option<String>,
+    pub candidate: Option<String>,
+    pub out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub metrics: Option<String>,
+    pub sample: Option<f64>,
+}
+
+/// The configuration in force: the file (given, or the default path when
+/// it exists), then the flags. Checked for what the daemon cannot run without.
+pub fn load_config(o: &Overrides) -> anyhow::Result<Config> {
+    let path = o.config.clone().or_else(|| Path::new(DEFAULT_CONFIG).exists().then(|| DEFAULT_CONFIG.into()));
+    let mut config = match &path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let c = &mut config;
+    if let Some(v) = &o.interface {
+        c.capture.interface = Some(v.clone());
+    }
+    if !o.ports.is_empty() {
+        c.capture.ports = o.ports.clone();
+    }
+    if let Some(v) = &o.filter {
+        c.capture.filter = v.clone();
+    }
+    if let Some(v) = &o.candidate {
+        c.candidate.url = Some(v.clone());
+    }
+    if let Some(v) = &o.out {
+        c.output.out = Some(v.clone());
+    }
+    if let Some(v) = &o.report {
+        c.output.report = Some(v.clone());
+    }
+    if let Some(v) = &o.metrics {
+        c.metrics.listen = Some(v.clone());
+    }
+    if let Some(v) = o.sample {
+        c.capture.sample_percent = v;
+    }
+    if c.capture.interface.is_none() {
+        bail!("no interface: give --interface IF or [capture] interface in the config");
+    }
+    if c.candidate.url.is_none() {
+        bail!("no candidate: give --candidate URL or [candidate] url in the config");
+    }
+    if !(0.0..=100.0).contains(&c.capture.sample_percent) {
+        bail!("--sample must be a percentage from 0 to 100, not {}", c.capture.sample_percent);
+    }
+    Ok(config)
+}
+
+/// The BPF filter: as given, or built from the ports; in both cases minus
+/// the candidate's own address and port, so that our replays are never
+/// captured and replayed again (the marker header catches what this misses).
+pub fn capture_filter(config: &Config) -> String {
+    let base = if !config.capture.filter.trim().is_empty() {
+        config.capture.filter.trim().to_string()
+    } else if config.capture.ports.is_empty() {
+        "tcp".to_string()
+    } else {
+        let ports: Vec<String> = config.capture.ports.iter().map(|p| format!("port {p}")).collect();
+        format!("tcp and ({})", ports.join(" or "))
+    };
+    let exclusions: Vec<String> = candidate_addresses(config)
+        .into_iter()
+        .map(|addr| format!("not (host {} and tcp port {})", addr.ip(), addr.port()))
+        .collect();
+    if exclusions.is_empty() { base } else { format!("({base}) and {}", exclusions.join(" and ")) }
+}
+
+fn candidate_addresses(config: &Config) -> Vec<std::net::SocketAddr> {
+    let Some(url) = &config.candidate.url else { return Vec::new() };
+    let Ok(uri) = url.parse::<hyper::http::Uri>() else { return Vec::new() };
+    let Some(host) = uri.host() else { return Vec::new() };
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut addrs: Vec<_> = (host, port).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
+fn margin_of(config: &Config) -> LatencyMargin {
+    LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms }
+}
+
+fn schedule_of(config: &Config) -> Schedule {
+    Schedule { concurrency: config.candidate.concurrency.max(1), rate: config.candidate.rate, pace: 0.0 }
+}
+
+fn replayer_of(config: &Config) -> anyhow::Result<Replayer> {
+    let url = config.candidate.url.clone().unwrap_or_default();
+    Ok(Replayer::new(config.clone(), &url)?)
+}
+
+/// What the daemon's tasks share.
+struct Shared {
+    metrics: Metrics,
+    report: Mutex<Report>,
+    margin: Mutex<LatencyMargin>,
+    report_path: Mutex<Option<PathBuf>>,
+    queue_depth: AtomicI64,
+    queue_drops: AtomicU64,
+    reload: AtomicBool,
+    reopen: AtomicBool,
+    stop: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+    live: Arc<LiveCounters>,
+}
+
+impl Shared {
+    fn refresh_metrics(&self) {
+        self.metrics.refresh(
+            &self.progress,
+            &self.live,
+            self.queue_depth.load(Ordering::Relaxed),
+            self.queue_drops.load(Ordering::Relaxed),
+        );
+    }
+
+    fn write_report(&self) {
+        let Some(path) = self.report_path.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+        let json = {
+            let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+            report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
+            report.to_json(*self.margin.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        if let Err(e) = write_atomically(&path, &serde_json::to_vec_pretty(&json).unwrap_or_default()) {
+            tracing::error!(path = %path.display(), "cannot write report: {e}");
+        }
+    }
+}
+
+/// Writes beside the target and renames, so readers never see half a report.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn open_out(path: &Option<PathBuf>) -> std::io::Result<Box<dyn Write + Send>> {
+    match path {
+        Some(p) if p.as_os_str() != "-" => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+            Ok(Box::new(std::io::BufWriter::new(file)))
+        }
+        _ => Ok(Box::new(std::io::BufWriter::new(std::io::stdout()))),
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(overrides: Overrides) -> anyhow::Result<()> {
+    let config = load_config(&overrides)?;
+    let filter = capture_filter(&config);
+    let interface = config.capture.interface.clone().unwrap_or_default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = LiveOptions {
+        interface: interface.clone(),
+        filter: filter.clone(),
+        snaplen: config.capture.snaplen,
+        buffer_bytes: config.capture.buffer_mb.saturating_mul(1 << 20),
+        promiscuous: config.capture.promiscuous,
+    };
+    let replayer = replayer_of(&config)?;
+    let mut out = open_out(&config.output.out).with_context(|| format!("opening {:?}", config.output.out))?;
+    let live = LiveCapture::open(&options, stop.clone())?;
+    let live_counters = live.counters.clone();
+    tracing::info!(%interface, %filter, candidate = config.candidate.url.as_deref().unwrap_or(""), "capturing");
+    let mut pipeline_config = pipeline::Config { ordered: false, block_when_full: false, ..Default::default() };
+    pipeline_config.http.ports = config.capture.ports.clone();
+    pipeline_config.http.body_limit = config.capture.body_limit;
+    pipeline_config.sample_percent = config.capture.sample_percent;
+    let running = pipeline::start(Source::Live(live), pipeline_config);
+    let shared = Arc::new(Shared {
+        metrics: Metrics::new(),
+        report: Mutex::new(Report::default()),
+        margin: Mutex::new(margin_of(&config)),
+        report_path: Mutex::new(config.output.report.clone()),
+        queue_depth: AtomicI64::new(0),
+        queue_drops: AtomicU64::new(0),
+        reload: AtomicBool::new(false),
+        reopen: AtomicBool::new(false),
+        stop: stop.clone(),
+        progress: running.progress.clone(),
+        live: live_counters,
+    });
+    spawn_signal_thread(shared.clone())?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
+    let (tx, rx) = mpsc::channel::<Exchange>(config.daemon.queue.max(1));
+    let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
+    let current = Arc::new(Current::new(replayer));
+    let drain = Duration::from_secs(config.daemon.drain_timeout_s);
+    runtime.block_on(async {
+        if let Some(listen) = &config.metrics.listen {
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics on {listen}"))?;
+            tokio::spawn(serve_metrics(listener, shared.clone()));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<Outcome>(1024);
+        tokio::spawn(crate::replay::run(current.clone(), rx, out_tx, schedule_of(&config)));
+        let collector = tokio::spawn(collect(
+            out_rx,
+            shared.clone(),
+            std::mem::replace(&mut out, Box::new(std::io::sink())),
+            config.output.out.clone(),
+        ));
+        tokio::spawn(report_every(Duration::from_secs(config.output.report_interval_s.max(1)), shared.clone()));
+        tokio::spawn(reload_on_hup(overrides.clone(), config.clone(), current.clone(), shared.clone()));
+        notify_ready_and_watch(shared.clone());
+        while !shared.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("stopping: draining the pipeline and replays");
+        if tokio::time::timeout(drain, collector).await.is_err() {
+            tracing::warn!(seconds = drain.as_secs(), "drain timed out; exiting with replays still in flight");
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    shared.write_report();
+    drop(runtime);
+    let _ = feeder.join();
+    let (summary, error) = running.finish();
+    tracing::info!(
+        packets = summary.capture.packets,
+        exchanges = summary.http.exchanges,
+        queue_drops = shared.queue_drops.load(Ordering::Relaxed),
+        "stopped"
+    );
+    if let Some(error) = error {
+        bail!(error);
+    }
+    Ok(())
+}
+
+fn spawn_signal_thread(shared: Arc<Shared>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                shared.reload.store(true, Ordering::Relaxed);
+                shared.reopen.store(true, Ordering::Relaxed);
+            } else {
+                shared.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Hands exchanges from the pipeline to replay; a full queue drops and counts.
+fn spawn_feeder(
+    exchanges: crossbeam_channel::Receiver<Vec<Exchange>>,
+    tx: mpsc::Sender<Exchange>,
+    shared: Arc<Shared>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
+        for batch in exchanges.iter() {
+            for exchange in batch {
+                match tx.try_send(exchange) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        shared.queue_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+            let depth = tx.max_capacity() - tx.capacity();
+            shared.queue_depth.store(depth as i64, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Writes outcomes line by line (flushed whenever the queue is empty),
+/// folds them into the report and metrics, and reopens the file on SIGHUP.
+async fn collect(
+    mut rx: mpsc::Receiver<Outcome>,
+    shared: Arc<Shared>,
+    mut out: Box<dyn Write + Send>,
+    path: Option<PathBuf>,
+) {
+    while let Some(outcome) = rx.recv().await {
+        if shared.reopen.swap(false, Ordering::Relaxed) {
+            let _ = out.flush();
+            match open_out(&path) {
+                Ok(reopened) => out = reopened,
+                Err(e) => tracing::error!("cannot reopen {:?}: {e}", path),
+            }
+        }
+        shared.metrics.observe(&outcome);
+        shared.report.lock().unwrap_or_else(|e| e.into_inner()).add(&outcome);
+        let line = serde_json::to_vec(&outcome).unwrap_or_default();
+        if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+            tracing::error!("cannot write outcome");
+        }
+        if rx.is_empty() {
+            let _ = out.flush();
+        }
+    }
+    let _ = out.flush();
+}
+
+async fn report_every(interval: Duration, shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        shared.write_report();
+    }
+}
+
+/// On SIGHUP: reload the configuration. A new candidate, rules and sampling
+/// take effect for new exchanges; flows in progress are kept. An invalid
+/// file is refused and the old configuration stays.
+async fn reload_on_hup(overrides: Overrides, mut active: Config, current: Arc<Current>, shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !shared.reload.swap(false, Ordering::Relaxed) {
+            continue;
+        }
+        let reloaded = load_config(&overrides).and_then(|c| replayer_of(&c).map(|r| (c, r)));
+        match reloaded {
+            Err(e) => tracing::error!("reload refused, keeping the running configuration: {e:#}"),
+            Ok((config, replayer)) => {
+                if config.capture.interface != active.capture.interface
+                    || capture_filter(&config) != capture_filter(&active)
+                {
+                    tracing::warn!("interface and capture filter changes need a restart; the rest is reloaded");
+                }
+                current.set(replayer);
+                shared.progress.set_sample_percent(config.capture.sample_percent);
+                *shared.margin.lock().unwrap_or_else(|e| e.into_inner()) = margin_of(&config);
+                *shared.report_path.lock().unwrap_or_else(|e| e.into_inner()) = config.output.report.clone();
+                tracing::info!(
+                    candidate = config.candidate.url.as_deref().unwrap_or(""),
+                    sample = config.capture.sample_percent,
+                    "configuration reloaded"
+                );
+                active = config;
+            }
+        }
+    }
+}
+
+fn notify_ready_and_watch(shared: Arc<Shared>) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let Some(period) = sd_notify::watchdog_enabled() else { return };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period / 2);
+        while !shared.stop.load(Ordering::Relaxed) {
+            ticker.tick().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+    });
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    use http_body_util::Full;
+    while let Ok((stream, _)) = listener.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    let (status, body, content_type) = match req.uri().path() {
+                        "/metrics" => {
+                            shared.refresh_metrics();
+                            (200, shared.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                        }
+                        "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                        _ => (404, "not found\n".to_string(), "text/plain"),
+                    };
+                    let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(body)));
+                    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                    response
+                        .headers_mut()
+                        .insert("content-type", hyper::header::HeaderValue::from_static(content_type));
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(candidate: &str, ports: &[u16], filter: &str) -> Config {
+        let mut c = Config::default();
+        c.candidate.url = Some(candidate.into());
+        c.capture.ports = ports.to_vec();
+        c.capture.filter = filter.into();
+        c
+    }
+
+    #[test]
+    fn the_filter_is_built_from_ports_and_excludes_the_candidate() {
+        let c = config_with("http://127.0.0.1:8080", &[80, 8080], "");
+        assert_eq!(capture_filter(&c), "(tcp and (port 80 or port 8080)) and not (host 127.0.0.1 and tcp port 8080)");
+        let c = config_with("http://127.0.0.2:9000/base", &[], "tcp port 80");
+        assert_eq!(capture_filter(&c), "(tcp port 80) and not (host 127.0.0.2 and tcp port 9000)");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_missing_essentials_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[capture]\ninterface = \"eth9\"\nports = [80]\n[candidate]\nurl = \"http://a:1\"\n")
+            .unwrap();
+        let o = Overrides { config: Some(path.clone()), interface: Some("lo".into()), ..Default::default() };
+        let c = load_config(&o).unwrap();
+        assert_eq!(c.capture.interface.as_deref(), Some("lo"));
+        assert_eq!(c.capture.ports, vec![80]);
+        std::fs::write(&path, "[capture]\ninterface = \"eth9\"\n").unwrap();
+        let err = load_config(&Overrides { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().starts_with("no candidate"), "{err}");
+    }
+}

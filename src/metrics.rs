@@ -1,0 +1,164 @@
+//! Prometheus metrics of the live daemon (`shadowtap_*`), kept with
+//! `prometheus-client`. Pipeline counters live in the pipeline's atomics and
+//! are copied in at each scrape; outcomes and latencies are observed as
+//! replay finishes them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::capture::LiveCounters;
+use crate::pipeline::Progress;
+use crate::replay::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    endpoint: String,
+    /// `recorded` (seen on the wire) or `candidate` (measured at replay).
+    side: String,
+}
+
+type HistogramFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to about 13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// Endpoints beyond this many share the label "other", so a service with
+/// unbounded paths cannot blow up the metric cardinality.
+const MAX_ENDPOINT_LABELS: usize = 500;
+
+pub struct Metrics {
+    registry: Registry,
+    packets: Counter,
+    bytes: Counter,
+    kernel_drops: Counter,
+    interface_drops: Counter,
+    shard_drops: Counter,
+    active_flows: Gauge,
+    reassembly_bytes: Gauge,
+    exchanges: Counter,
+    queue_depth: Gauge,
+    queue_drops: Counter,
+    outcomes: Family<OutcomeLabels, Counter>,
+    latency: HistogramFamily,
+    endpoints_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("shadowtap");
+        let m = Metrics {
+            packets: Counter::default(),
+            bytes: Counter::default(),
+            kernel_drops: Counter::default(),
+            interface_drops: Counter::default(),
+            shard_drops: Counter::default(),
+            active_flows: Gauge::default(),
+            reassembly_bytes: Gauge::default(),
+            exchanges: Counter::default(),
+            queue_depth: Gauge::default(),
+            queue_drops: Counter::default(),
+            outcomes: Family::default(),
+            latency: HistogramFamily::new_with_constructor(latency_histogram),
+            endpoints_seen: Default::default(),
+            registry: Registry::default(),
+        };
+        registry.register("packets_captured", "Packets read from the capture", m.packets.clone());
+        registry.register("bytes_captured", "Bytes of packets read from the capture", m.bytes.clone());
+        registry.register("kernel_drops", "Packets the kernel dropped (libpcap ps_drop)", m.kernel_drops.clone());
+        registry.register(
+            "interface_drops",
+            "Packets the interface dropped (libpcap ps_ifdrop)",
+            m.interface_drops.clone(),
+        );
+        registry.register(
+            "shard_batch_drops",
+            "Packet batches dropped because reassembly fell behind",
+            m.shard_drops.clone(),
+        );
+        registry.register("active_flows", "TCP connections being reassembled", m.active_flows.clone());
+        registry.register(
+            "reassembly_buffered_bytes",
+            "Out-of-order bytes held by reassembly",
+            m.reassembly_bytes.clone(),
+        );
+        registry.register("exchanges", "HTTP exchanges rebuilt from the capture", m.exchanges.clone());
+        registry.register("replay_queue_depth", "Exchanges waiting for replay", m.queue_depth.clone());
+        registry.register("replay_queue_drops", "Exchanges dropped because replay fell behind", m.queue_drops.clone());
+        registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
+        registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
+        Metrics { registry, ..m }
+    }
+
+    fn endpoint_label(&self, endpoint: &str) -> String {
+        let mut seen = self.endpoints_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(endpoint) || seen.len() < MAX_ENDPOINT_LABELS {
+            seen.insert(endpoint.to_string());
+            endpoint.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
+
+    /// One replay outcome (called per exchange, not per packet).
+    pub fn observe(&self, outcome: &Outcome) {
+        let endpoint = self.endpoint_label(&outcome.endpoint);
+        self.outcomes
+            .get_or_create(&OutcomeLabels { endpoint: endpoint.clone(), outcome: outcome.outcome.as_str().into() })
+            .inc();
+        if !outcome.outcome.was_compared() {
+            return;
+        }
+        for (side, us) in [("recorded", outcome.recorded_latency_us), ("candidate", outcome.candidate_latency_us)] {
+            if let Some(us) = us {
+                self.latency
+                    .get_or_create(&LatencyLabels { endpoint: endpoint.clone(), side: side.into() })
+                    .observe(us as f64 / 1e6);
+            }
+        }
+    }
+
+    /// Copies the pipeline's and libpcap's counters in.
+    pub fn refresh(&self, progress: &Progress, live: &LiveCounters, queue_depth: i64, queue_drops: u64) {
+        let set = |c: &Counter, v: u64| c.inner().store(v, Ordering::Relaxed);
+        set(&self.packets, progress.packets.load(Ordering::Relaxed));
+        set(&self.bytes, progress.bytes.load(Ordering::Relaxed));
+        set(&self.exchanges, progress.exchanges.load(Ordering::Relaxed));
+        set(&self.shard_drops, progress.shard_drops.load(Ordering::Relaxed));
+        set(&self.kernel_drops, live.kernel_dropped.load(Ordering::Relaxed));
+        set(&self.interface_drops, live.interface_dropped.load(Ordering::Relaxed));
+        set(&self.queue_drops, queue_drops);
+        self.active_flows.set(Progress::total(&progress.active_flows) as i64);
+        self.reassembly_bytes.set(Progress::total(&progress.buffered_bytes) as i64);
+        self.queue_depth.set(queue_depth);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// A counter shared between threads without the metrics machinery.
+pub type SharedCount = std::sync::Arc<AtomicU64>;
