@@ -8,6 +8,7 @@ pub mod demo;
 pub mod diff;
 pub mod exchange;
 pub mod http;
+pub mod jsonl;
 pub mod metrics;
 pub mod pipeline;
 pub mod reassembly;

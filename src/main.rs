@@ -202,21 +202,8 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     let progress = ProgressBar::start(running.progress.clone(), total_bytes);
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
-    let mut write_error = None;
-    for batch in running.exchanges.iter() {
-        if write_error.is_some() {
-            continue; // keep draining so the pipeline can finish
-        }
-        for exchange in &batch {
-            let written = serde_json::to_writer(&mut out, exchange)
-                .map_err(std::io::Error::from)
-                .and_then(|_| out.write_all(b"\n"));
-            if let Err(e) = written {
-                write_error = Some(e);
-                break;
-            }
-        }
-    }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let written = shadowtap::jsonl::write_ordered(running.exchanges.clone(), &mut out, workers);
     let flushed = out.flush();
     drop(out);
     let (summary, error) = running.finish();
@@ -225,7 +212,7 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     if !unusable {
         print_summary(&summary);
     }
-    if let Some(e) = write_error.or(flushed.err())
+    if let Some(e) = written.err().or(flushed.err())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(e).context("writing exchanges to stdout");
