@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, Progress, Source};
 use crate::replay::config::Config;
 use crate::replay::{Current, Outcome, Replayer, Schedule};
-use crate::report::{LatencyMargin, Report};
+use crate::report::{LatencyMargin, Report, ReportOptions};
 
 pub const DEFAULT_CONFIG: &str = "/etc/shadowtap/shadowtap.toml";
 
@@ -37,6 +37,9 @@ pub struct Overrides {
     pub report: Option<PathBuf>,
     pub metrics: Option<String>,
     pub sample: Option<f64>,
+    pub secondary: Option<String>,
+    pub primary: Option<String>,
+    pub allow_writes: Vec<String>,
 }
 
 /// The configuration in force: the file (given, or the default path when
@@ -72,6 +75,14 @@ pub fn load_config(o: &Overrides) -> anyhow::Result<Config> {
     if let Some(v) = o.sample {
         c.capture.sample_percent = v;
     }
+    if o.secondary.is_some() {
+        c.legacy.secondary = o.secondary.clone();
+    }
+    if o.primary.is_some() {
+        c.legacy.primary = o.primary.clone();
+    }
+    crate::replay::endpoint::check_templates(&o.allow_writes).map_err(anyhow::Error::msg)?;
+    c.replay.allow_writes.extend(o.allow_writes.iter().cloned());
     if c.capture.interface.is_none() {
         bail!("no interface: give --interface IF or [capture] interface in the config");
     }
@@ -132,7 +143,8 @@ fn replayer_of(config: &Config) -> anyhow::Result<Replayer> {
 struct Shared {
     metrics: Metrics,
     report: Mutex<Report>,
-    margin: Mutex<LatencyMargin>,
+    options: Mutex<ReportOptions>,
+    current: Arc<Current>,
     report_path: Mutex<Option<PathBuf>>,
     queue_depth: AtomicI64,
     queue_drops: AtomicU64,
@@ -158,7 +170,9 @@ impl Shared {
         let json = {
             let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
             report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
-            report.to_json(*self.margin.lock().unwrap_or_else(|e| e.into_inner()))
+            let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            options.noise = self.current.get().noise.snapshot();
+            report.to_json(&options)
         };
         if let Err(e) = write_atomically(&path, &serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             tracing::error!(path = %path.display(), "cannot write report: {e}");
@@ -206,10 +220,12 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
     pipeline_config.http.body_limit = config.capture.body_limit;
     pipeline_config.sample_percent = config.capture.sample_percent;
     let running = pipeline::start(Source::Live(live), pipeline_config);
+    let current = Arc::new(Current::new(replayer));
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         report: Mutex::new(Report::default()),
-        margin: Mutex::new(margin_of(&config)),
+        options: Mutex::new(ReportOptions::new(margin_of(&config), config.verdict.clone())),
+        current: current.clone(),
         report_path: Mutex::new(config.output.report.clone()),
         queue_depth: AtomicI64::new(0),
         queue_drops: AtomicU64::new(0),
@@ -224,7 +240,6 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
     let (tx, rx) = mpsc::channel::<Exchange>(config.daemon.queue.max(1));
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
-    let current = Arc::new(Current::new(replayer));
     let drain = Duration::from_secs(config.daemon.drain_timeout_s);
     runtime.block_on(async {
         if let Some(listen) = &config.metrics.listen {
@@ -367,7 +382,8 @@ async fn reload_on_hup(overrides: Overrides, mut active: Config, current: Arc<Cu
                 }
                 current.set(replayer);
                 shared.progress.set_sample_percent(config.capture.sample_percent);
-                *shared.margin.lock().unwrap_or_else(|e| e.into_inner()) = margin_of(&config);
+                *shared.options.lock().unwrap_or_else(|e| e.into_inner()) =
+                    ReportOptions::new(margin_of(&config), config.verdict.clone());
                 *shared.report_path.lock().unwrap_or_else(|e| e.into_inner()) = config.output.report.clone();
                 tracing::info!(
                     candidate = config.candidate.url.as_deref().unwrap_or(""),

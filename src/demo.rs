@@ -224,10 +224,12 @@ pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<(
     }
     let replayer = Replayer::new(Config::default(), &format!("http://{candidate}")).context("candidate client")?;
     let schedule = Schedule { concurrency: 4, rate: 0.0, pace: 0.0 };
-    let margin = LatencyMargin { percent: 20.0, ms: 5.0 };
+    let defaults = Config::default();
+    let margin = LatencyMargin { percent: defaults.latency.p99_margin_percent, ms: defaults.latency.p99_margin_ms };
+    let options = report::ReportOptions::new(margin, defaults.verdict.clone());
     let out_path = std::env::temp_dir().join("shadowtap-demo-outcomes.jsonl");
     let sink = Box::new(std::io::BufWriter::new(std::fs::File::create(&out_path)?));
-    let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
+    let finished = replay_pipeline(running, replayer, schedule, sink, options, true)?;
     drop(runtime);
     println!("{}", report::table(&finished.report));
     println!("every outcome, with its differences: {}", out_path.display());

@@ -14,7 +14,7 @@ use shadowtap::pipeline::{self, Source, Summary};
 use shadowtap::replay::config::Config;
 use shadowtap::replay::session::{OutcomeSink, replay_pipeline};
 use shadowtap::replay::{Replayer, Schedule};
-use shadowtap::report::LatencyMargin;
+use shadowtap::report::{LatencyMargin, ReportOptions};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,9 @@ enum Command {
     Replay(ReplayArgs),
     /// The live tap daemon: capture on an interface, replay, compare, report.
     Run(RunArgs),
+    /// Print the cutover verdict of a report; exit 0 only when every named
+    /// endpoint (all by default) is ready.
+    Verdict(VerdictArgs),
     /// Start a legacy and a candidate service on loopback, capture traffic
     /// to the legacy one, replay it to the candidate and show the report.
     Demo(DemoArgs),
@@ -66,6 +69,15 @@ struct ReplayArgs {
     /// Replay at the captured pace times FACTOR (default: as fast as allowed).
     #[arg(long, value_name = "FACTOR")]
     pace: Option<f64>,
+    /// A second legacy instance: where it disagrees with production, it is noise.
+    #[arg(long, value_name = "URL")]
+    secondary: Option<String>,
+    /// The live legacy service (reads only): diffs are re-checked there for races.
+    #[arg(long, value_name = "URL")]
+    primary: Option<String>,
+    /// Replay writes on this endpoint (it writes to the candidate's sister datastores), e.g. "POST /api/comments".
+    #[arg(long = "allow-writes", value_name = "TEMPLATE")]
+    allow_writes: Vec<String>,
     #[command(flatten)]
     capture: CaptureArgs,
 }
@@ -99,6 +111,24 @@ struct RunArgs {
     /// Replay this percentage of connections (whole connections, by flow hash).
     #[arg(long, value_name = "PERCENT")]
     sample: Option<f64>,
+    /// A second legacy instance: where it disagrees with production, it is noise.
+    #[arg(long, value_name = "URL")]
+    secondary: Option<String>,
+    /// The live legacy service (reads only): diffs are re-checked there for races.
+    #[arg(long, value_name = "URL")]
+    primary: Option<String>,
+    /// Replay writes on this endpoint (it writes to the candidate's sister datastores), e.g. "POST /api/comments".
+    #[arg(long = "allow-writes", value_name = "TEMPLATE")]
+    allow_writes: Vec<String>,
+}
+
+#[derive(Args)]
+struct VerdictArgs {
+    /// A report written by `replay --report` or `run --report`.
+    report: PathBuf,
+    /// Endpoint template(s) to judge, e.g. "GET /api/users/{id}".
+    #[arg(long = "endpoint", value_name = "TEMPLATE")]
+    endpoints: Vec<String>,
 }
 
 #[derive(Args)]
@@ -166,8 +196,12 @@ fn main() -> ExitCode {
             report: args.report,
             metrics: args.metrics,
             sample: args.sample,
+            secondary: args.secondary,
+            primary: args.primary,
+            allow_writes: args.allow_writes,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::Verdict(args) => verdict(args),
         Command::Demo(args) => {
             shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
         }
@@ -301,6 +335,14 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.candidate {
         config.candidate.url = Some(url.clone());
     }
+    if args.secondary.is_some() {
+        config.legacy.secondary = args.secondary.clone();
+    }
+    if args.primary.is_some() {
+        config.legacy.primary = args.primary.clone();
+    }
+    config.replay.allow_writes.extend(args.allow_writes.iter().cloned());
+    shadowtap::replay::endpoint::check_templates(&args.allow_writes).map_err(anyhow::Error::msg)?;
     let candidate = config
         .candidate
         .url
@@ -312,6 +354,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         pace: args.pace.unwrap_or(config.candidate.pace),
     };
     let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
+    let options = ReportOptions::new(margin, config.verdict.clone());
     let replayer = Replayer::new(config, &candidate)?;
     let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
         Some(path) => {
@@ -321,7 +364,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
     let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
-    let finished = replay_pipeline(running, replayer, schedule, sink, margin, true)?;
+    let finished = replay_pipeline(running, replayer, schedule, sink, options, true)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&finished.report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
@@ -337,4 +380,21 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(&args.report).with_context(|| format!("{}: cannot read", args.report.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+    let verdicts = shadowtap::report::verdicts(&report, &args.endpoints)
+        .with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+    let width = verdicts.iter().map(|v| v.endpoint.len()).max().unwrap_or(8).clamp(8, 60);
+    println!("{:<width$}  {:<5}  why", "endpoint", "ready");
+    for v in &verdicts {
+        println!("{:<width$}  {:<5}  {}", v.endpoint, if v.ready { "yes" } else { "NO" }, v.why);
+    }
+    let all_ready = !verdicts.is_empty() && verdicts.iter().all(|v| v.ready);
+    println!("{}", if all_ready { "verdict: ready to turn the old service off" } else { "verdict: not ready" });
+    Ok(if all_ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -21,6 +21,8 @@ fn histogram() -> Histogram<u64> {
 struct EndpointStats {
     count: u64,
     outcomes: BTreeMap<String, u64>,
+    /// Differences set aside, by reason ("noise", "race", "generated_id"...).
+    explanations: BTreeMap<String, u64>,
     recorded: Histogram<u64>,
     candidate: Histogram<u64>,
     fields: HashMap<String, u64>,
@@ -31,6 +33,7 @@ impl Default for EndpointStats {
         EndpointStats {
             count: 0,
             outcomes: BTreeMap::new(),
+            explanations: BTreeMap::new(),
             recorded: histogram(),
             candidate: histogram(),
             fields: HashMap::new(),
@@ -62,6 +65,12 @@ pub struct EndpointReport {
     pub diff: u64,
     pub skipped: u64,
     pub error: u64,
+    pub noise: u64,
+    pub race: u64,
+    /// Differences set aside, by reason, counted per difference.
+    pub explanations: BTreeMap<String, u64>,
+    /// Fields where production disagreed with itself (learned noise).
+    pub noisy_fields: Vec<NoisyField>,
     pub recorded_p50_us: Option<u64>,
     pub recorded_p90_us: Option<u64>,
     pub recorded_p99_us: Option<u64>,
@@ -73,6 +82,33 @@ pub struct EndpointReport {
     /// Candidate p99 worse than recorded by more than the configured margin.
     pub latency_regression: bool,
     pub top_fields: Vec<FieldCount>,
+    /// Cutover readiness: the old endpoint can be turned off.
+    pub ready: bool,
+    pub why: String,
+}
+
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
+pub struct NoisyField {
+    pub path: String,
+    /// Times production disagreed with itself here, out of `samples`.
+    pub noisy: u64,
+    pub samples: u64,
+    pub candidate_diffs: u64,
+    pub sources: Vec<String>,
+}
+
+/// What a report needs besides the outcomes.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub margin: LatencyMargin,
+    pub verdict: crate::replay::config::VerdictConfig,
+    pub noise: std::collections::HashMap<String, (u64, Vec<(String, crate::replay::triage::FieldNoise)>)>,
+}
+
+impl ReportOptions {
+    pub fn new(margin: LatencyMargin, verdict: crate::replay::config::VerdictConfig) -> Self {
+        ReportOptions { margin, verdict, noise: Default::default() }
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -83,7 +119,10 @@ pub struct Totals {
     pub diff: u64,
     pub skipped: u64,
     pub error: u64,
+    pub noise: u64,
+    pub race: u64,
     pub replay_queue_drops: u64,
+    pub ready_endpoints: u64,
 }
 
 #[derive(Serialize)]
@@ -120,12 +159,16 @@ impl Report {
         for d in &outcome.differences {
             *stats.fields.entry(d.path.clone()).or_default() += 1;
         }
+        for e in &outcome.explained {
+            *stats.explanations.entry(e.by.to_string()).or_default() += 1;
+        }
         for (rule, n) in &outcome.equivalences {
             *self.equivalences.entry(rule.to_string()).or_default() += n;
         }
     }
 
-    pub fn to_json(&self, margin: LatencyMargin) -> ReportJson {
+    pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
+        let margin = options.margin;
         let mut totals = Totals { replay_queue_drops: self.replay_queue_drops, ..Default::default() };
         let endpoints = self
             .endpoints
@@ -136,13 +179,33 @@ impl Report {
                     s.fields.iter().map(|(path, count)| FieldCount { path: path.clone(), count: *count }).collect();
                 top.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
                 top.truncate(5);
-                let report = EndpointReport {
+                let noisy_fields = options
+                    .noise
+                    .get(name)
+                    .map(|(samples, fields)| {
+                        fields
+                            .iter()
+                            .map(|(path, f)| NoisyField {
+                                path: path.clone(),
+                                noisy: f.noisy,
+                                samples: *samples,
+                                candidate_diffs: f.candidate_diffs,
+                                sources: f.sources.iter().map(|s| s.to_string()).collect(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut report = EndpointReport {
                     endpoint: name.clone(),
                     count: s.count,
                     matched: get("match"),
                     diff: get("diff"),
                     skipped: get("skipped"),
                     error: get("error"),
+                    noise: get("noise"),
+                    race: get("race"),
+                    explanations: s.explanations.clone(),
+                    noisy_fields,
                     recorded_p50_us: quantile(&s.recorded, 0.5),
                     recorded_p90_us: quantile(&s.recorded, 0.9),
                     recorded_p99_us: quantile(&s.recorded, 0.99),
@@ -153,7 +216,13 @@ impl Report {
                     candidate_max_us: (!s.candidate.is_empty()).then(|| s.candidate.max()),
                     latency_regression: is_slower(quantile(&s.recorded, 0.99), quantile(&s.candidate, 0.99), margin),
                     top_fields: top,
+                    ready: false,
+                    why: String::new(),
                 };
+                (report.ready, report.why) = readiness(&report, &options.verdict, margin);
+                totals.ready_endpoints += u64::from(report.ready);
+                totals.noise += report.noise;
+                totals.race += report.race;
                 totals.count += report.count;
                 totals.matched += report.matched;
                 totals.diff += report.diff;
@@ -163,6 +232,41 @@ impl Report {
             })
             .collect();
         ReportJson { endpoints, totals, equivalences: self.equivalences.clone() }
+    }
+}
+
+/// Whether the old endpoint can be turned off, and why (or why not).
+pub fn readiness(
+    e: &EndpointReport,
+    v: &crate::replay::config::VerdictConfig,
+    margin: LatencyMargin,
+) -> (bool, String) {
+    let compared = e.matched + e.noise + e.race;
+    let mut blockers = Vec::new();
+    if compared < v.min_compared {
+        blockers.push(format!("{compared} compared, {} needed", v.min_compared));
+    }
+    if e.diff > v.max_diff {
+        let fields: Vec<&str> = e.top_fields.iter().take(3).map(|f| f.path.as_str()).collect();
+        blockers.push(format!("{} diff (at {})", e.diff, fields.join(", ")));
+    }
+    if e.error > v.max_error {
+        blockers.push(format!("{} error", e.error));
+    }
+    if e.latency_regression {
+        blockers.push(format!(
+            "candidate p99 {} ms vs recorded {} ms (margin {}% and {} ms)",
+            ms(e.candidate_p99_us),
+            ms(e.recorded_p99_us),
+            margin.percent,
+            margin.ms
+        ));
+    }
+    if blockers.is_empty() {
+        let p99 = format!("p99 {} ms vs {} ms", ms(e.candidate_p99_us), ms(e.recorded_p99_us));
+        (true, format!("{compared} compared, no diff, no error, {p99}"))
+    } else {
+        (false, blockers.join("; "))
     }
 }
 
@@ -187,33 +291,48 @@ pub fn table(report: &ReportJson) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>9} {:>9}  {:>9} {:>9}  top differing fields",
-        "endpoint", "count", "match", "diff", "skip", "error", "rec p50", "rec p99", "cand p50", "cand p99"
+        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>9} {:>9}  {:>9} {:>9}  {:<5}  top differing fields",
+        "endpoint",
+        "count",
+        "match",
+        "diff",
+        "noise",
+        "race",
+        "skip",
+        "error",
+        "rec p50",
+        "rec p99",
+        "cand p50",
+        "cand p99",
+        "ready"
     );
     for e in &report.endpoints {
         let flag = if e.latency_regression { " SLOWER" } else { "" };
         let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
         let _ = writeln!(
             out,
-            "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms{flag}  {}",
+            "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms  {:<5}{flag}  {}",
             truncate(&e.endpoint, width),
             e.count,
             e.matched,
             e.diff,
+            e.noise,
+            e.race,
             e.skipped,
             e.error,
             ms(e.recorded_p50_us),
             ms(e.recorded_p99_us),
             ms(e.candidate_p50_us),
             ms(e.candidate_p99_us),
+            if e.ready { "yes" } else { "no" },
             fields.join(", ")
         );
     }
     let t = &report.totals;
     let _ = writeln!(
         out,
-        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5}",
-        "total", t.count, t.matched, t.diff, t.skipped, t.error
+        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}",
+        "total", t.count, t.matched, t.diff, t.noise, t.race, t.skipped, t.error
     );
     if !report.equivalences.is_empty() {
         let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -227,6 +346,39 @@ pub fn table(report: &ReportJson) -> String {
 
 fn truncate(s: &str, width: usize) -> String {
     if s.len() <= width { s.to_string() } else { format!("{}…", &s[..s.floor_char_boundary(width - 1)]) }
+}
+
+/// One endpoint's cutover verdict, read back from a report file.
+pub struct Verdict {
+    pub endpoint: String,
+    pub ready: bool,
+    pub why: String,
+}
+
+/// The verdicts of the named endpoints (all when none are named). A named
+/// endpoint the report has never seen is not ready. `None` when the JSON is
+/// not a report.
+pub fn verdicts(report: &serde_json::Value, named: &[String]) -> Option<Vec<Verdict>> {
+    let endpoints = report.get("endpoints")?.as_array()?;
+    let read = |e: &serde_json::Value| -> Option<Verdict> {
+        Some(Verdict {
+            endpoint: e.get("endpoint")?.as_str()?.to_string(),
+            ready: e.get("ready")?.as_bool()?,
+            why: e.get("why")?.as_str()?.to_string(),
+        })
+    };
+    let all: Vec<Verdict> = endpoints.iter().map(read).collect::<Option<_>>()?;
+    if named.is_empty() {
+        return Some(all);
+    }
+    let wanted = named.iter().map(|name| {
+        let normal = crate::replay::endpoint::Template::parse(name).map_or(name.clone(), |t| t.text);
+        all.iter()
+            .find(|v| v.endpoint == normal)
+            .map(|v| Verdict { endpoint: v.endpoint.clone(), ready: v.ready, why: v.why.clone() })
+            .unwrap_or(Verdict { endpoint: normal, ready: false, why: "no traffic seen for this endpoint".into() })
+    });
+    Some(wanted.collect())
 }
 
 #[cfg(test)]

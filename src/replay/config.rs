@@ -18,11 +18,42 @@ pub struct Config {
     pub latency: LatencyConfig,
     /// Per-endpoint templates and rules, first match wins.
     pub endpoints: Vec<EndpointConfig>,
+    /// Other legacy instances used to tell noise and races from bugs.
+    pub legacy: LegacyConfig,
+    pub noise: super::triage::NoiseConfig,
+    pub verdict: VerdictConfig,
     /// The live daemon's own sections (`shadowtap run`).
     pub capture: CaptureConfig,
     pub output: OutputConfig,
     pub metrics: MetricsConfig,
     pub daemon: DaemonConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// A second legacy instance: each replayed request also goes there,
+    /// and where it disagrees with the recorded answer is noise.
+    pub secondary: Option<String>,
+    /// The live legacy service (reads only): a diff is re-checked there,
+    /// and if production's answer moved, the diff is a race.
+    pub primary: Option<String>,
+}
+
+/// When an endpoint is ready for cutover.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerdictConfig {
+    /// Compared exchanges (match, noise or race) needed at least.
+    pub min_compared: u64,
+    pub max_diff: u64,
+    pub max_error: u64,
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        VerdictConfig { min_compared: 100, max_diff: 0, max_error: 0 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -136,11 +167,18 @@ pub struct ReplayConfig {
     /// Endpoint templates whose writes go to the candidate's own sister
     /// datastores, so they may be replayed (e.g. "POST /api/comments").
     pub allow_writes: Vec<String>,
+    /// JSON pointers of server-generated identifiers (besides fields named
+    /// `id`, `uuid` or `*_id`, which are recognised by name).
+    pub id_fields: Vec<String>,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        ReplayConfig { methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()], allow_writes: Vec::new() }
+        ReplayConfig {
+            methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
+            allow_writes: Vec::new(),
+            id_fields: Vec::new(),
+        }
     }
 }
 

@@ -62,6 +62,14 @@ pub fn path_of(uri: &str) -> &str {
     }
 }
 
+/// Checks templates given on the command line.
+pub fn check_templates(templates: &[String]) -> Result<(), String> {
+    match templates.iter().find(|t| Template::parse(t).is_none()) {
+        Some(bad) => Err(format!("bad endpoint template {bad:?} (want \"METHOD /path/{{id}}\")")),
+        None => Ok(()),
+    }
+}
+
 /// Path and query of a request target (origin form), for sending it on.
 pub fn path_and_query(uri: &str) -> &str {
     let without_fragment = uri.split('#').next().unwrap_or("");

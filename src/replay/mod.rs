@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod endpoint;
 pub mod session;
+pub mod triage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub enum OutcomeKind {
     Diff,
     Skipped,
     Error,
+    /// Every difference was noise (production disagrees with itself there).
+    Noise,
+    /// Production's own answer moved between capture and replay.
+    Race,
 }
 
 impl OutcomeKind {
@@ -41,13 +46,30 @@ impl OutcomeKind {
             OutcomeKind::Diff => "diff",
             OutcomeKind::Skipped => "skipped",
             OutcomeKind::Error => "error",
+            OutcomeKind::Noise => "noise",
+            OutcomeKind::Race => "race",
         }
     }
 
     /// The candidate answered and the answers were compared.
     pub fn was_compared(self) -> bool {
-        matches!(self, OutcomeKind::Match | OutcomeKind::Diff)
+        matches!(self, OutcomeKind::Match | OutcomeKind::Diff | OutcomeKind::Noise | OutcomeKind::Race)
     }
+}
+
+/// A difference set aside, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explained {
+    pub path: String,
+    /// `noise`, `race`, `generated_id`, `id_mapping`, or an ignore rule.
+    pub by: &'static str,
+}
+
+/// A recorded id and the candidate's id for the same thing.
+#[derive(Clone, Debug, Serialize)]
+pub struct MappedId {
+    pub recorded: String,
+    pub candidate: String,
 }
 
 /// One line of `--out`.
@@ -64,6 +86,11 @@ pub struct Outcome {
     pub recorded_latency_us: Option<u64>,
     pub candidate_latency_us: Option<u64>,
     pub error: Option<String>,
+    /// Differences set aside, and why.
+    pub explained: Vec<Explained>,
+    /// Ids learned from writes, or used to rewrite this request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mapped_ids: Vec<MappedId>,
     /// Why an exchange was not replayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -78,6 +105,11 @@ pub struct Replayer {
     templates: Vec<Template>,
     writes: Vec<Template>,
     client: CandidateClient,
+    secondary: Option<CandidateClient>,
+    primary: Option<CandidateClient>,
+    /// Learned as traffic flows; kept across reloads.
+    pub noise: Arc<triage::NoiseModel>,
+    pub ids: Arc<triage::IdMap>,
 }
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
@@ -94,8 +126,12 @@ impl Current {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set(&self, replayer: Replayer) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(replayer);
+    /// Swaps in a new replayer, which keeps what the old one learned.
+    pub fn set(&self, mut replayer: Replayer) {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        replayer.noise = slot.noise.clone();
+        replayer.ids = slot.ids.clone();
+        *slot = Arc::new(replayer);
     }
 }
 
@@ -105,7 +141,21 @@ impl Replayer {
         let templates = config.templates();
         let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
         writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
-        Ok(Replayer { config, templates, writes, client })
+        let legacy_client = |url: &Option<String>| -> Result<Option<CandidateClient>, client::ClientError> {
+            url.as_deref().map(|u| CandidateClient::new(u, &config.candidate)).transpose()
+        };
+        let secondary = legacy_client(&config.legacy.secondary)?;
+        let primary = legacy_client(&config.legacy.primary)?;
+        Ok(Replayer {
+            config,
+            templates,
+            writes,
+            client,
+            secondary,
+            primary,
+            noise: Default::default(),
+            ids: Default::default(),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -160,12 +210,15 @@ impl Replayer {
             recorded_latency_us: exchange.latency_us(),
             candidate_latency_us: None,
             error: None,
+            explained: Vec::new(),
+            mapped_ids: Vec::new(),
             reason: None,
             equivalences: BTreeMap::new(),
         }
     }
 
-    /// Replays one exchange (or says why not) and compares the answers.
+    /// Replays one exchange (or says why not) and compares the answers,
+    /// then sets aside what is noise, timing or generated ids.
     pub async fn process(&self, exchange: &Exchange) -> Outcome {
         let endpoint = self.endpoint(exchange);
         let mut outcome = self.base_outcome(exchange, endpoint);
@@ -173,28 +226,139 @@ impl Replayer {
             outcome.reason = Some(reason);
             return outcome;
         }
-        match self.client.send(&exchange.request).await {
+        self.learn_from_repeats(exchange, &outcome.endpoint);
+        let (uri, used_ids) = self.ids.rewrite_uri(&exchange.request.uri);
+        let mut request = exchange.request.clone();
+        request.uri = uri;
+        outcome.mapped_ids =
+            used_ids.into_iter().map(|(recorded, candidate)| MappedId { recorded, candidate }).collect();
+        let secondary = async {
+            match &self.secondary {
+                Some(client) => Some(client.send(&exchange.request).await),
+                None => None,
+            }
+        };
+        let (answer, secondary) = tokio::join!(self.client.send(&request), secondary);
+        if let Some(Ok(second)) = secondary {
+            let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
+            self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
+        }
+        match answer {
             Err(e) => {
                 outcome.outcome = OutcomeKind::Error;
                 outcome.error = Some(e.to_string());
             }
-            Ok(answer) => self.compare_into(&mut outcome, exchange, &answer),
+            Ok(answer) => {
+                self.compare_into(&mut outcome, exchange, &answer);
+                self.triage(&mut outcome, exchange, &answer).await;
+            }
         }
         outcome
     }
 
-    fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+    fn learn_from_repeats(&self, exchange: &Exchange, endpoint: &str) {
+        if !self.config.noise.from_repeats {
+            return;
+        }
+        let window = self.config.noise.repeat_window_s as i64 * 1_000_000_000;
+        let Some((status, headers, body)) = self.noise.previous_answer(exchange, window) else { return };
+        let earlier = CandidateAnswer { status, headers, body, latency_us: 0 };
+        let c = self.compare_with_recorded(exchange, endpoint, &earlier);
+        self.noise.learn(endpoint, &c.differences, "repeats");
+    }
+
+    fn compare_with_recorded(&self, exchange: &Exchange, endpoint: &str, other: &CandidateAnswer) -> diff::Comparison {
         let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
-        outcome.candidate_status = Some(answer.status);
-        outcome.candidate_latency_us = Some(answer.latency_us);
-        let rules = self.config.rules_for(&outcome.endpoint);
+        let rules = self.config.rules_for(endpoint);
         let recorded_answer =
             Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
-        let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
-        let comparison = diff::compare(&recorded_answer, &candidate_answer, &rules);
+        let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
+        diff::compare(&recorded_answer, &other_answer, &rules)
+    }
+
+    fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+        outcome.candidate_status = Some(answer.status);
+        outcome.candidate_latency_us = Some(answer.latency_us);
+        let comparison = self.compare_with_recorded(exchange, &outcome.endpoint, answer);
+        self.noise.count_candidate(&outcome.endpoint, &comparison.differences);
         outcome.outcome = if comparison.differences.is_empty() { OutcomeKind::Match } else { OutcomeKind::Diff };
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
+    }
+
+    /// Sets aside generated ids, mapped ids and noise, then asks production
+    /// whether what remains is a race.
+    async fn triage(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+        if outcome.differences.is_empty() {
+            return;
+        }
+        let is_write = !self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&exchange.request.method));
+        let request_body = String::from_utf8_lossy(&exchange.request.payload.body).into_owned();
+        let mut real = Vec::new();
+        let mut any_noise = false;
+        for d in std::mem::take(&mut outcome.differences) {
+            let (rec, cand) = (triage::id_text(&d.recorded), triage::id_text(&d.candidate));
+            let by = match (rec, cand) {
+                (Some(rec), Some(cand)) if self.ids.get(&rec).as_deref() == Some(cand.as_str()) => Some("id_mapping"),
+                (Some(rec), Some(cand))
+                    if is_write
+                        && triage::looks_like_id_field(&d.path, &self.config.replay.id_fields)
+                        && !request_body.contains(&rec) =>
+                {
+                    self.ids.insert(rec.clone(), cand.clone());
+                    outcome.mapped_ids.push(MappedId { recorded: rec, candidate: cand });
+                    Some("generated_id")
+                }
+                _ if self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise) => {
+                    any_noise = true;
+                    Some("noise")
+                }
+                _ => None,
+            };
+            match by {
+                Some(by) => outcome.explained.push(Explained { path: d.path.clone(), by }),
+                None => real.push(d),
+            }
+        }
+        if !real.is_empty() && self.is_race(exchange, &outcome.endpoint, answer, &real).await {
+            outcome.explained.extend(real.drain(..).map(|d| Explained { path: d.path, by: "race" }));
+            outcome.outcome = OutcomeKind::Race;
+            return;
+        }
+        outcome.outcome = match (real.is_empty(), any_noise) {
+            (false, _) => OutcomeKind::Diff,
+            (true, true) => OutcomeKind::Noise,
+            (true, false) => OutcomeKind::Match,
+        };
+        outcome.differences = real;
+    }
+
+    /// With `--primary`: production answers the same idempotent request
+    /// again. If its answer now equals the candidate's, or has moved at
+    /// every field where the candidate differs, the diff is timing.
+    async fn is_race(
+        &self,
+        exchange: &Exchange,
+        endpoint: &str,
+        answer: &CandidateAnswer,
+        real: &[Difference],
+    ) -> bool {
+        let Some(primary) = &self.primary else { return false };
+        let idempotent = ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(&exchange.request.method));
+        if !idempotent {
+            return false;
+        }
+        let Ok(now) = primary.send(&exchange.request).await else { return false };
+        let rules = self.config.rules_for(endpoint);
+        let now_answer = Answer { status: now.status, headers: &now.headers, body: &now.body };
+        let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
+        if diff::compare(&now_answer, &candidate_answer, &rules).differences.is_empty() {
+            return true;
+        }
+        let moved = self.compare_with_recorded(exchange, endpoint, &now);
+        let moved_fields: std::collections::HashSet<String> =
+            moved.differences.iter().map(|d| d.path.clone()).collect();
+        real.iter().all(|d| moved_fields.contains(&d.path))
     }
 }
 

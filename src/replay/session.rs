@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::{Outcome, Replayer, Schedule};
 use crate::exchange::Exchange;
 use crate::pipeline::{Running, Summary};
-use crate::report::{LatencyMargin, Report, ReportJson};
+use crate::report::{Report, ReportJson, ReportOptions};
 
 /// What a finished session hands back.
 pub struct Finished {
@@ -31,7 +31,7 @@ pub fn replay_pipeline(
     replayer: Replayer,
     schedule: Schedule,
     mut sink: OutcomeSink,
-    margin: LatencyMargin,
+    options: ReportOptions,
     wait_when_full: bool,
 ) -> std::io::Result<Finished> {
     let runtime =
@@ -56,6 +56,7 @@ pub fn replay_pipeline(
         dropped
     })?;
     let current = Arc::new(super::Current::new(replayer));
+    let learned = current.clone();
     let (report, outcomes, write_result) = runtime.block_on(async move {
         let replay = tokio::spawn(super::run(current, rx, out_tx, schedule));
         let mut report = Report::default();
@@ -80,5 +81,6 @@ pub fn replay_pipeline(
     report.replay_queue_drops = feeder.join().unwrap_or(0);
     let (summary, capture_error) = running.finish();
     write_result?;
-    Ok(Finished { report: report.to_json(margin), summary, capture_error, outcomes })
+    let options = ReportOptions { noise: learned.get().noise.snapshot(), ..options };
+    Ok(Finished { report: report.to_json(&options), summary, capture_error, outcomes })
 }

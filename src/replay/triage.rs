@@ -1,0 +1,315 @@
+//! Triage: which differences are real bugs. Raw differences in, each one
+//! either kept or set aside with the reason (`noise`, `race`,
+//! `generated_id`, `id_mapping`).
+//!
+//! - Noise is learned per endpoint and per field (array indices folded to
+//!   `*`) from two sources: a second legacy instance answering the same
+//!   request (`--secondary`), and the capture itself when production
+//!   answered the same request differently within a short window. A field
+//!   is noisy when production disagrees with itself there at least about as
+//!   often as the candidate disagrees with production (Diffy's idea), within
+//!   configurable margins.
+//! - Races: with `--primary`, a diff is re-checked against production now;
+//!   when production's answer moved at the differing fields, it is timing.
+//! - Writes replayed to sister datastores return other generated ids: those
+//!   are mapped (recorded id → candidate id) so later requests naming the
+//!   recorded id are sent with the candidate's, and compare equal.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Difference;
+use crate::exchange::{Exchange, Nanos};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoiseConfig {
+    /// Learn noise from production answering the same request differently
+    /// within `repeat_window_s`.
+    pub from_repeats: bool,
+    pub repeat_window_s: u64,
+    /// A field is noise when candidate-diff rate <= noise rate * (1 +
+    /// relative_percent/100) + absolute_percent/100 ...
+    pub relative_percent: f64,
+    pub absolute_percent: f64,
+    /// ... and production disagreed with itself there at least this often.
+    pub min_samples: u64,
+}
+
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        NoiseConfig {
+            from_repeats: true,
+            repeat_window_s: 60,
+            relative_percent: 20.0,
+            absolute_percent: 3.0,
+            min_samples: 1,
+        }
+    }
+}
+
+/// Per-field counts of one endpoint.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FieldNoise {
+    /// Production disagreed with itself here (secondary or repeat).
+    pub noisy: u64,
+    /// Comparisons of production with itself for this endpoint.
+    pub noise_samples: u64,
+    /// Candidate disagreed with production here.
+    pub candidate_diffs: u64,
+    /// Learned from: "secondary", "repeats" or both.
+    pub sources: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct EndpointNoise {
+    noise_samples: u64,
+    candidate_samples: u64,
+    fields: HashMap<String, FieldNoise>,
+}
+
+/// What was learned, shared by all replay tasks (taken once per exchange).
+#[derive(Default)]
+pub struct NoiseModel {
+    endpoints: Mutex<HashMap<String, EndpointNoise>>,
+    recent: Mutex<Recent>,
+}
+
+/// An answer production gave: status, headers, body.
+pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Recorded answers by request, for noticing repeats.
+#[derive(Default)]
+struct Recent {
+    by_key: HashMap<String, (Nanos, RecordedAnswer)>,
+    order: VecDeque<(Nanos, String)>,
+}
+
+const MAX_RECENT: usize = 50_000;
+
+/// Folds array indices so `/items/3/ts` and `/items/7/ts` are one field.
+pub fn field_of(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The request as far as noise from repeats is concerned: method, URI and
+/// the headers that usually change an answer.
+fn request_key(exchange: &Exchange) -> String {
+    let r = &exchange.request;
+    let header = |n: &str| r.payload.header(n).unwrap_or("");
+    format!(
+        "{} {} accept={} lang={} auth={} cookie={}",
+        r.method,
+        r.uri,
+        header("accept"),
+        header("accept-language"),
+        header("authorization"),
+        header("cookie")
+    )
+}
+
+impl NoiseModel {
+    /// Production answered this request (secondary, or a repeat in the
+    /// capture) with these differences from the recorded answer.
+    pub fn learn(&self, endpoint: &str, differences: &[Difference], source: &'static str) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let e = endpoints.entry(endpoint.to_string()).or_default();
+        e.noise_samples += 1;
+        let mut seen = std::collections::HashSet::new();
+        for d in differences {
+            let field = field_of(&d.path);
+            if !seen.insert(field.clone()) {
+                continue;
+            }
+            let f = e.fields.entry(field).or_default();
+            f.noisy += 1;
+            if !f.sources.contains(&source) {
+                f.sources.push(source);
+            }
+        }
+    }
+
+    /// Checks the capture for an earlier answer to the same request within
+    /// the window; returns that answer to compare with, and remembers this one.
+    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<RecordedAnswer> {
+        let response = exchange.response.as_ref()?;
+        if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
+            return None;
+        }
+        let key = request_key(exchange);
+        let now = exchange.request.ts;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((ts, old_key)) = recent.order.front().cloned() {
+            if now - ts <= window_ns && recent.order.len() < MAX_RECENT {
+                break;
+            }
+            recent.order.pop_front();
+            if recent.by_key.get(&old_key).is_some_and(|(t, _)| *t == ts) {
+                recent.by_key.remove(&old_key);
+            }
+        }
+        let previous =
+            recent.by_key.get(&key).filter(|(ts, _)| now - ts <= window_ns).map(|(_, answer)| answer.clone());
+        let answer = (response.status, response.payload.headers.clone(), response.payload.body.clone());
+        recent.by_key.insert(key.clone(), (now, answer));
+        recent.order.push_back((now, key));
+        previous
+    }
+
+    /// Counts the candidate's differences (after comparison) for the rates.
+    pub fn count_candidate(&self, endpoint: &str, differences: &[Difference]) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let e = endpoints.entry(endpoint.to_string()).or_default();
+        e.candidate_samples += 1;
+        let mut seen = std::collections::HashSet::new();
+        for d in differences {
+            let field = field_of(&d.path);
+            if seen.insert(field.clone()) {
+                e.fields.entry(field).or_default().candidate_diffs += 1;
+            }
+        }
+    }
+
+    /// Is this difference noise for the endpoint, by what was learned so far?
+    pub fn is_noisy(&self, endpoint: &str, path: &str, config: &NoiseConfig) -> bool {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(e) = endpoints.get(endpoint) else { return false };
+        let Some(f) = e.fields.get(&field_of(path)) else { return false };
+        if f.noisy < config.min_samples || e.noise_samples == 0 {
+            return false;
+        }
+        let noise_rate = f.noisy as f64 / e.noise_samples as f64;
+        let candidate_rate =
+            if e.candidate_samples == 0 { 0.0 } else { f.candidate_diffs as f64 / e.candidate_samples as f64 };
+        candidate_rate <= noise_rate * (1.0 + config.relative_percent / 100.0) + config.absolute_percent / 100.0
+    }
+
+    /// For the report: the noisy fields of each endpoint, with counts.
+    pub fn snapshot(&self) -> HashMap<String, (u64, Vec<(String, FieldNoise)>)> {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints
+            .iter()
+            .map(|(name, e)| {
+                let mut fields: Vec<(String, FieldNoise)> =
+                    e.fields.iter().filter(|(_, f)| f.noisy > 0).map(|(p, f)| (p.clone(), f.clone())).collect();
+                fields.sort_by(|a, b| b.1.noisy.cmp(&a.1.noisy).then(a.0.cmp(&b.0)));
+                (name.clone(), (e.noise_samples, fields))
+            })
+            .collect()
+    }
+}
+
+/// Recorded ids → the candidate's ids, learned from replayed writes.
+#[derive(Default)]
+pub struct IdMap {
+    map: Mutex<HashMap<String, String>>,
+}
+
+const MAX_IDS: usize = 1_000_000;
+
+impl IdMap {
+    pub fn insert(&self, recorded: String, candidate: String) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_IDS {
+            map.insert(recorded, candidate);
+        }
+    }
+
+    pub fn get(&self, recorded: &str) -> Option<String> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(recorded).cloned()
+    }
+
+    /// The URI with every path segment that is a mapped recorded id
+    /// replaced by the candidate's id; and the pairs used.
+    pub fn rewrite_uri(&self, uri: &str) -> (String, Vec<(String, String)>) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.is_empty() {
+            return (uri.to_string(), Vec::new());
+        }
+        let (path, query) = match uri.find('?') {
+            Some(i) => (&uri[..i], &uri[i..]),
+            None => (uri, ""),
+        };
+        let mut used = Vec::new();
+        let segments: Vec<String> = path
+            .split('/')
+            .map(|seg| match map.get(seg) {
+                Some(to) if !seg.is_empty() => {
+                    used.push((seg.to_string(), to.clone()));
+                    to.clone()
+                }
+                _ => seg.to_string(),
+            })
+            .collect();
+        (segments.join("/") + query, used)
+    }
+}
+
+/// Scalar JSON value as the text an id would have in a URL.
+pub fn id_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Does this field name look like a server-generated identifier?
+pub fn looks_like_id_field(path: &str, configured: &[String]) -> bool {
+    if configured.iter().any(|c| crate::replay::triage::field_of(c) == field_of(path)) {
+        return true;
+    }
+    let last = path.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+    last == "id" || last == "uuid" || last.ends_with("_id") || last.ends_with("id") && last.len() <= 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::DiffKind;
+
+    fn diff(path: &str) -> Difference {
+        Difference { path: path.into(), kind: DiffKind::Changed, recorded: 1.into(), candidate: 2.into() }
+    }
+
+    #[test]
+    fn a_field_production_changes_as_often_as_the_candidate_is_noise() {
+        let model = NoiseModel::default();
+        let config = NoiseConfig::default();
+        for _ in 0..10 {
+            model.learn("GET /a", &[diff("/request_id")], "secondary");
+            model.count_candidate("GET /a", &[diff("/request_id"), diff("/name")]);
+        }
+        assert!(model.is_noisy("GET /a", "/request_id", &config));
+        assert!(!model.is_noisy("GET /a", "/name", &config), "never noisy in production");
+        assert!(!model.is_noisy("GET /b", "/request_id", &config), "noise is per endpoint");
+    }
+
+    #[test]
+    fn a_field_the_candidate_breaks_far_more_often_than_production_is_not_noise() {
+        let model = NoiseModel::default();
+        let config = NoiseConfig::default();
+        model.learn("GET /a", &[diff("/price")], "repeats");
+        for _ in 0..9 {
+            model.learn("GET /a", &[], "repeats");
+        }
+        for _ in 0..10 {
+            model.count_candidate("GET /a", &[diff("/price")]);
+        }
+        assert!(!model.is_noisy("GET /a", "/price", &config), "10% noise does not explain 100% diffs");
+    }
+
+    #[test]
+    fn array_indices_fold_and_ids_in_paths_are_rewritten() {
+        assert_eq!(field_of("/items/3/updated_at"), "/items/*/updated_at");
+        let ids = IdMap::default();
+        ids.insert("500001".into(), "100001".into());
+        assert_eq!(ids.rewrite_uri("/comments/500001?x=500001").0, "/comments/100001?x=500001");
+        assert_eq!(ids.rewrite_uri("/comments/5000011").0, "/comments/5000011");
+    }
+}
