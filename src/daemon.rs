@@ -146,7 +146,11 @@ struct Shared {
     options: Mutex<ReportOptions>,
     current: Arc<Current>,
     report_path: Mutex<Option<PathBuf>>,
-    queue_depth: AtomicI64,
+    /// The replay queue, measured at each scrape. (The feeder used to store
+    /// its depth after each batch, so the gauge stayed at the last burst's
+    /// size forever once traffic stopped.) Weak: it must not keep the queue
+    /// open at shutdown.
+    queue: mpsc::WeakSender<Exchange>,
     queue_drops: AtomicU64,
     reload: AtomicBool,
     reopen: AtomicBool,
@@ -160,7 +164,7 @@ impl Shared {
         self.metrics.refresh(
             &self.progress,
             &self.live,
-            self.queue_depth.load(Ordering::Relaxed),
+            self.queue.upgrade().map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as i64),
             self.queue_drops.load(Ordering::Relaxed),
         );
     }
@@ -221,13 +225,14 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
     pipeline_config.sample_percent = config.capture.sample_percent;
     let running = pipeline::start(Source::Live(live), pipeline_config);
     let current = Arc::new(Current::new(replayer));
+    let (tx, rx) = mpsc::channel::<Exchange>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         report: Mutex::new(Report::default()),
         options: Mutex::new(ReportOptions::new(margin_of(&config), config.verdict.clone())),
         current: current.clone(),
         report_path: Mutex::new(config.output.report.clone()),
-        queue_depth: AtomicI64::new(0),
+        queue: tx.downgrade(),
         queue_drops: AtomicU64::new(0),
         reload: AtomicBool::new(false),
         reopen: AtomicBool::new(false),
@@ -238,7 +243,6 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
     spawn_signal_thread(shared.clone())?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
-    let (tx, rx) = mpsc::channel::<Exchange>(config.daemon.queue.max(1));
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
     let drain = Duration::from_secs(config.daemon.drain_timeout_s);
     runtime.block_on(async {
@@ -318,8 +322,6 @@ fn spawn_feeder(
                     Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
-            let depth = tx.max_capacity() - tx.capacity();
-            shared.queue_depth.store(depth as i64, Ordering::Relaxed);
         }
     })
 }

@@ -300,6 +300,26 @@ mod tests {
         assert!(err.to_string().starts_with("c.toml:2: bad endpoint template"), "{err}");
     }
 
+    /// The commented default config shipped for the systemd unit loads,
+    /// and so does every key in it once uncommented.
+    #[test]
+    fn the_shipped_default_config_loads_with_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/shadowtap.toml");
+        let shipped = Config::load(Path::new(path)).unwrap();
+        assert_eq!(shipped.capture.ports, vec![80]);
+        let text = std::fs::read_to_string(path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let every = Config::parse(&uncommented, "uncommented").unwrap();
+        assert!(every.legacy.secondary.is_some() && every.verdict.min_compared == 100, "{uncommented}");
+    }
+
     #[test]
     fn endpoint_rules_add_to_global_rules() {
         let c = Config::parse(
