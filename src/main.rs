@@ -383,10 +383,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.report).with_context(|| format!("{}: cannot read", args.report.display()))?;
+    // Bytes, not a string: a binary file (a capture given by mistake) is
+    // "not a shadowtap report", not "cannot read: ... valid UTF-8".
+    let bytes = std::fs::read(&args.report).with_context(|| format!("{}: cannot read", args.report.display()))?;
     let report: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
     let verdicts = shadowtap::report::verdicts(&report, &args.endpoints)
         .with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
     let width = verdicts.iter().map(|v| v.endpoint.len()).max().unwrap_or(8).clamp(8, 60);

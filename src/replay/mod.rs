@@ -197,6 +197,12 @@ impl Replayer {
         None
     }
 
+    /// Not one of the methods replayed everywhere: a write, replayed
+    /// because its route writes to sister datastores.
+    fn is_write(&self, exchange: &Exchange) -> bool {
+        !self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&exchange.request.method))
+    }
+
     fn base_outcome(&self, exchange: &Exchange, endpoint: String) -> Outcome {
         Outcome {
             ts: format_ts(exchange.request.ts),
@@ -232,10 +238,14 @@ impl Replayer {
         request.uri = uri;
         outcome.mapped_ids =
             used_ids.into_iter().map(|(recorded, candidate)| MappedId { recorded, candidate }).collect();
+        // The secondary is production (it shares production's datastores):
+        // it only ever hears reads. A replayed write (allow_writes) sent
+        // there would write to production's data, and teach the ids it
+        // generated as noise.
         let secondary = async {
             match &self.secondary {
                 Some(client) => Some(client.send(&exchange.request).await),
-                None => None,
+                _ => None,
             }
         };
         let (answer, secondary) = tokio::join!(self.client.send(&request), secondary);
@@ -292,7 +302,7 @@ impl Replayer {
         if outcome.differences.is_empty() {
             return;
         }
-        let is_write = !self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&exchange.request.method));
+        let is_write = self.is_write(exchange);
         let request_body = String::from_utf8_lossy(&exchange.request.payload.body).into_owned();
         let mut real = Vec::new();
         let mut any_noise = false;
@@ -335,7 +345,8 @@ impl Replayer {
 
     /// With `--primary`: production answers the same idempotent request
     /// again. If its answer now equals the candidate's, or has moved at
-    /// every field where the candidate differs, the diff is timing.
+    /// every field where the candidate differs, to what the candidate says
+    /// there, the diff is timing.
     async fn is_race(
         &self,
         exchange: &Exchange,
@@ -344,22 +355,33 @@ impl Replayer {
         real: &[Difference],
     ) -> bool {
         let Some(primary) = &self.primary else { return false };
-        let idempotent = ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(&exchange.request.method));
-        if !idempotent {
+        if !is_safe(&exchange.request.method) {
             return false;
         }
         let Ok(now) = primary.send(&exchange.request).await else { return false };
         let rules = self.config.rules_for(endpoint);
         let now_answer = Answer { status: now.status, headers: &now.headers, body: &now.body };
         let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
-        if diff::compare(&now_answer, &candidate_answer, &rules).differences.is_empty() {
+        let now_vs_candidate = diff::compare(&now_answer, &candidate_answer, &rules);
+        if now_vs_candidate.differences.is_empty() {
             return true;
         }
         let moved = self.compare_with_recorded(exchange, endpoint, &now);
-        let moved_fields: std::collections::HashSet<String> =
-            moved.differences.iter().map(|d| d.path.clone()).collect();
-        real.iter().all(|d| moved_fields.contains(&d.path))
+        let moved_fields: std::collections::HashSet<&str> = moved.differences.iter().map(|d| d.path.as_str()).collect();
+        // Production having moved at a field does not make the candidate's
+        // value there right: recorded 70, production now 71, candidate 72
+        // is a bug, not timing. A field is timing only where production now
+        // agrees with the candidate.
+        let still_differs: std::collections::HashSet<&str> =
+            now_vs_candidate.differences.iter().map(|d| d.path.as_str()).collect();
+        real.iter().all(|d| moved_fields.contains(d.path.as_str()) && !still_differs.contains(d.path.as_str()))
     }
+}
+
+/// Methods that never change anything: the only ones sent to production
+/// (the secondary, and the primary for race checks).
+fn is_safe(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// How replay is fed and paced.
@@ -380,7 +402,8 @@ pub async fn run(
     output: mpsc::Sender<Outcome>,
     schedule: Schedule,
 ) {
-    let permits = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
+    let concurrency = schedule.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut limiter = RateLimiter::new(schedule.rate);
     let mut pacer = Pacer::new(schedule.pace);
     while let Some(exchange) = input.recv().await {
@@ -397,6 +420,22 @@ pub async fn run(
         }
         pacer.wait_for(exchange.request.ts).await;
         limiter.wait().await;
+        if replayer.is_write(&exchange) {
+            // A write is replayed alone, in capture order: after every
+            // earlier request has been answered (they must not see it), and
+            // before any later one is sent, because later requests may name
+            // the ids it generates (POST, then GET of what it made) and are
+            // rewritten with the candidate's ids only once its answer is
+            // known. Sent concurrently, the GET went out with the recorded
+            // id, and writes' ids were mapped in whatever order they landed.
+            let all = concurrency as u32;
+            let _all_permits = permits.acquire_many(all).await.expect("semaphore never closed");
+            let outcome = replayer.process(&exchange).await;
+            if output.send(outcome).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
         let output = output.clone();
         tokio::spawn(async move {
@@ -406,7 +445,7 @@ pub async fn run(
         });
     }
     // Wait for the tasks still running: they hold permits.
-    let _ = permits.acquire_many(schedule.concurrency.max(1) as u32).await;
+    let _ = permits.acquire_many(concurrency as u32).await;
 }
 
 /// At most `rate` starts per second, evenly spaced.

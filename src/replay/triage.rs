@@ -10,7 +10,8 @@
 //!   often as the candidate disagrees with production (Diffy's idea), within
 //!   configurable margins.
 //! - Races: with `--primary`, a diff is re-checked against production now;
-//!   when production's answer moved at the differing fields, it is timing.
+//!   when production's answer moved at the differing fields to what the
+//!   candidate says there, it is timing (moved elsewhere: still a diff).
 //! - Writes replayed to sister datastores return other generated ids: those
 //!   are mapped (recorded id → candidate id) so later requests naming the
 //!   recorded id are sent with the candidate's, and compare equal.
