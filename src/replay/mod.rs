@@ -244,7 +244,7 @@ impl Replayer {
         // generated as noise.
         let secondary = async {
             match &self.secondary {
-                Some(client) => Some(client.send(&exchange.request).await),
+                Some(client) if is_safe(&exchange.request.method) => Some(client.send(&exchange.request).await),
                 _ => None,
             }
         };
