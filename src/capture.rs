@@ -233,8 +233,13 @@ pub struct LiveCapture {
 impl LiveCapture {
     /// Opens `options.interface`; `stop` ends the capture when set.
     pub fn open(options: &LiveOptions, stop: Arc<AtomicBool>) -> Result<LiveCapture, CaptureError> {
-        let live_error =
-            |e: pcap::Error| CaptureError::Live { interface: options.interface.clone(), reason: e.to_string() };
+        let live_error = |e: pcap::Error| {
+            let mut reason = e.to_string();
+            if reason.contains("Operation not permitted") {
+                reason.push_str(" (capture needs root or the CAP_NET_RAW capability)");
+            }
+            CaptureError::Live { interface: options.interface.clone(), reason }
+        };
         let mut capture = Capture::from_device(options.interface.as_str())
             .map_err(live_error)?
             .snaplen(options.snaplen)
