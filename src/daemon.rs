@@ -150,7 +150,7 @@ struct Shared {
     /// its depth after each batch, so the gauge stayed at the last burst's
     /// size forever once traffic stopped.) Weak: it must not keep the queue
     /// open at shutdown.
-    queue: mpsc::WeakSender<Exchange>,
+    queue: mpsc::WeakSender<Vec<Exchange>>,
     queue_drops: AtomicU64,
     reload: AtomicBool,
     reopen: AtomicBool,
@@ -225,7 +225,7 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
     pipeline_config.sample_percent = config.capture.sample_percent;
     let running = pipeline::start(Source::Live(live), pipeline_config);
     let current = Arc::new(Current::new(replayer));
-    let (tx, rx) = mpsc::channel::<Exchange>(config.daemon.queue.max(1));
+    let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         report: Mutex::new(Report::default()),
@@ -308,13 +308,15 @@ fn spawn_signal_thread(shared: Arc<Shared>) -> std::io::Result<()> {
 /// Hands exchanges from the pipeline to replay; a full queue drops and counts.
 fn spawn_feeder(
     exchanges: crossbeam_channel::Receiver<Vec<Exchange>>,
-    tx: mpsc::Sender<Exchange>,
+    tx: mpsc::Sender<Vec<Exchange>>,
     shared: Arc<Shared>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
         for batch in exchanges.iter() {
             for exchange in batch {
-                match tx.try_send(exchange) {
+                // One exchange per slot: the queue bound and the drop count
+                // are in exchanges.
+                match tx.try_send(vec![exchange]) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         shared.queue_drops.fetch_add(1, Ordering::Relaxed);

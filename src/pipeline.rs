@@ -389,16 +389,30 @@ impl Reader {
             let fresh = self.free[shard].try_recv().unwrap_or_default();
             let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
             batch.clock = self.clock;
-            let segments = batch.segs.len() as u64;
             if self.config.block_when_full {
                 let _ = self.txs[shard].send(batch);
-            } else if let Err(TrySendError::Full(_)) = self.txs[shard].try_send(batch) {
-                self.stats.shard_drops += 1;
-                self.stats.shard_dropped_segments += segments;
+                continue;
+            }
+            match self.txs[shard].try_send(batch) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                // A shard not scheduled in time: keep its batch growing here,
+                // up to a bound, rather than lose it; an empty batch (a clock
+                // tick) is simply sent later.
+                Err(TrySendError::Full(batch)) if batch.data.len() < LIVE_HOLD_BYTES => {
+                    self.pending[shard] = batch;
+                }
+                Err(TrySendError::Full(batch)) => {
+                    self.stats.shard_drops += 1;
+                    self.stats.shard_dropped_segments += batch.segs.len() as u64;
+                }
             }
         }
     }
 }
+
+/// Payload bytes the live reader may hold for one shard that is behind,
+/// before it drops (and counts) the batch.
+const LIVE_HOLD_BYTES: usize = 32 << 20;
 
 /// Keeps a connection when its hash falls in the sampled share, so both
 /// directions and every packet of a connection are kept or dropped together.
@@ -525,12 +539,22 @@ fn run_order(
         }
         released += ready.len() as u64;
         progress.exchanges.store(released, Ordering::Relaxed);
-        if !ready.is_empty() && tx.send(ready).is_err() {
+        // Handed on in bounded chunks, so that consumers holding a few
+        // batches in flight hold a bounded amount of memory.
+        let mut sent = true;
+        while !ready.is_empty() && sent {
+            let rest = ready.split_off(ready.len().min(RELEASE_CHUNK));
+            sent = tx.send(std::mem::replace(&mut ready, rest)).is_ok();
+        }
+        if !sent {
             break;
         }
     }
     (forced, late)
 }
+
+/// Exchanges per batch handed to the consumer.
+const RELEASE_CHUNK: usize = 256;
 
 fn top_is_forced(ts: Nanos, limit: Nanos) -> bool {
     ts > limit

@@ -398,7 +398,7 @@ pub struct Schedule {
 /// each outcome to `output` (in completion order).
 pub async fn run(
     current: Arc<Current>,
-    mut input: mpsc::Receiver<Exchange>,
+    mut input: mpsc::Receiver<Vec<Exchange>>,
     output: mpsc::Sender<Outcome>,
     schedule: Schedule,
 ) {
@@ -406,7 +406,18 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut limiter = RateLimiter::new(schedule.rate);
     let mut pacer = Pacer::new(schedule.pace);
-    while let Some(exchange) = input.recv().await {
+    // Exchanges come in batches (one hand-off per batch, not per exchange).
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        let Some(exchange) = pending.pop_front() else {
+            match input.recv().await {
+                Some(batch) => {
+                    pending.extend(batch);
+                    continue;
+                }
+                None => break,
+            }
+        };
         let replayer = current.get();
         if replayer.is_own_replay(&exchange) {
             continue;

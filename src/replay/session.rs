@@ -36,21 +36,20 @@ pub fn replay_pipeline(
 ) -> std::io::Result<Finished> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
-    let queue_depth = schedule.concurrency.max(1) * 4;
-    let (tx, rx) = mpsc::channel::<Exchange>(queue_depth);
+    // Batches as the pipeline made them: one hand-off per batch.
+    let (tx, rx) = mpsc::channel::<Vec<Exchange>>(8);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1024);
     let exchanges = running.exchanges.clone();
     let feeder = std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
         let mut dropped = 0u64;
         for batch in exchanges.iter() {
-            for exchange in batch {
-                if wait_when_full {
-                    if tx.blocking_send(exchange).is_err() {
-                        return dropped;
-                    }
-                } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(exchange) {
-                    dropped += 1;
+            let size = batch.len() as u64;
+            if wait_when_full {
+                if tx.blocking_send(batch).is_err() {
+                    return dropped;
                 }
+            } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(batch) {
+                dropped += size;
             }
         }
         dropped
@@ -59,23 +58,32 @@ pub fn replay_pipeline(
     let learned = current.clone();
     let (report, outcomes, write_result) = runtime.block_on(async move {
         let replay = tokio::spawn(super::run(current, rx, out_tx, schedule));
-        let mut report = Report::default();
-        let mut outcomes = 0u64;
-        let mut write_result = Ok(());
-        while let Some(outcome) = out_rx.recv().await {
-            report.add(&outcome);
-            outcomes += 1;
-            if write_result.is_ok() {
-                write_result = serde_json::to_writer(&mut sink, &outcome)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| sink.write_all(b"\n"));
+        // Outcomes are folded on a runtime worker, not on this thread, so
+        // that handing each one over does not cross to a sleeping thread.
+        let collector = tokio::spawn(async move {
+            let mut report = Report::default();
+            let mut outcomes = 0u64;
+            let mut write_result = Ok(());
+            let mut line = Vec::with_capacity(4096);
+            while let Some(outcome) = out_rx.recv().await {
+                report.add(&outcome);
+                outcomes += 1;
+                if write_result.is_ok() {
+                    line.clear();
+                    write_result =
+                        serde_json::to_writer(&mut line, &outcome).map_err(std::io::Error::from).and_then(|_| {
+                            line.push(b'\n');
+                            sink.write_all(&line)
+                        });
+                }
             }
-        }
+            if write_result.is_ok() {
+                write_result = sink.flush();
+            }
+            (report, outcomes, write_result)
+        });
         let _ = replay.await;
-        if write_result.is_ok() {
-            write_result = sink.flush();
-        }
-        (report, outcomes, write_result)
+        collector.await.expect("collector task panicked")
     });
     let mut report = report;
     report.replay_queue_drops = feeder.join().unwrap_or(0);
