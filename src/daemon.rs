@@ -223,6 +223,13 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
     pipeline_config.http.ports = config.capture.ports.clone();
     pipeline_config.http.body_limit = config.capture.body_limit;
     pipeline_config.sample_percent = config.capture.sample_percent;
+    let shards = pipeline_config.shards.max(1);
+    pipeline_config.limits = crate::reassembly::Limits {
+        per_flow_ooo_bytes: config.capture.max_flow_buffer_kb << 10,
+        shard_ooo_bytes: (config.capture.max_buffer_mb << 20) / shards,
+        max_flows: (config.capture.max_flows / shards).max(1),
+        idle_timeout_ns: config.capture.idle_timeout_s as i64 * 1_000_000_000,
+    };
     let running = pipeline::start(Source::Live(live), pipeline_config);
     let current = Arc::new(Current::new(replayer));
     let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));

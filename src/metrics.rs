@@ -49,6 +49,8 @@ pub struct Metrics {
     shard_drops: Counter,
     active_flows: Gauge,
     reassembly_bytes: Gauge,
+    flows_refused: Counter,
+    bound_dropped_bytes: Counter,
     exchanges: Counter,
     queue_depth: Gauge,
     queue_drops: Counter,
@@ -74,6 +76,8 @@ impl Metrics {
             shard_drops: Counter::default(),
             active_flows: Gauge::default(),
             reassembly_bytes: Gauge::default(),
+            flows_refused: Counter::default(),
+            bound_dropped_bytes: Counter::default(),
             exchanges: Counter::default(),
             queue_depth: Gauge::default(),
             queue_drops: Counter::default(),
@@ -100,6 +104,16 @@ impl Metrics {
             "reassembly_buffered_bytes",
             "Out-of-order bytes held by reassembly",
             m.reassembly_bytes.clone(),
+        );
+        registry.register(
+            "flows_refused",
+            "Connections not tracked because the flow table was full",
+            m.flows_refused.clone(),
+        );
+        registry.register(
+            "reassembly_dropped_bytes",
+            "Bytes thrown away by reassembly memory bounds",
+            m.bound_dropped_bytes.clone(),
         );
         registry.register("exchanges", "HTTP exchanges rebuilt from the capture", m.exchanges.clone());
         registry.register("replay_queue_depth", "Exchanges waiting for replay", m.queue_depth.clone());
@@ -147,6 +161,8 @@ impl Metrics {
         set(&self.kernel_drops, live.kernel_dropped.load(Ordering::Relaxed));
         set(&self.interface_drops, live.interface_dropped.load(Ordering::Relaxed));
         set(&self.queue_drops, queue_drops);
+        set(&self.flows_refused, Progress::total(&progress.flows_refused));
+        set(&self.bound_dropped_bytes, Progress::total(&progress.bound_dropped_bytes));
         self.active_flows.set(Progress::total(&progress.active_flows) as i64);
         self.reassembly_bytes.set(Progress::total(&progress.buffered_bytes) as i64);
         self.queue_depth.set(queue_depth);

@@ -114,6 +114,10 @@ pub struct Progress {
     /// Per shard: connections tracked, out-of-order bytes held.
     pub active_flows: Vec<AtomicU64>,
     pub buffered_bytes: Vec<AtomicU64>,
+    /// Per shard: connections not tracked (flow table full), and bytes
+    /// thrown away by a memory bound.
+    pub flows_refused: Vec<AtomicU64>,
+    pub bound_dropped_bytes: Vec<AtomicU64>,
     /// Share of connections kept, in hundredths of a percent (10000 = all).
     pub sample_basis_points: AtomicU64,
 }
@@ -128,6 +132,8 @@ impl Progress {
             shard_drops: AtomicU64::new(0),
             active_flows: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             buffered_bytes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            flows_refused: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            bound_dropped_bytes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             sample_basis_points: AtomicU64::new(percent_to_basis_points(sample_percent)),
         }
     }
@@ -454,6 +460,8 @@ fn run_shard(
         let _ = free.try_send(batch);
         progress.active_flows[shard].store(reassembler.active_flows() as u64, Ordering::Relaxed);
         progress.buffered_bytes[shard].store(reassembler.buffered_bytes() as u64, Ordering::Relaxed);
+        progress.flows_refused[shard].store(reassembler.stats.flows_refused, Ordering::Relaxed);
+        progress.bound_dropped_bytes[shard].store(reassembler.stats.bound_dropped_bytes, Ordering::Relaxed);
         let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
         let exchanges = std::mem::take(&mut ctx.out);
         let _ = out.send(ShardOut { shard, exchanges, watermark });

@@ -995,3 +995,65 @@ fn capture_on_a_veth_between_network_namespaces() {
     drop(namespaces);
     assert!(!Path::new(&format!("/run/netns/{ns1}")).exists(), "namespace {ns1} removed");
 }
+
+/// The flow table bound: with `[capture] max_flows` small, a flood of
+/// unfinished connections fills the table and no further, the refusals
+/// are counted, and once the flood goes away new connections are tracked
+/// and replayed again.
+#[test]
+fn the_flow_table_bound_caps_a_flood_and_counts_what_it_refuses() {
+    let connections = 600;
+    let bound = 200;
+    raise_fd_limit(3 * connections as u64 + 1024);
+    let legacy = service(Flavor::Legacy);
+    let twin = service(Flavor::Legacy);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = write_config(dir.path(), "shadowtap.toml", &format!("[capture]\nmax_flows = {bound}\n"));
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            s(&config),
+            "--interface",
+            "lo",
+            "--port",
+            &legacy.port().to_string(),
+            "--candidate",
+            &format!("http://{twin}"),
+            "--out",
+            s(&out),
+            "--metrics",
+            &metrics.to_string(),
+        ],
+        metrics,
+    );
+    let mut abandoned = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let mut stream = TcpStream::connect(legacy).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        stream.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n").unwrap();
+        abandoned.push(stream);
+    }
+    let refused = wait_for("connections beyond the bound to be refused", || {
+        let m = daemon.scrape();
+        let refused = m.get("shadowtap_flows_refused_total");
+        if refused >= (connections - bound) as u64 / 2 { Ok(refused) } else { Err(format!("{refused} refused")) }
+    });
+    let flows = daemon.scrape().get("shadowtap_active_flows");
+    // The bound is split between the shards, so the total is at most it.
+    assert!(flows <= bound as u64, "{flows} flows tracked with max_flows = {bound}");
+    assert!(refused > 0);
+    drop(abandoned);
+    wait_for("the flood to be forgotten", || {
+        let flows = daemon.scrape().get("shadowtap_active_flows");
+        if flows < 20 { Ok(()) } else { Err(format!("{flows} active flows")) }
+    });
+    let (status, _) = http_get(legacy, "/api/users/4").unwrap();
+    assert_eq!(status, 200);
+    let lines = wait_outcomes(&out, 1, &daemon);
+    assert_eq!(lines[0]["uri"], "/api/users/4");
+    assert_eq!(lines[0]["outcome"], "match", "{}", lines[0]);
+    let status = daemon.stop();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{}", daemon.stderr_text());
+}

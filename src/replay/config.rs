@@ -69,6 +69,15 @@ pub struct CaptureConfig {
     pub promiscuous: bool,
     pub sample_percent: f64,
     pub body_limit: usize,
+    /// Connections tracked at once, in all; beyond, new ones are not
+    /// tracked (counted). Bounds memory under a flood of half-open
+    /// connections.
+    pub max_flows: usize,
+    /// A connection with no packet for this long is closed.
+    pub idle_timeout_s: u64,
+    /// Out-of-order bytes held per connection direction, and in all.
+    pub max_flow_buffer_kb: usize,
+    pub max_buffer_mb: usize,
 }
 
 impl Default for CaptureConfig {
@@ -82,6 +91,10 @@ impl Default for CaptureConfig {
             promiscuous: false,
             sample_percent: 100.0,
             body_limit: 1 << 20,
+            max_flows: 500_000,
+            idle_timeout_s: 120,
+            max_flow_buffer_kb: 2048,
+            max_buffer_mb: 128,
         }
     }
 }
