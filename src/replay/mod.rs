@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::diff::{self, Answer, Difference};
 use crate::exchange::{Exchange, Nanos, format_ts};
@@ -234,8 +234,6 @@ impl Replayer {
         }
         self.learn_from_repeats(exchange, &outcome.endpoint);
         let (uri, used_ids) = self.ids.rewrite_uri(&exchange.request.uri);
-        let mut request = exchange.request.clone();
-        request.uri = uri;
         outcome.mapped_ids =
             used_ids.into_iter().map(|(recorded, candidate)| MappedId { recorded, candidate }).collect();
         // The secondary is production (it shares production's datastores):
@@ -248,7 +246,7 @@ impl Replayer {
                 _ => None,
             }
         };
-        let (answer, secondary) = tokio::join!(self.client.send(&request), secondary);
+        let (answer, secondary) = tokio::join!(self.client.send_to(&exchange.request, &uri), secondary);
         if let Some(Ok(second)) = secondary {
             let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
@@ -396,6 +394,10 @@ pub struct Schedule {
 
 /// Replays every exchange from `input` with bounded concurrency, sending
 /// each outcome to `output` (in completion order).
+///
+/// `concurrency` long-lived workers replay; this task dispatches each
+/// exchange to an idle one (at most `concurrency` in flight, as many as
+/// workers), so no task is spawned per exchange.
 pub async fn run(
     current: Arc<Current>,
     mut input: mpsc::Receiver<Vec<Exchange>>,
@@ -403,7 +405,10 @@ pub async fn run(
     schedule: Schedule,
 ) {
     let concurrency = schedule.concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
+    let mut workers: Vec<Worker> = (0..concurrency).map(|id| Worker::spawn(id, &idle_tx, &output)).collect();
+    // Workers with nothing to do (a stack: the most recently busy first).
+    let mut idle: Vec<usize> = (0..concurrency).rev().collect();
     let mut limiter = RateLimiter::new(schedule.rate);
     let mut pacer = Pacer::new(schedule.pace);
     // Exchanges come in batches (one hand-off per batch, not per exchange).
@@ -439,24 +444,78 @@ pub async fn run(
             // rewritten with the candidate's ids only once its answer is
             // known. Sent concurrently, the GET went out with the recorded
             // id, and writes' ids were mapped in whatever order they landed.
-            let all = concurrency as u32;
-            let _all_permits = permits.acquire_many(all).await.expect("semaphore never closed");
+            while idle.len() < concurrency {
+                idle.push(idle_rx.recv().await.expect("the dispatcher holds a sender"));
+            }
             let outcome = replayer.process(&exchange).await;
             if output.send(outcome).await.is_err() {
                 break;
             }
             continue;
         }
-        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
-        let output = output.clone();
-        tokio::spawn(async move {
-            let outcome = replayer.process(&exchange).await;
-            drop(permit);
-            let _ = output.send(outcome).await;
-        });
+        let id = match idle.pop() {
+            Some(id) => id,
+            None => idle_rx.recv().await.expect("the dispatcher holds a sender"),
+        };
+        if let Err(mpsc::error::TrySendError::Closed(job) | mpsc::error::TrySendError::Full(job)) =
+            workers[id].jobs.try_send((replayer, exchange))
+        {
+            // The worker is gone (it panicked): a new one takes its place.
+            workers[id] = Worker::spawn(id, &idle_tx, &output);
+            let _ = workers[id].jobs.try_send(job);
+        }
     }
-    // Wait for the tasks still running: they hold permits.
-    let _ = permits.acquire_many(concurrency as u32).await;
+    // Wait for the workers to finish what they have.
+    let handles: Vec<_> = workers.into_iter().map(|w| w.handle).collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+/// One replay worker: takes exchanges one at a time, says when it is idle.
+struct Worker {
+    jobs: mpsc::Sender<(Arc<Replayer>, Exchange)>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(id: usize, idle: &mpsc::UnboundedSender<usize>, output: &mpsc::Sender<Outcome>) -> Worker {
+        // Only idle workers are given an exchange: one slot is enough.
+        let (jobs, rx) = mpsc::channel::<(Arc<Replayer>, Exchange)>(1);
+        let output = output.clone();
+        let mut state = WorkerState { id, busy: false, jobs: rx, idle: idle.clone() };
+        let handle = tokio::spawn(async move {
+            while let Some((replayer, exchange)) = state.jobs.recv().await {
+                state.busy = true;
+                let outcome = replayer.process(&exchange).await;
+                drop(replayer);
+                drop(exchange);
+                state.busy = false;
+                let _ = state.idle.send(id);
+                let _ = output.send(outcome).await;
+            }
+        });
+        Worker { jobs, handle }
+    }
+}
+
+/// A worker's end of things. If the worker dies while busy (a panic), it
+/// stops taking exchanges and says it is idle, so that the dispatcher
+/// never waits for it and replaces it.
+struct WorkerState {
+    id: usize,
+    busy: bool,
+    jobs: mpsc::Receiver<(Arc<Replayer>, Exchange)>,
+    idle: mpsc::UnboundedSender<usize>,
+}
+
+impl Drop for WorkerState {
+    fn drop(&mut self) {
+        if self.busy {
+            self.jobs.close();
+            let _ = self.idle.send(self.id);
+        }
+    }
 }
 
 /// At most `rate` starts per second, evenly spaced.
