@@ -4,7 +4,8 @@
 //! [`DEFAULT_IGNORED_HEADERS`]) plus `rules.ignore_headers` are ignored.
 //! Content-Type is compared after normalising case and spaces around `;`.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use serde_json::Value;
 
@@ -51,9 +52,30 @@ pub(crate) fn compare_headers(
 ) {
     let recorded = collect_by_name(recorded);
     let candidate = collect_by_name(candidate);
-    for name in union_of_names(&recorded, &candidate) {
-        let pair = (recorded.get(name).map(String::as_str), candidate.get(name).map(String::as_str));
-        compare_one_header(name, pair, rules, out);
+    // Both sides are sorted by lowercase name: walk them together, in the
+    // order of the names present on either side.
+    let (mut r, mut c) = (recorded.iter().peekable(), candidate.iter().peekable());
+    loop {
+        let (name, pair) = match (r.peek(), c.peek()) {
+            (None, None) => break,
+            (Some(a), Some(b)) => match cmp_ignoring_case(a.0, b.0) {
+                Ordering::Less => (a.0, (Some(&*a.1), None)),
+                Ordering::Greater => (b.0, (None, Some(&*b.1))),
+                Ordering::Equal => (a.0, (Some(&*a.1), Some(&*b.1))),
+            },
+            (Some(a), None) => (a.0, (Some(&*a.1), None)),
+            (None, Some(b)) => (b.0, (None, Some(&*b.1))),
+        };
+        if pair.0.is_some() {
+            r.next();
+        }
+        if pair.1.is_some() {
+            c.next();
+        }
+        if pair.0 == pair.1 {
+            continue;
+        }
+        compare_one_header(&name.to_ascii_lowercase(), pair, rules, out);
     }
 }
 
@@ -96,26 +118,27 @@ fn is_ignored_header(name: &str, rules: &CompareRules) -> bool {
         || rules.ignore_headers.iter().any(|ignored| ignored.trim().eq_ignore_ascii_case(name))
 }
 
-/// Lowercase name → values in wire order joined by `", "`.
-fn collect_by_name(headers: &[(String, String)]) -> BTreeMap<String, String> {
-    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in headers {
-        let value = value.trim();
-        by_name
-            .entry(name.trim().to_ascii_lowercase())
-            .and_modify(|joined| {
-                joined.push_str(", ");
-                joined.push_str(value);
-            })
-            .or_insert_with(|| value.to_owned());
-    }
-    by_name
+/// Names compared as their ASCII lowercase.
+fn cmp_ignoring_case(a: &str, b: &str) -> Ordering {
+    a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
-/// Sorted, deduplicated names present on either side.
-fn union_of_names<'m>(recorded: &'m BTreeMap<String, String>, candidate: &'m BTreeMap<String, String>) -> Vec<&'m str> {
-    let mut names: Vec<&str> = recorded.keys().chain(candidate.keys()).map(String::as_str).collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+/// (Trimmed name, values in wire order joined by `", "`), sorted by
+/// lowercase name, one entry per name (case-insensitive).
+fn collect_by_name(headers: &[(String, String)]) -> Vec<(&str, Cow<'_, str>)> {
+    let mut trimmed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.trim(), v.trim())).collect();
+    // Stable: values of a repeated header stay in wire order.
+    trimmed.sort_by(|a, b| cmp_ignoring_case(a.0, b.0));
+    let mut by_name: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(trimmed.len());
+    for (name, value) in trimmed {
+        match by_name.last_mut() {
+            Some((last, joined)) if last.eq_ignore_ascii_case(name) => {
+                let joined = joined.to_mut();
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            _ => by_name.push((name, Cow::Borrowed(value))),
+        }
+    }
+    by_name
 }

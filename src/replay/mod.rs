@@ -270,6 +270,12 @@ impl Replayer {
         }
         let window = self.config.noise.repeat_window_s as i64 * 1_000_000_000;
         let Some((status, headers, body)) = self.noise.previous_answer(exchange, window) else { return };
+        let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
+        if status == recorded.status && headers == recorded.payload.headers && body == recorded.payload.body {
+            // The same answer again: no difference (what comparing says).
+            self.noise.learn(endpoint, &[], "repeats");
+            return;
+        }
         let earlier = CandidateAnswer { status, headers, body, latency_us: 0 };
         let c = self.compare_with_recorded(exchange, endpoint, &earlier);
         self.noise.learn(endpoint, &c.differences, "repeats");

@@ -154,12 +154,11 @@ impl NoiseModel {
                 recent.by_key.remove(&old_key);
             }
         }
-        let previous =
-            recent.by_key.get(&key).filter(|(ts, _)| now - ts <= window_ns).map(|(_, answer)| answer.clone());
         let answer = (response.status, response.payload.headers.clone(), response.payload.body.clone());
-        recent.by_key.insert(key.clone(), (now, answer));
+        // The earlier answer is replaced by this one: taken, not copied.
+        let previous = recent.by_key.insert(key.clone(), (now, answer));
         recent.order.push_back((now, key));
-        previous
+        previous.filter(|(ts, _)| now - ts <= window_ns).map(|(_, answer)| answer)
     }
 
     /// Counts the candidate's differences (after comparison) for the rates.
