@@ -12,6 +12,16 @@ use serde::Serialize;
 
 use crate::replay::Outcome;
 
+/// Adds `n` to the count under `key`, making the key only when new.
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match counts.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            counts.insert(key.to_string(), n);
+        }
+    }
+}
+
 /// Latency histogram bounds: 1 µs to 1 hour, 3 significant digits.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
@@ -145,9 +155,13 @@ fn quantile(h: &Histogram<u64>, q: f64) -> Option<u64> {
 
 impl Report {
     pub fn add(&mut self, outcome: &Outcome) {
-        let stats = self.endpoints.entry(outcome.endpoint.clone()).or_default();
+        // Keys are looked up borrowed; a String is made only for a new one.
+        let stats = match self.endpoints.get_mut(outcome.endpoint.as_str()) {
+            Some(stats) => stats,
+            None => self.endpoints.entry(outcome.endpoint.clone()).or_default(),
+        };
         stats.count += 1;
-        *stats.outcomes.entry(outcome.outcome.as_str().to_string()).or_default() += 1;
+        bump(&mut stats.outcomes, outcome.outcome.as_str(), 1);
         if outcome.outcome.was_compared() {
             if let Some(us) = outcome.recorded_latency_us {
                 let _ = stats.recorded.record(us.max(1));
@@ -157,13 +171,18 @@ impl Report {
             }
         }
         for d in &outcome.differences {
-            *stats.fields.entry(d.path.clone()).or_default() += 1;
+            match stats.fields.get_mut(d.path.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    stats.fields.insert(d.path.clone(), 1);
+                }
+            }
         }
         for e in &outcome.explained {
-            *stats.explanations.entry(e.by.to_string()).or_default() += 1;
+            bump(&mut stats.explanations, e.by, 1);
         }
         for (rule, n) in &outcome.equivalences {
-            *self.equivalences.entry(rule.to_string()).or_default() += n;
+            bump(&mut self.equivalences, rule, *n);
         }
     }
 
