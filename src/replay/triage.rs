@@ -17,7 +17,7 @@
 //!   recorded id are sent with the candidate's, and compare equal.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,8 +84,60 @@ pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 /// Recorded answers by request, for noticing repeats.
 #[derive(Default)]
 struct Recent {
-    by_key: HashMap<String, (Nanos, RecordedAnswer)>,
-    order: VecDeque<(Nanos, String)>,
+    by_key: HashMap<Arc<str>, (Nanos, StoredAnswer)>,
+    order: VecDeque<(Nanos, Arc<str>)>,
+}
+
+/// A recorded answer kept for noticing repeats, in two allocations: the
+/// header names and values then the body in one buffer, and their lengths.
+pub struct StoredAnswer {
+    status: u16,
+    data: Vec<u8>,
+    /// (name length, value length) of each header, in order.
+    lengths: Vec<(u32, u32)>,
+}
+
+impl StoredAnswer {
+    fn of(status: u16, headers: &[(String, String)], body: &[u8]) -> StoredAnswer {
+        let size = headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + body.len();
+        let mut data = Vec::with_capacity(size);
+        let mut lengths = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            data.extend_from_slice(name.as_bytes());
+            data.extend_from_slice(value.as_bytes());
+            lengths.push((name.len() as u32, value.len() as u32));
+        }
+        data.extend_from_slice(body);
+        StoredAnswer { status, data, lengths }
+    }
+
+    /// Header names and values, then the body.
+    fn parts(&self) -> (impl Iterator<Item = (&[u8], &[u8])>, &[u8]) {
+        let mut at = 0;
+        let headers = self.lengths.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let pair = (&self.data[at..at + n], &self.data[at + n..at + n + v]);
+            at += n + v;
+            pair
+        });
+        let header_bytes: usize = self.lengths.iter().map(|&(n, v)| n as usize + v as usize).sum();
+        (headers, &self.data[header_bytes..])
+    }
+
+    /// Exactly this status, these headers (in order) and this body.
+    pub fn same_as(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+        let (stored_headers, stored_body) = self.parts();
+        status == self.status
+            && headers.len() == self.lengths.len()
+            && stored_body == body
+            && stored_headers.zip(headers).all(|((n, v), (name, value))| n == name.as_bytes() && v == value.as_bytes())
+    }
+
+    pub fn into_answer(self) -> RecordedAnswer {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let (headers, body) = self.parts();
+        (self.status, headers.map(|(n, v)| (text(n), text(v))).collect(), body.to_vec())
+    }
 }
 
 const MAX_RECENT: usize = 50_000;
@@ -137,12 +189,12 @@ impl NoiseModel {
 
     /// Checks the capture for an earlier answer to the same request within
     /// the window; returns that answer to compare with, and remembers this one.
-    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<RecordedAnswer> {
+    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<StoredAnswer> {
         let response = exchange.response.as_ref()?;
         if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
             return None;
         }
-        let key = request_key(exchange);
+        let key: Arc<str> = request_key(exchange).into();
         let now = exchange.request.ts;
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((ts, old_key)) = recent.order.front().cloned() {
@@ -154,7 +206,7 @@ impl NoiseModel {
                 recent.by_key.remove(&old_key);
             }
         }
-        let answer = (response.status, response.payload.headers.clone(), response.payload.body.clone());
+        let answer = StoredAnswer::of(response.status, &response.payload.headers, &response.payload.body);
         // The earlier answer is replaced by this one: taken, not copied.
         let previous = recent.by_key.insert(key.clone(), (now, answer));
         recent.order.push_back((now, key));
