@@ -80,8 +80,28 @@ impl Exchange {
 
 /// RFC 3339 with microseconds, UTC, the form of every `ts` we print.
 pub fn format_ts(ts: Nanos) -> String {
-    chrono::DateTime::from_timestamp_nanos(ts).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::DateTime::from_timestamp_nanos(ts).format_with_items(TS_FORMAT.iter()).to_string()
 }
+
+/// `%Y-%m-%dT%H:%M:%S%.6fZ`, parsed once rather than on every call.
+const TS_FORMAT: &[chrono::format::Item<'static>] = {
+    use chrono::format::{Fixed, Item, Numeric, Pad};
+    &[
+        Item::Numeric(Numeric::Year, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Month, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Day, Pad::Zero),
+        Item::Literal("T"),
+        Item::Numeric(Numeric::Hour, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Minute, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Second, Pad::Zero),
+        Item::Fixed(Fixed::Nanosecond6),
+        Item::Literal("Z"),
+    ]
+};
 
 impl Exchange {
     /// Appends this exchange as one JSON object (the `pairs` schema, see the
@@ -230,6 +250,10 @@ mod tests {
     #[test]
     fn timestamps_print_with_microseconds_in_utc() {
         assert_eq!(format_ts(1_705_314_600_123_456_789), "2024-01-15T10:30:00.123456Z");
+        for ts in [0, 1, -1, 999, 1_000_000_000, -86_400_000_000_123, 1_705_314_600_000_000_000, i64::MAX, i64::MIN] {
+            let by_strftime = chrono::DateTime::from_timestamp_nanos(ts).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+            assert_eq!(format_ts(ts), by_strftime, "{ts}");
+        }
     }
 
     #[test]
