@@ -199,6 +199,24 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// `shadowtap run` on `lo` for the legacy service's port, replaying to
+    /// `candidate`, outcomes to `out`, metrics on `metrics`, plus `extra`.
+    fn on_lo(
+        dir: &Path,
+        config: &Path,
+        legacy: SocketAddr,
+        candidate: &str,
+        out: &Path,
+        metrics: SocketAddr,
+        extra: &[&str],
+    ) -> Daemon {
+        let (port, metrics_text) = (legacy.port().to_string(), metrics.to_string());
+        let mut args = vec!["--config", s(config), "--interface", "lo", "--port", &port];
+        args.extend(["--candidate", candidate, "--out", s(out), "--metrics", &metrics_text]);
+        args.extend_from_slice(extra);
+        Daemon::start(dir, &args, metrics)
+    }
+
     /// Starts `shadowtap run ARGS` and returns once /healthz answers and the
     /// capture had time to become active.
     fn start(dir: &Path, args: &[&str], metrics: SocketAddr) -> Daemon {
@@ -746,24 +764,7 @@ fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_capture_going() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", "");
-    let mut daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--candidate",
-            &format!("http://{twin}"),
-            "--out",
-            s(&out),
-            "--metrics",
-            &metrics.to_string(),
-        ],
-        metrics,
-    );
+    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, &format!("http://{twin}"), &out, metrics, &[]);
     let mut abandoned = Vec::with_capacity(connections);
     for i in 0..connections {
         let mut stream = TcpStream::connect(legacy).unwrap_or_else(|e| panic!("connection {i}: {e}"));
@@ -1011,24 +1012,7 @@ fn the_flow_table_bound_caps_a_flood_and_counts_what_it_refuses() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", &format!("[capture]\nmax_flows = {bound}\n"));
-    let mut daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--candidate",
-            &format!("http://{twin}"),
-            "--out",
-            s(&out),
-            "--metrics",
-            &metrics.to_string(),
-        ],
-        metrics,
-    );
+    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, &format!("http://{twin}"), &out, metrics, &[]);
     let mut abandoned = Vec::with_capacity(connections);
     for i in 0..connections {
         let mut stream = TcpStream::connect(legacy).unwrap_or_else(|e| panic!("connection {i}: {e}"));
