@@ -69,6 +69,15 @@ struct ReplayArgs {
     /// Replay at the captured pace times FACTOR (default: as fast as allowed).
     #[arg(long, value_name = "FACTOR")]
     pace: Option<f64>,
+    #[command(flatten)]
+    triage: TriageArgs,
+    #[command(flatten)]
+    capture: CaptureArgs,
+}
+
+/// What tells real diffs from noise, races and writes; shared by `replay` and `run`.
+#[derive(Args)]
+struct TriageArgs {
     /// A second legacy instance: where it disagrees with production, it is noise.
     #[arg(long, value_name = "URL")]
     secondary: Option<String>,
@@ -78,8 +87,6 @@ struct ReplayArgs {
     /// Replay writes on this endpoint (it writes to the candidate's sister datastores), e.g. "POST /api/comments".
     #[arg(long = "allow-writes", value_name = "TEMPLATE")]
     allow_writes: Vec<String>,
-    #[command(flatten)]
-    capture: CaptureArgs,
 }
 
 #[derive(Args)]
@@ -111,15 +118,8 @@ struct RunArgs {
     /// Replay this percentage of connections (whole connections, by flow hash).
     #[arg(long, value_name = "PERCENT")]
     sample: Option<f64>,
-    /// A second legacy instance: where it disagrees with production, it is noise.
-    #[arg(long, value_name = "URL")]
-    secondary: Option<String>,
-    /// The live legacy service (reads only): diffs are re-checked there for races.
-    #[arg(long, value_name = "URL")]
-    primary: Option<String>,
-    /// Replay writes on this endpoint (it writes to the candidate's sister datastores), e.g. "POST /api/comments".
-    #[arg(long = "allow-writes", value_name = "TEMPLATE")]
-    allow_writes: Vec<String>,
+    #[command(flatten)]
+    triage: TriageArgs,
 }
 
 #[derive(Args)]
@@ -202,9 +202,9 @@ fn main() -> ExitCode {
             report: args.report,
             metrics: args.metrics,
             sample: args.sample,
-            secondary: args.secondary,
-            primary: args.primary,
-            allow_writes: args.allow_writes,
+            secondary: args.triage.secondary,
+            primary: args.triage.primary,
+            allow_writes: args.triage.allow_writes,
         })
         .map(|_| ExitCode::SUCCESS),
         Command::Verdict(args) => verdict(args),
@@ -341,14 +341,15 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.candidate {
         config.candidate.url = Some(url.clone());
     }
-    if args.secondary.is_some() {
-        config.legacy.secondary = args.secondary.clone();
+    let triage = &args.triage;
+    if triage.secondary.is_some() {
+        config.legacy.secondary = triage.secondary.clone();
     }
-    if args.primary.is_some() {
-        config.legacy.primary = args.primary.clone();
+    if triage.primary.is_some() {
+        config.legacy.primary = triage.primary.clone();
     }
-    config.replay.allow_writes.extend(args.allow_writes.iter().cloned());
-    shadowtap::replay::endpoint::check_templates(&args.allow_writes).map_err(anyhow::Error::msg)?;
+    shadowtap::replay::endpoint::check_templates(&triage.allow_writes).map_err(anyhow::Error::msg)?;
+    config.replay.allow_writes.extend(triage.allow_writes.iter().cloned());
     let candidate = config
         .candidate
         .url

@@ -19,27 +19,17 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shadowtap::demo::{Flavor, send_traffic, start_service};
+use shadowtap::demo::{Flavor, send_traffic};
+
+#[path = "common/demo_service.rs"]
+mod demo_service;
+use demo_service::service;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
 /// Generous: the tests run in parallel on a small, busy machine.
 const DEADLINE: Duration = Duration::from_secs(20);
 
 // ---- helpers ------------------------------------------------------------
-
-/// Starts a demo service on its own runtime thread; it lives as long as the test.
-fn service(flavor: Flavor) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let addr = start_service(flavor, 0).await.unwrap();
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
 
 /// The demo's request mix, `n` requests over a few keep-alive connections.
 fn demo_traffic(target: SocketAddr, n: usize) {

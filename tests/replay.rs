@@ -4,27 +4,16 @@
 //! and form-only differences, through the `shadowtap replay` binary.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::{Command, Output};
 
-use shadowtap::demo::{Flavor, start_service};
+use shadowtap::demo::Flavor;
+
+#[path = "common/demo_service.rs"]
+mod demo_service;
+use demo_service::service;
 
 fn demo_pcap() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.pcap").to_string()
-}
-
-/// Starts a service on its own runtime thread; it lives as long as the test.
-fn service(flavor: Flavor) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let addr = start_service(flavor, 0).await.unwrap();
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
 }
 
 fn replay(args: &[&str]) -> Output {
