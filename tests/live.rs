@@ -190,19 +190,23 @@ struct Daemon {
 
 impl Daemon {
     /// `shadowtap run` on `lo` for the legacy service's port, replaying to
-    /// `candidate`, outcomes to `out`, metrics on `metrics`, plus `extra`.
+    /// `candidate` (else the config's), outcomes to `out`, metrics on
+    /// `metrics`, plus `extra`.
     fn on_lo(
         dir: &Path,
         config: &Path,
         legacy: SocketAddr,
-        candidate: &str,
+        candidate: Option<&str>,
         out: &Path,
         metrics: SocketAddr,
         extra: &[&str],
     ) -> Daemon {
         let (port, metrics_text) = (legacy.port().to_string(), metrics.to_string());
         let mut args = vec!["--config", s(config), "--interface", "lo", "--port", &port];
-        args.extend(["--candidate", candidate, "--out", s(out), "--metrics", &metrics_text]);
+        if let Some(candidate) = candidate {
+            args.extend(["--candidate", candidate]);
+        }
+        args.extend(["--out", s(out), "--metrics", &metrics_text]);
         args.extend_from_slice(extra);
         Daemon::start(dir, &args, metrics)
     }
@@ -459,22 +463,7 @@ fn sighup_reloads_the_candidate_refuses_a_bad_config_and_reopens_the_out_file() 
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     // The candidate comes from the file (a --candidate flag would win over it at reload too).
     let config = write_config(dir.path(), "shadowtap.toml", &format!("[candidate]\nurl = \"http://{candidate}\"\n"));
-    let mut daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--out",
-            s(&out),
-            "--metrics",
-            &metrics.to_string(),
-        ],
-        metrics,
-    );
+    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, None, &out, metrics, &[]);
 
     // Before: the candidate with regressions.
     let n = 100;
@@ -536,24 +525,8 @@ fn a_candidate_that_is_down_gives_errors_and_the_daemon_stays_up() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", "[candidate]\ntimeout_ms = 3000\n");
-    let mut daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--candidate",
-            &format!("http://127.0.0.1:{closed}"),
-            "--out",
-            s(&out),
-            "--metrics",
-            &metrics.to_string(),
-        ],
-        metrics,
-    );
+    let mut daemon =
+        Daemon::on_lo(dir.path(), &config, legacy, Some(&format!("http://127.0.0.1:{closed}")), &out, metrics, &[]);
     let n = 50;
     demo_traffic(legacy, n);
     let lines = wait_outcomes(&out, n, &daemon);
@@ -609,25 +582,14 @@ fn a_full_replay_queue_drops_replays_but_not_capture() {
     let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", "[daemon]\nqueue = 1\n[candidate]\nconcurrency = 1\n");
-    let mut daemon = Daemon::start(
+    let mut daemon = Daemon::on_lo(
         dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--candidate",
-            &format!("http://{candidate}"),
-            "--out",
-            s(&out),
-            "--report",
-            s(&report),
-            "--metrics",
-            &metrics.to_string(),
-        ],
+        &config,
+        legacy,
+        Some(&format!("http://{candidate}")),
+        &out,
         metrics,
+        &["--report", s(&report)],
     );
     let n = 200;
     demo_traffic(legacy, n);
@@ -662,26 +624,8 @@ fn sampling_keeps_about_the_given_share_of_connections() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", "");
-    let mut daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            s(&config),
-            "--interface",
-            "lo",
-            "--port",
-            &legacy.port().to_string(),
-            "--candidate",
-            &format!("http://{twin}"),
-            "--out",
-            s(&out),
-            "--metrics",
-            &metrics.to_string(),
-            "--sample",
-            "50",
-        ],
-        metrics,
-    );
+    let mut daemon =
+        Daemon::on_lo(dir.path(), &config, legacy, Some(&format!("http://{twin}")), &out, metrics, &["--sample", "50"]);
     let connections = 200;
     for i in 0..connections {
         let (status, _) = http_get(legacy, &format!("/api/users/{i}")).unwrap();
@@ -754,7 +698,7 @@ fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_capture_going() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", "");
-    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, &format!("http://{twin}"), &out, metrics, &[]);
+    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, Some(&format!("http://{twin}")), &out, metrics, &[]);
     let mut abandoned = Vec::with_capacity(connections);
     for i in 0..connections {
         let mut stream = TcpStream::connect(legacy).unwrap_or_else(|e| panic!("connection {i}: {e}"));
@@ -1002,7 +946,7 @@ fn the_flow_table_bound_caps_a_flood_and_counts_what_it_refuses() {
     let out = dir.path().join("out.jsonl");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = write_config(dir.path(), "shadowtap.toml", &format!("[capture]\nmax_flows = {bound}\n"));
-    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, &format!("http://{twin}"), &out, metrics, &[]);
+    let mut daemon = Daemon::on_lo(dir.path(), &config, legacy, Some(&format!("http://{twin}")), &out, metrics, &[]);
     let mut abandoned = Vec::with_capacity(connections);
     for i in 0..connections {
         let mut stream = TcpStream::connect(legacy).unwrap_or_else(|e| panic!("connection {i}: {e}"));
