@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::diff::{self, Answer, Difference};
+use crate::diff::{self, Answer, CompareRules, Difference};
 use crate::exchange::{Exchange, Nanos, format_ts};
 use client::{CandidateAnswer, CandidateClient};
 use config::Config;
@@ -103,6 +103,9 @@ pub struct Outcome {
 pub struct Replayer {
     config: Config,
     templates: Vec<Template>,
+    /// Comparison rules of each configured endpoint (global plus its own),
+    /// merged once here rather than for every comparison.
+    endpoint_rules: Vec<(String, CompareRules)>,
     writes: Vec<Template>,
     client: CandidateClient,
     secondary: Option<CandidateClient>,
@@ -139,6 +142,7 @@ impl Replayer {
     pub fn new(config: Config, candidate: &str) -> Result<Replayer, client::ClientError> {
         let client = CandidateClient::new(candidate, &config.candidate)?;
         let templates = config.templates();
+        let endpoint_rules = templates.iter().map(|t| (t.text.clone(), config.rules_for(&t.text))).collect();
         let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
         writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
         let legacy_client = |url: &Option<String>| -> Result<Option<CandidateClient>, client::ClientError> {
@@ -149,6 +153,7 @@ impl Replayer {
         Ok(Replayer {
             config,
             templates,
+            endpoint_rules,
             writes,
             client,
             secondary,
@@ -282,13 +287,18 @@ impl Replayer {
         self.noise.learn(endpoint, &c.differences, "repeats");
     }
 
+    /// The rules for an endpoint: its configured ones, else the global ones.
+    fn rules_for(&self, endpoint: &str) -> &CompareRules {
+        self.endpoint_rules.iter().find(|(e, _)| e == endpoint).map_or(&self.config.compare, |(_, rules)| rules)
+    }
+
     fn compare_with_recorded(&self, exchange: &Exchange, endpoint: &str, other: &CandidateAnswer) -> diff::Comparison {
         let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
-        let rules = self.config.rules_for(endpoint);
+        let rules = self.rules_for(endpoint);
         let recorded_answer =
             Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
         let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
-        diff::compare(&recorded_answer, &other_answer, &rules)
+        diff::compare(&recorded_answer, &other_answer, rules)
     }
 
     fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
@@ -364,10 +374,10 @@ impl Replayer {
             return false;
         }
         let Ok(now) = primary.send(&exchange.request).await else { return false };
-        let rules = self.config.rules_for(endpoint);
+        let rules = self.rules_for(endpoint);
         let now_answer = Answer { status: now.status, headers: &now.headers, body: &now.body };
         let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
-        let now_vs_candidate = diff::compare(&now_answer, &candidate_answer, &rules);
+        let now_vs_candidate = diff::compare(&now_answer, &candidate_answer, rules);
         if now_vs_candidate.differences.is_empty() {
             return true;
         }
@@ -572,5 +582,22 @@ impl Pacer {
         if due > now {
             tokio::time::sleep(due - now).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_rules_are_merged_once_and_found_by_endpoint() {
+        let config = Config::parse(
+            "[compare]\nignore_paths=[\"/a\"]\n[[endpoints]]\ntemplate=\"get /u/{id}\"\nignore_paths=[\"/b\"]\n",
+            "c",
+        )
+        .unwrap();
+        let replayer = Replayer::new(config, "http://127.0.0.1:1").unwrap();
+        assert_eq!(replayer.rules_for("GET /u/{id}").ignore_paths, vec!["/a", "/b"]);
+        assert_eq!(replayer.rules_for("GET /other").ignore_paths, vec!["/a"]);
     }
 }
