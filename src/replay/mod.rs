@@ -310,92 +310,11 @@ impl Replayer {
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
     }
-
-    /// Sets aside generated ids, mapped ids and noise, then asks production
-    /// whether what remains is a race.
-    async fn triage(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
-        if outcome.differences.is_empty() {
-            return;
-        }
-        let is_write = self.is_write(exchange);
-        let request_body = String::from_utf8_lossy(&exchange.request.payload.body).into_owned();
-        let mut real = Vec::new();
-        let mut any_noise = false;
-        for d in std::mem::take(&mut outcome.differences) {
-            let (rec, cand) = (triage::id_text(&d.recorded), triage::id_text(&d.candidate));
-            let by = match (rec, cand) {
-                (Some(rec), Some(cand)) if self.ids.get(&rec).as_deref() == Some(cand.as_str()) => Some("id_mapping"),
-                (Some(rec), Some(cand))
-                    if is_write
-                        && triage::looks_like_id_field(&d.path, &self.config.replay.id_fields)
-                        && !request_body.contains(&rec) =>
-                {
-                    self.ids.insert(rec.clone(), cand.clone());
-                    outcome.mapped_ids.push(MappedId { recorded: rec, candidate: cand });
-                    Some("generated_id")
-                }
-                _ if self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise) => {
-                    any_noise = true;
-                    Some("noise")
-                }
-                _ => None,
-            };
-            match by {
-                Some(by) => outcome.explained.push(Explained { path: d.path.clone(), by }),
-                None => real.push(d),
-            }
-        }
-        if !real.is_empty() && self.is_race(exchange, &outcome.endpoint, answer, &real).await {
-            outcome.explained.extend(real.drain(..).map(|d| Explained { path: d.path, by: "race" }));
-            outcome.outcome = OutcomeKind::Race;
-            return;
-        }
-        outcome.outcome = match (real.is_empty(), any_noise) {
-            (false, _) => OutcomeKind::Diff,
-            (true, true) => OutcomeKind::Noise,
-            (true, false) => OutcomeKind::Match,
-        };
-        outcome.differences = real;
-    }
-
-    /// With `--primary`: production answers the same idempotent request
-    /// again. If its answer now equals the candidate's, or has moved at
-    /// every field where the candidate differs, to what the candidate says
-    /// there, the diff is timing.
-    async fn is_race(
-        &self,
-        exchange: &Exchange,
-        endpoint: &str,
-        answer: &CandidateAnswer,
-        real: &[Difference],
-    ) -> bool {
-        let Some(primary) = &self.primary else { return false };
-        if !is_safe(&exchange.request.method) {
-            return false;
-        }
-        let Ok(now) = primary.send(&exchange.request).await else { return false };
-        let rules = self.rules_for(endpoint);
-        let now_answer = Answer { status: now.status, headers: &now.headers, body: &now.body };
-        let candidate_answer = Answer { status: answer.status, headers: &answer.headers, body: &answer.body };
-        let now_vs_candidate = diff::compare(&now_answer, &candidate_answer, rules);
-        if now_vs_candidate.differences.is_empty() {
-            return true;
-        }
-        let moved = self.compare_with_recorded(exchange, endpoint, &now);
-        let moved_fields: std::collections::HashSet<&str> = moved.differences.iter().map(|d| d.path.as_str()).collect();
-        // Production having moved at a field does not make the candidate's
-        // value there right: recorded 70, production now 71, candidate 72
-        // is a bug, not timing. A field is timing only where production now
-        // agrees with the candidate.
-        let still_differs: std::collections::HashSet<&str> =
-            now_vs_candidate.differences.iter().map(|d| d.path.as_str()).collect();
-        real.iter().all(|d| moved_fields.contains(d.path.as_str()) && !still_differs.contains(d.path.as_str()))
-    }
 }
 
 /// Methods that never change anything: the only ones sent to production
 /// (the secondary, and the primary for race checks).
-fn is_safe(method: &str) -> bool {
+pub(crate) fn is_safe(method: &str) -> bool {
     ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
