@@ -370,7 +370,8 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
-    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let config = pipeline_config(&args.capture).with_short_queues();
+    let running = pipeline::start(Source::Files(args.files.clone()), config);
     let finished = replay_pipeline(running, replayer, schedule, sink, options, true)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&finished.report)?;

@@ -9,6 +9,7 @@
 //! parsing for that connection. A stream joined mid-way, or after a hole,
 //! is scanned for the next start line.
 
+pub mod answer;
 mod framing;
 pub mod head;
 mod resync;

@@ -51,6 +51,8 @@ pub struct Config {
     pub ordered: bool,
     /// Bytes of finished exchanges the order stage may hold.
     pub order_buffer_bytes: usize,
+    /// Batches of released exchanges that may wait for the consumer.
+    pub release_queue: usize,
     /// When a shard's queue is full: wait (files, nothing lost) or drop the
     /// batch and count it (live: capture must never wait).
     pub block_when_full: bool,
@@ -68,9 +70,20 @@ impl Default for Config {
             shard_queue: 8,
             ordered: true,
             order_buffer_bytes: 64 << 20,
+            release_queue: 16,
             block_when_full: true,
             sample_percent: 100.0,
         }
+    }
+}
+
+impl Config {
+    /// Small batches and short queues, for a consumer slower than the
+    /// pipeline (replay): the reader then runs only a little ahead of it,
+    /// and the memory it cycles through stays small and warm instead of
+    /// the whole file being read ahead into fresh pages.
+    pub fn with_short_queues(self) -> Config {
+        Config { batch_frames: 512, shard_queue: 2, release_queue: 2, ..self }
     }
 }
 
@@ -221,7 +234,7 @@ pub fn start(source: Source, config: Config) -> Running {
     let shards = config.shards.max(1);
     let progress = Arc::new(Progress::new(shards, config.sample_percent));
     let (out_tx, out_rx) = bounded::<ShardOut>(shards * 4);
-    let (done_tx, done_rx) = bounded::<Vec<Exchange>>(16);
+    let (done_tx, done_rx) = bounded::<Vec<Exchange>>(config.release_queue);
     let mut shard_txs = Vec::new();
     let mut free_rxs = Vec::new();
     let mut shard_handles = Vec::new();

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::config::CandidateConfig;
 use crate::exchange::Request;
+use crate::http::answer::{AnswerError, AnswerReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -38,9 +39,9 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct CandidateClient {
     client: Client<Https, Full<Bytes>>,
-    /// For http candidates: our own keep-alive connections, cheaper per
-    /// request than the pooled client (kept for https).
-    http1: Option<Http1Pool>,
+    /// For http candidates: our own keep-alive connections (see
+    /// [`PlainPool`]); https goes through hyper's pooled client.
+    plain: Option<PlainPool>,
     base: Uri,
     /// The base's scheme and authority, and its path without a trailing
     /// slash: the target of each request is built from these.
@@ -111,10 +112,10 @@ impl CandidateClient {
                 ))
             })
             .flatten();
-        let http1 = (scheme == Scheme::HTTP).then(|| Http1Pool::new(&authority));
+        let plain = (scheme == Scheme::HTTP).then(|| PlainPool::new(&authority));
         Ok(CandidateClient {
             client,
-            http1,
+            plain,
             base,
             scheme,
             authority,
@@ -188,131 +189,259 @@ impl CandidateClient {
 
     /// Sends `request` with `uri` in place of its own.
     pub async fn send_to(&self, request: &Request, uri: &str) -> Result<CandidateAnswer, ClientError> {
-        let outgoing = self.build(request, uri)?;
-        let started = Instant::now();
         let work = async {
-            let (response, connection) = match &self.http1 {
+            match &self.plain {
                 Some(pool) => {
-                    let (response, connection) = pool.request(outgoing).await?;
-                    (response, Some(connection))
+                    let wire = self.plain_request(request, uri)?;
+                    let head_request = request.method.eq_ignore_ascii_case("HEAD");
+                    pool.exchange(&wire, head_request, super::is_safe(&request.method)).await
                 }
-                None => (self.client.request(outgoing).await.map_err(|e| ClientError::Request(describe(&e)))?, None),
-            };
-            let latency_us = started.elapsed().as_micros() as u64;
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Request(format!("reading body: {e}")))?
-                .to_bytes()
-                .to_vec();
-            if let (Some(pool), Some(connection)) = (&self.http1, connection) {
-                pool.put_back(connection);
+                None => self.send_pooled(request, uri).await,
             }
-            Ok(CandidateAnswer { status, headers, body, latency_us })
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(ClientError::Timeout(self.timeout.as_millis() as u64)))
     }
+
+    /// The request as bytes for an http candidate, in origin form, with
+    /// the same rewriting as [`CandidateClient::build`].
+    fn plain_request(&self, request: &Request, uri: &str) -> Result<Vec<u8>, ClientError> {
+        let path = crate::replay::endpoint::path_and_query(uri);
+        let method = request.method.as_bytes();
+        if method.is_empty() || !method.iter().all(|&b| is_token_byte(b)) {
+            return Err(ClientError::Request(format!("bad method {:?}", request.method)));
+        }
+        let target_ok = |t: &str| t.bytes().all(|b| b > b' ' && b != 0x7f);
+        if !path.starts_with('/') || !target_ok(path) || !target_ok(&self.base_path) {
+            return Err(ClientError::Request(format!("bad target {path:?}")));
+        }
+        let body = &request.payload.body;
+        let mut wire = Vec::with_capacity(256 + path.len() + body.len() + 48 * request.payload.headers.len());
+        wire.extend_from_slice(method);
+        wire.push(b' ');
+        wire.extend_from_slice(self.base_path.as_bytes());
+        wire.extend_from_slice(path.as_bytes());
+        wire.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut put = |name: &[u8], value: &[u8]| {
+            wire.extend_from_slice(name);
+            wire.extend_from_slice(b": ");
+            wire.extend_from_slice(value);
+            wire.extend_from_slice(b"\r\n");
+        };
+        let host = match &self.host_header {
+            HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.clone(),
+            HostHeader::Keep => {
+                request.payload.header("host").and_then(|h| HeaderValue::from_str(h).ok()).or_else(|| self.own_host())
+            }
+        };
+        if let Some(host) = host {
+            put(b"Host", host.as_bytes());
+        }
+        let marker = self.marker.as_ref().map(|(n, _)| n.as_str());
+        for (name, value) in &request.payload.headers {
+            let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h));
+            let ours = marker.is_some_and(|m| name.eq_ignore_ascii_case(m));
+            if hop || ours || !is_header_name(name) || !is_header_value(value) {
+                continue;
+            }
+            put(name.as_bytes(), value.as_bytes());
+        }
+        if let Some((name, value)) = &self.marker {
+            put(name.as_str().as_bytes(), value.as_bytes());
+        }
+        if !body.is_empty() || expects_body(&request.method) {
+            put(b"Content-Length", body.len().to_string().as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(body);
+        Ok(wire)
+    }
+
+    /// The candidate's own authority as a Host value.
+    fn own_host(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(self.authority.as_str()).ok()
+    }
+
+    /// https: through hyper's pooled client.
+    async fn send_pooled(&self, request: &Request, uri: &str) -> Result<CandidateAnswer, ClientError> {
+        let outgoing = self.build(request, uri)?;
+        let started = Instant::now();
+        let response = self.client.request(outgoing).await.map_err(|e| ClientError::Request(describe(&e)))?;
+        let latency_us = started.elapsed().as_micros() as u64;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| ClientError::Request(format!("reading body: {e}")))?
+            .to_bytes()
+            .to_vec();
+        Ok(CandidateAnswer { status, headers, body, latency_us })
+    }
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// Methods whose requests carry a body by definition: sent with a
+/// Content-Length even when it is empty, as clients do.
+fn expects_body(method: &str) -> bool {
+    ["POST", "PUT", "PATCH"].iter().any(|m| m.eq_ignore_ascii_case(method))
+}
 
-/// Keep-alive HTTP/1.1 connections to one http candidate, one request at a
-/// time each, like the pooled client's: idle ones are reused (the most
-/// recent first), dropped after 30 s idle or beyond 256 idle.
-struct Http1Pool {
+/// RFC 9110 token characters (method and header names).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(is_token_byte)
+}
+
+/// No line breaks or NULs: a value that would split the request is dropped.
+fn is_header_value(value: &str) -> bool {
+    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// Keep-alive HTTP/1.1 connections to one http candidate, one request at
+/// a time each: idle ones are reused (the most recent first), dropped after
+/// 30 s idle or beyond 256 idle.
+///
+/// The request is written in one piece and the answer read with the
+/// capture's own framing code ([`crate::http::answer`]), in the task that
+/// replays the exchange: no connection task, no channel between the two,
+/// and the candidate's answer parsed by the same rules as production's.
+struct PlainPool {
     host: String,
     port: u16,
-    /// Host header when the request has none, as the pooled client sets it.
-    default_host: Option<HeaderValue>,
-    idle: std::sync::Mutex<Vec<(Sender, Instant)>>,
+    idle: std::sync::Mutex<Vec<(PlainConn, Instant)>>,
+}
+
+struct PlainConn {
+    stream: tokio::net::TcpStream,
+    /// Read buffer, kept with the connection.
+    buf: Box<[u8]>,
 }
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_IDLE: usize = 256;
+const READ_BUFFER: usize = 64 << 10;
+/// Largest answer head read from a candidate.
+const MAX_HEAD: usize = 64 << 10;
+/// Largest answer body kept from a candidate (the rest is read, counted
+/// as a difference, not kept): a broken candidate cannot exhaust memory.
+pub const MAX_BODY: usize = 64 << 20;
 
-impl Http1Pool {
-    fn new(authority: &Authority) -> Http1Pool {
+/// How one attempt on one connection failed.
+struct Failed {
+    error: ClientError,
+    /// Nothing of an answer arrived: on a reused connection this is the
+    /// server having closed it while idle, and the request may go again.
+    before_answer: bool,
+}
+
+impl PlainPool {
+    fn new(authority: &Authority) -> PlainPool {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = authority.port_u16().unwrap_or(80);
-        let default_host = match authority.port_u16() {
-            Some(p) if p != 80 => HeaderValue::from_str(&format!("{}:{}", authority.host(), p)).ok(),
-            _ => HeaderValue::from_str(authority.host()).ok(),
-        };
-        Http1Pool { host, port, default_host, idle: std::sync::Mutex::new(Vec::new()) }
+        PlainPool { host, port, idle: std::sync::Mutex::new(Vec::new()) }
     }
 
-    fn take(&self) -> Option<Sender> {
+    fn take(&self) -> Option<PlainConn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((sender, since)) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_back(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put_back(&self, conn: PlainConn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push((sender, Instant::now()));
+            idle.push((conn, Instant::now()));
         }
     }
 
-    async fn connect(&self) -> Result<Sender, ClientError> {
+    async fn connect(&self) -> Result<PlainConn, ClientError> {
         let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| ClientError::Request(format!("client error (Connect): tcp connect error: {e}")))?;
+            .map_err(|e| ClientError::Request(format!("connecting to the candidate: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Request(describe(&e)))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(PlainConn { stream, buf: vec![0; READ_BUFFER].into_boxed_slice() })
     }
 
-    /// Sends on an idle connection, or a new one; a request that an idle
-    /// connection could not take (closed meanwhile) goes on a new one.
-    async fn request(
-        &self,
-        mut outgoing: hyper::Request<Full<Bytes>>,
-    ) -> Result<(hyper::Response<hyper::body::Incoming>, Sender), ClientError> {
-        // Origin form on the wire, and a Host header, as the pooled client.
-        let path = outgoing.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *outgoing.uri_mut() = Uri::from(path);
-        if let Some(host) = &self.default_host {
-            outgoing.headers_mut().entry(hyper::header::HOST).or_insert_with(|| host.clone());
-        }
-        while let Some(mut sender) = self.take() {
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(outgoing).await {
-                Ok(response) => return Ok((response, sender)),
-                Err(mut e) => match e.take_message() {
-                    Some(message) => outgoing = message,
-                    None => return Err(ClientError::Request(describe(e.error()))),
-                },
+    /// Sends `wire` (a whole request) and reads its answer, on an idle
+    /// connection or a new one. A safe request that finds its idle
+    /// connection closed goes again on a new one; a write does not (it
+    /// may have been acted on).
+    async fn exchange(&self, wire: &[u8], head_request: bool, retry: bool) -> Result<CandidateAnswer, ClientError> {
+        if let Some(mut conn) = self.take() {
+            match attempt(&mut conn, wire, head_request).await {
+                Ok((answer, reusable)) => {
+                    if reusable {
+                        self.put_back(conn);
+                    }
+                    return Ok(answer);
+                }
+                Err(failed) if failed.before_answer && retry => {}
+                Err(failed) => return Err(failed.error),
             }
         }
-        let mut sender = self.connect().await?;
-        sender.ready().await.map_err(|e| ClientError::Request(describe(&e)))?;
-        let response = sender.send_request(outgoing).await.map_err(|e| ClientError::Request(describe(&e)))?;
-        Ok((response, sender))
+        let mut conn = self.connect().await?;
+        let (answer, reusable) = attempt(&mut conn, wire, head_request).await.map_err(|f| f.error)?;
+        if reusable {
+            self.put_back(conn);
+        }
+        Ok(answer)
     }
+}
+
+/// One request and its answer on one connection. The latency runs from
+/// the request's first byte sent to the answer's head read, as the
+/// recorded latency runs from the request's first packet to the answer's.
+async fn attempt(conn: &mut PlainConn, wire: &[u8], head_request: bool) -> Result<(CandidateAnswer, bool), Failed> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let io_error = |e: std::io::Error, before_answer: bool| Failed {
+        error: ClientError::Request(format!("connection to the candidate: {e}")),
+        before_answer,
+    };
+    conn.stream.write_all(wire).await.map_err(|e| io_error(e, true))?;
+    let mut reader = AnswerReader::new(head_request, MAX_HEAD, MAX_BODY);
+    let mut latency_us = None;
+    let mut received = false;
+    let mut left_over = false;
+    while !reader.is_done() {
+        let n = conn.stream.read(&mut conn.buf).await.map_err(|e| io_error(e, !received))?;
+        if n == 0 {
+            let before_answer = !received;
+            reader.end_of_stream().map_err(|e| Failed { error: answer_error(e), before_answer })?;
+            break;
+        }
+        received = true;
+        let used = reader.feed(&conn.buf[..n]).map_err(|e| Failed { error: answer_error(e), before_answer: false })?;
+        left_over = used < n;
+        if latency_us.is_none() && reader.has_head() {
+            latency_us = Some(started.elapsed().as_micros() as u64);
+        }
+    }
+    let latency_us = latency_us.unwrap_or_else(|| started.elapsed().as_micros() as u64);
+    let answered =
+        reader.finish().ok_or_else(|| Failed { error: answer_error(AnswerError::Incomplete), before_answer: false })?;
+    // Bytes beyond the answer: the server and we disagree on framing, the
+    // connection cannot carry another request.
+    let reusable = answered.reusable && !left_over;
+    let answer =
+        CandidateAnswer { status: answered.status, headers: answered.headers, body: answered.body, latency_us };
+    Ok((answer, reusable))
+}
+
+fn answer_error(e: AnswerError) -> ClientError {
+    ClientError::Request(format!("candidate answer: {e}"))
 }
 
 /// hyper's top-level error says little ("client error (Connect)"); the

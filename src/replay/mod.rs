@@ -274,13 +274,15 @@ impl Replayer {
             return;
         }
         let window = self.config.noise.repeat_window_s as i64 * 1_000_000_000;
-        let Some(previous) = self.noise.previous_answer(exchange, window) else { return };
-        let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
-        if previous.same_as(recorded.status, &recorded.payload.headers, &recorded.payload.body) {
-            // The same answer again: no difference (what comparing says).
-            self.noise.learn(endpoint, &[], "repeats");
-            return;
-        }
+        let previous = match self.noise.previous_answer(exchange, window) {
+            None => return,
+            Some(triage::Repeat::Same) => {
+                // The same answer again: no difference (what comparing says).
+                self.noise.learn(endpoint, &[], "repeats");
+                return;
+            }
+            Some(triage::Repeat::Changed(previous)) => previous,
+        };
         let (status, headers, body) = previous.into_answer();
         let earlier = CandidateAnswer { status, headers, body, latency_us: 0 };
         let c = self.compare_with_recorded(exchange, endpoint, &earlier);

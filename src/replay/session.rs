@@ -34,10 +34,18 @@ pub fn replay_pipeline(
     options: ReportOptions,
     wait_when_full: bool,
 ) -> std::io::Result<Finished> {
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
+    let threads: usize = std::env::var("SHADOWTAP_REPLAY_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("replay")
+            .build()?
+    };
     // Batches as the pipeline made them: one hand-off per batch.
-    let (tx, rx) = mpsc::channel::<Vec<Exchange>>(8);
+    let (tx, rx) = mpsc::channel::<Vec<Exchange>>(2);
     let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1024);
     let exchanges = running.exchanges.clone();
     let feeder = std::thread::Builder::new().name("replay-feed".into()).spawn(move || {

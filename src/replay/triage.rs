@@ -99,6 +99,14 @@ pub struct StoredAnswer {
     lengths: Vec<(u32, u32)>,
 }
 
+/// What an earlier answer to the same request was.
+pub enum Repeat {
+    /// The same as this one.
+    Same,
+    /// Different: the earlier answer, to compare with.
+    Changed(StoredAnswer),
+}
+
 impl StoredAnswer {
     fn of(status: u16, headers: &[(String, String)], body: &[u8]) -> StoredAnswer {
         let size = headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + body.len();
@@ -190,14 +198,17 @@ impl NoiseModel {
     }
 
     /// Checks the capture for an earlier answer to the same request within
-    /// the window; returns that answer to compare with, and remembers this one.
-    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<StoredAnswer> {
+    /// the window, and remembers this one. The stored copy is replaced
+    /// only when the answer changed: repeats of the same answer, the usual
+    /// case, cost a comparison and no copy.
+    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<Repeat> {
         let response = exchange.response.as_ref()?;
         if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
             return None;
         }
-        let key: Arc<str> = request_key(exchange).into();
+        let key = request_key(exchange);
         let now = exchange.request.ts;
+        let (status, headers, body) = (response.status, &response.payload.headers, &response.payload.body);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((ts, old_key)) = recent.order.front().cloned() {
             if now - ts <= window_ns && recent.order.len() < MAX_RECENT {
@@ -208,11 +219,27 @@ impl NoiseModel {
                 recent.by_key.remove(&old_key);
             }
         }
-        let answer = StoredAnswer::of(response.status, &response.payload.headers, &response.payload.body);
-        // The earlier answer is replaced by this one: taken, not copied.
-        let previous = recent.by_key.insert(key.clone(), (now, answer));
+        let known = recent.by_key.get_key_value(key.as_str()).map(|(k, _)| k.clone());
+        let (repeat, key) = match known.and_then(|k| Some((k.clone(), recent.by_key.get_mut(&k)?))) {
+            Some((key, (ts, stored))) => {
+                let in_window = now - *ts <= window_ns;
+                *ts = now;
+                let repeat = if stored.same_as(status, headers, body) {
+                    in_window.then_some(Repeat::Same)
+                } else {
+                    let previous = std::mem::replace(stored, StoredAnswer::of(status, headers, body));
+                    in_window.then_some(Repeat::Changed(previous))
+                };
+                (repeat, key)
+            }
+            None => {
+                let key: Arc<str> = key.into();
+                recent.by_key.insert(key.clone(), (now, StoredAnswer::of(status, headers, body)));
+                (None, key)
+            }
+        };
         recent.order.push_back((now, key));
-        previous.filter(|(ts, _)| now - ts <= window_ns).map(|(_, answer)| answer)
+        repeat
     }
 
     /// Counts the candidate's differences (after comparison) for the rates.
