@@ -104,7 +104,10 @@ impl AnswerReader {
 
     /// The answer, once [`AnswerReader::is_done`].
     pub fn finish(self) -> Option<Answered> {
-        self.done.then(|| Answered {
+        if !self.done {
+            return None;
+        }
+        Some(Answered {
             status: self.status,
             headers: self.payload.headers,
             body: self.payload.body,
