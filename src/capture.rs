@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use pcap::{Active, Capture, Offline, Precision};
+use pcap::{Active, Capture, Offline};
 
 use crate::exchange::Nanos;
 
@@ -57,6 +57,51 @@ pub struct CaptureFile {
     packets: u64,
     size: u64,
     inflater: Option<JoinHandle<Result<(), String>>>,
+    /// The stdio buffer libpcap reads the file through. Declared after
+    /// `capture` so that it is dropped after the capture (and its FILE).
+    _read_buffer: Box<[u8]>,
+}
+
+/// libpcap reads a saved capture record by record with `fread`, through
+/// stdio's default 4 KiB buffer: one `read(2)` per 4 KiB. A 1 MiB buffer
+/// makes that one per MiB.
+const READ_BUFFER: usize = 1 << 20;
+
+unsafe extern "C" {
+    fn pcap_fopen_offline_with_tstamp_precision(
+        file: *mut libc::FILE,
+        precision: libc::c_uint,
+        errbuf: *mut libc::c_char,
+    ) -> *mut libc::c_void;
+}
+
+/// Opens a capture on `fd` (taken over) through a stdio stream buffered in
+/// `buffer`, which must outlive the returned capture.
+fn open_buffered(fd: OwnedFd, buffer: &mut [u8]) -> Result<Capture<Offline>, String> {
+    const PCAP_TSTAMP_PRECISION_NANO: libc::c_uint = 1;
+    let raw_fd = fd.into_raw_fd();
+    // SAFETY: `raw_fd` is ours alone; fdopen takes it over (on failure we
+    // close it). setvbuf is called before any I/O on the new stream, with
+    // a buffer the caller keeps alive for as long as the capture (libpcap
+    // fcloses the stream when the capture is dropped).
+    unsafe {
+        let file = libc::fdopen(raw_fd, c"r".as_ptr());
+        if file.is_null() {
+            let error = std::io::Error::last_os_error();
+            libc::close(raw_fd);
+            return Err(error.to_string());
+        }
+        libc::setvbuf(file, buffer.as_mut_ptr().cast(), libc::_IOFBF, buffer.len());
+        let mut errbuf = [0 as libc::c_char; 256];
+        let handle = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf.as_mut_ptr());
+        match std::ptr::NonNull::new(handle.cast()) {
+            Some(handle) => Ok(Capture::from(handle)),
+            None => {
+                libc::fclose(file);
+                Err(std::ffi::CStr::from_ptr(errbuf.as_ptr()).to_string_lossy().into_owned())
+            }
+        }
+    }
 }
 
 const PCAP_MAGICS: [[u8; 4]; 4] =
@@ -90,10 +135,9 @@ impl CaptureFile {
             let magic = inner_magic.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
             return Err(CaptureError::NotACapture { path: path.into(), magic });
         }
-        // SAFETY: the descriptor is ours alone and handed over to libpcap,
-        // which closes it with the capture.
-        let capture = unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
-            .map_err(|e| CaptureError::Libpcap { path: path.into(), reason: e.to_string() })?;
+        let mut read_buffer = vec![0u8; READ_BUFFER].into_boxed_slice();
+        let capture = open_buffered(fd, &mut read_buffer)
+            .map_err(|reason| CaptureError::Libpcap { path: path.into(), reason })?;
         let linktype = capture.get_datalink().0;
         if !crate::decode::is_supported_linktype(linktype) {
             return Err(CaptureError::UnsupportedLink { path: path.into(), linktype });
@@ -106,6 +150,7 @@ impl CaptureFile {
             packets: 0,
             size,
             inflater,
+            _read_buffer: read_buffer,
         })
     }
 

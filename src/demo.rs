@@ -229,7 +229,7 @@ pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<(
     let options = report::ReportOptions::new(margin, defaults.verdict.clone());
     let out_path = std::env::temp_dir().join("shadowtap-demo-outcomes.jsonl");
     let sink = Box::new(std::io::BufWriter::new(std::fs::File::create(&out_path)?));
-    let finished = replay_pipeline(running, replayer, schedule, sink, options, true)?;
+    let finished = replay_pipeline(running, replayer, schedule, sink, options)?;
     drop(runtime);
     println!("{}", report::table(&finished.report));
     println!("every outcome, with its differences: {}", out_path.display());

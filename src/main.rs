@@ -372,7 +372,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let config = pipeline_config(&args.capture).with_short_queues();
     let running = pipeline::start(Source::Files(args.files.clone()), config);
-    let finished = replay_pipeline(running, replayer, schedule, sink, options, true)?;
+    let finished = replay_pipeline(running, replayer, schedule, sink, options)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&finished.report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;

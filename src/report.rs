@@ -188,6 +188,30 @@ impl Report {
         }
     }
 
+    /// Folds in a report made elsewhere (another replay lane).
+    pub fn merge(&mut self, other: Report) {
+        for (name, theirs) in other.endpoints {
+            let ours = self.endpoints.entry(name).or_default();
+            ours.count += theirs.count;
+            for (k, n) in &theirs.outcomes {
+                bump(&mut ours.outcomes, k, *n);
+            }
+            for (k, n) in &theirs.explanations {
+                bump(&mut ours.explanations, k, *n);
+            }
+            // Auto-resizing histograms take any values; this cannot fail.
+            let _ = ours.recorded.add(&theirs.recorded);
+            let _ = ours.candidate.add(&theirs.candidate);
+            for (path, n) in theirs.fields {
+                *ours.fields.entry(path).or_default() += n;
+            }
+        }
+        for (rule, n) in &other.equivalences {
+            bump(&mut self.equivalences, rule, *n);
+        }
+        self.replay_queue_drops += other.replay_queue_drops;
+    }
+
     pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
         let margin = options.margin;
         let mut totals = Totals { replay_queue_drops: self.replay_queue_drops, ..Default::default() };

@@ -3,6 +3,7 @@
 //! candidate (its Host, no hop-by-hop headers, a marker header); the
 //! candidate's status, headers, body and time to first byte come out.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -307,7 +308,7 @@ fn is_header_value(value: &str) -> bool {
 
 /// Keep-alive HTTP/1.1 connections to one http candidate, one request at
 /// a time each: idle ones are reused (the most recent first), dropped after
-/// 30 s idle or beyond 256 idle.
+/// 30 s idle or beyond 256 idle (per thread).
 ///
 /// The request is written in one piece and the answer read with the
 /// capture's own framing code ([`crate::http::answer`]), in the task that
@@ -316,7 +317,11 @@ fn is_header_value(value: &str) -> bool {
 struct PlainPool {
     host: String,
     port: u16,
-    idle: std::sync::Mutex<Vec<(PlainConn, Instant)>>,
+    /// Idle connections of each thread. A tokio connection belongs to the
+    /// runtime that opened it; replay lanes each run their own runtime on
+    /// their own thread, and one lane must never take another's connection
+    /// (its runtime may already be gone).
+    idle: std::sync::Mutex<HashMap<std::thread::ThreadId, Vec<(PlainConn, Instant)>>>,
 }
 
 struct PlainConn {
@@ -346,11 +351,12 @@ impl PlainPool {
     fn new(authority: &Authority) -> PlainPool {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = authority.port_u16().unwrap_or(80);
-        PlainPool { host, port, idle: std::sync::Mutex::new(Vec::new()) }
+        PlainPool { host, port, idle: Default::default() }
     }
 
     fn take(&self) -> Option<PlainConn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = all.get_mut(&std::thread::current().id())?;
         while let Some((conn, since)) = idle.pop() {
             if since.elapsed() < IDLE_TIMEOUT {
                 return Some(conn);
@@ -360,7 +366,8 @@ impl PlainPool {
     }
 
     fn put_back(&self, conn: PlainConn) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = all.entry(std::thread::current().id()).or_default();
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod config;
 pub mod endpoint;
+pub mod lanes;
 pub mod session;
 pub mod triage;
 
@@ -200,6 +201,12 @@ impl Replayer {
             return Some("protocol switch or tunnel".into());
         }
         None
+    }
+
+    /// A write that will be replayed (its route allows it): it must go
+    /// alone, after everything before it was answered.
+    pub(crate) fn is_replayed_write(&self, exchange: &Exchange) -> bool {
+        self.is_write(exchange) && !self.is_own_replay(exchange) && self.skip_reason(exchange).is_none()
     }
 
     /// Not one of the methods replayed everywhere: a write, replayed
@@ -457,51 +464,68 @@ impl Drop for WorkerState {
 }
 
 /// At most `rate` starts per second, evenly spaced.
-struct RateLimiter {
+pub(crate) struct RateLimiter {
     interval: Option<Duration>,
     next: Instant,
 }
 
 impl RateLimiter {
-    fn new(rate: f64) -> Self {
+    pub(crate) fn new(rate: f64) -> Self {
         let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
         RateLimiter { interval, next: Instant::now() }
     }
 
-    async fn wait(&mut self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
+    pub(crate) fn is_limited(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// How long the next start must wait (it is then counted as started).
+    pub(crate) fn delay(&mut self) -> Option<Duration> {
+        let interval = self.interval?;
         let now = Instant::now();
-        if self.next > now {
-            tokio::time::sleep(self.next - now).await;
-        }
+        let wait = (self.next > now).then(|| self.next - now);
         self.next = self.next.max(now) + interval;
+        wait
+    }
+
+    async fn wait(&mut self) {
+        if let Some(delay) = self.delay() {
+            tokio::time::sleep(delay).await;
+        }
     }
 }
 
 /// Replays at the captured pace (scaled): the n-th request starts
 /// (ts_n - ts_0) / factor after the first.
-struct Pacer {
+pub(crate) struct Pacer {
     factor: f64,
     start: Option<(Nanos, Instant)>,
 }
 
 impl Pacer {
-    fn new(factor: f64) -> Self {
+    pub(crate) fn new(factor: f64) -> Self {
         Pacer { factor, start: None }
     }
 
-    async fn wait_for(&mut self, ts: Nanos) {
+    pub(crate) fn is_paced(&self) -> bool {
+        self.factor > 0.0
+    }
+
+    /// How long a request captured at `ts` must wait to keep the pace.
+    pub(crate) fn delay_for(&mut self, ts: Nanos) -> Option<Duration> {
         if self.factor <= 0.0 {
-            return;
+            return None;
         }
         let (first_ts, first_at) = *self.start.get_or_insert((ts, Instant::now()));
         let offset = (ts - first_ts).max(0) as f64 / 1e9 / self.factor;
         let due = first_at + Duration::from_secs_f64(offset);
         let now = Instant::now();
-        if due > now {
-            tokio::time::sleep(due - now).await;
+        (due > now).then(|| due - now)
+    }
+
+    async fn wait_for(&mut self, ts: Nanos) {
+        if let Some(delay) = self.delay_for(ts) {
+            tokio::time::sleep(delay).await;
         }
     }
 }

@@ -1,0 +1,353 @@
+//! Replay of saved captures on lanes. In: the pipeline's ordered batches of
+//! exchanges; out: outcome lines to the sink and one report per lane,
+//! merged by the caller.
+//!
+//! A lane is one thread with its own single-threaded tokio runtime, its own
+//! share of the concurrency and its own connections to the candidate. An
+//! exchange stays on the lane it was given to from request to outcome, so
+//! nothing in a lane crosses threads: no work stealing, no wake-ups of
+//! another core per exchange, the candidate's answer compared where it was
+//! read. Profiles of the multi-threaded runtime showed a third of replay's
+//! CPU going to that traffic between threads; two lanes on two cores
+//! replay ~15-20 % more per second than it did.
+//!
+//! The feeder (the caller's thread) deals each batch out to the lanes in
+//! turns. What needs one order across lanes happens in the feeder:
+//! pacing and rate limits (exchanges are then handed over one at a time),
+//! and writes, which go alone: after every earlier exchange has finished,
+//! and before any later one starts (see [`super::run`] for why).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Receiver;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+
+use super::session::OutcomeSink;
+use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
+use crate::exchange::Exchange;
+use crate::report::Report;
+
+/// Outcome lines are written to the shared sink in chunks of about this.
+const FLUSH_BYTES: usize = 64 << 10;
+
+/// Lanes for a total concurrency: one per core (at most 4: beyond that
+/// the candidate, not replay, is the limit), never more than requests in
+/// flight.
+pub fn lane_count(concurrency: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.clamp(1, 4).min(concurrency.max(1))
+}
+
+/// What the lanes produced.
+pub struct Replayed {
+    pub report: Report,
+    pub outcomes: u64,
+    pub write_result: std::io::Result<()>,
+}
+
+/// Replays every exchange from `exchanges` on `lanes` lanes, writing
+/// outcome lines to `sink`. Returns when all are done (or a lane died).
+pub fn replay_on_lanes(
+    exchanges: Receiver<Vec<Exchange>>,
+    current: Arc<Current>,
+    schedule: &Schedule,
+    sink: OutcomeSink,
+) -> std::io::Result<Replayed> {
+    let concurrency = schedule.concurrency.max(1);
+    let count = lane_count(concurrency);
+    let shared = Arc::new(Shared { sink: Mutex::new((sink, Ok(()))), outstanding: Outstanding::default() });
+    let mut lanes = Vec::with_capacity(count);
+    for index in 0..count {
+        let share = concurrency / count + usize::from(index < concurrency % count);
+        lanes.push(Lane::start(index, share, current.clone(), shared.clone())?);
+    }
+    feed(&exchanges, &lanes, &current, schedule, &shared.outstanding);
+    let mut report = Report::default();
+    let mut outcomes = 0;
+    for lane in lanes {
+        drop(lane.tx);
+        if let Ok(done) = lane.handle.join() {
+            report.merge(done.report);
+            outcomes += done.outcomes;
+        }
+    }
+    let (mut sink, write_result) = std::mem::replace(
+        &mut *shared.sink.lock().unwrap_or_else(|e| e.into_inner()),
+        (Box::new(std::io::sink()), Ok(())),
+    );
+    let write_result = write_result.and_then(|_| sink.flush());
+    Ok(Replayed { report, outcomes, write_result })
+}
+
+/// Deals batches out to the lanes; one exchange at a time when pacing,
+/// rate-limiting or around a write.
+fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, schedule: &Schedule, o: &Outstanding) {
+    let mut pacer = Pacer::new(schedule.pace);
+    let mut limiter = RateLimiter::new(schedule.rate);
+    let one_at_a_time = pacer.is_paced() || limiter.is_limited();
+    let mut next = 0usize;
+    let send = |lane: usize, batch: Vec<Exchange>| -> bool {
+        o.add(batch.len());
+        lanes[lane].tx.blocking_send(batch).is_ok()
+    };
+    for batch in exchanges.iter() {
+        let replayer = current.get();
+        if !one_at_a_time && !batch.iter().any(|e| replayer.is_replayed_write(e)) {
+            for (lane, part) in deal(batch, lanes.len(), &mut next) {
+                if !send(lane, part) {
+                    return;
+                }
+            }
+            continue;
+        }
+        for exchange in batch {
+            let write = replayer.is_replayed_write(&exchange);
+            if write {
+                o.wait_until_idle();
+            }
+            if !replayer.is_own_replay(&exchange) && replayer.skip_reason(&exchange).is_none() {
+                wait(pacer.delay_for(exchange.request.ts));
+                wait(limiter.delay());
+            }
+            let lane = if write {
+                0
+            } else {
+                let lane = next;
+                next = (next + 1) % lanes.len();
+                lane
+            };
+            if !send(lane, vec![exchange]) {
+                return;
+            }
+            if write {
+                o.wait_until_idle();
+            }
+        }
+    }
+}
+
+fn wait(delay: Option<std::time::Duration>) {
+    if let Some(delay) = delay {
+        std::thread::sleep(delay);
+    }
+}
+
+/// Splits a batch into one part per lane, in turns (so each lane's part
+/// keeps capture order and the lanes progress through the capture
+/// together), starting with lane `next`.
+fn deal(batch: Vec<Exchange>, lanes: usize, next: &mut usize) -> Vec<(usize, Vec<Exchange>)> {
+    let mut parts: Vec<Vec<Exchange>> = (0..lanes).map(|_| Vec::with_capacity(batch.len() / lanes + 1)).collect();
+    for exchange in batch {
+        parts[*next].push(exchange);
+        *next = (*next + 1) % lanes;
+    }
+    parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()).collect()
+}
+
+struct Shared {
+    sink: Mutex<(OutcomeSink, std::io::Result<()>)>,
+    outstanding: Outstanding,
+}
+
+/// Exchanges handed to lanes and not finished: a write waits for none.
+#[derive(Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    /// A lane stopped (it panicked): nobody waits for its exchanges.
+    lane_gone: AtomicBool,
+    lock: Mutex<()>,
+    idle: Condvar,
+}
+
+impl Outstanding {
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        // Under the lock: a waiter between its check and its wait cannot
+        // miss this.
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.idle.notify_all();
+    }
+
+    fn wait_until_idle(&self) {
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.count.load(Ordering::Acquire) > 0 && !self.lane_gone.load(Ordering::Acquire) {
+            guard = self.idle.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+struct Lane {
+    tx: mpsc::Sender<Vec<Exchange>>,
+    handle: JoinHandle<LaneDone>,
+}
+
+struct LaneDone {
+    report: Report,
+    outcomes: u64,
+}
+
+/// Marks the lane gone when its thread ends, however it ends.
+struct GoneOnDrop(Arc<Shared>);
+
+impl Drop for GoneOnDrop {
+    fn drop(&mut self) {
+        self.0.outstanding.lane_gone.store(true, Ordering::Release);
+        self.0.outstanding.wake();
+    }
+}
+
+impl Lane {
+    fn start(index: usize, concurrency: usize, current: Arc<Current>, shared: Arc<Shared>) -> std::io::Result<Lane> {
+        // Two batches waiting: enough to never run dry between hand-offs,
+        // few enough that the pipeline stays only a little ahead.
+        let (tx, rx) = mpsc::channel::<Vec<Exchange>>(2);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = std::thread::Builder::new().name(format!("replay-{index}")).spawn(move || {
+            let _gone = GoneOnDrop(shared.clone());
+            runtime.block_on(run_lane(rx, concurrency, current, shared))
+        })?;
+        Ok(Lane { tx, handle })
+    }
+}
+
+/// One lane: at most `concurrency` exchanges in flight, outcomes folded
+/// into the lane's report and written in chunks.
+async fn run_lane(
+    mut rx: mpsc::Receiver<Vec<Exchange>>,
+    concurrency: usize,
+    current: Arc<Current>,
+    shared: Arc<Shared>,
+) -> LaneDone {
+    let mut in_flight = FuturesUnordered::new();
+    let mut pending = VecDeque::new();
+    let mut open = true;
+    let mut out = LaneOutput { report: Report::default(), lines: Vec::with_capacity(2 * FLUSH_BYTES), outcomes: 0 };
+    loop {
+        while in_flight.len() < concurrency {
+            let Some(exchange) = pending.pop_front() else { break };
+            in_flight.push(replay_one(current.get(), exchange));
+        }
+        if in_flight.is_empty() && pending.is_empty() && !open {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(outcome) = outcome {
+                    out.record(&outcome, &shared);
+                }
+                shared.outstanding.done();
+            }
+            batch = rx.recv(), if open && pending.is_empty() => match batch {
+                Some(batch) => pending.extend(batch),
+                None => open = false,
+            },
+            else => break,
+        }
+    }
+    out.flush(&shared);
+    LaneDone { report: out.report, outcomes: out.outcomes }
+}
+
+async fn replay_one(replayer: Arc<Replayer>, exchange: Exchange) -> Option<Outcome> {
+    if replayer.is_own_replay(&exchange) {
+        return None;
+    }
+    Some(replayer.process(&exchange).await)
+}
+
+struct LaneOutput {
+    report: Report,
+    lines: Vec<u8>,
+    outcomes: u64,
+}
+
+impl LaneOutput {
+    fn record(&mut self, outcome: &Outcome, shared: &Shared) {
+        self.report.add(outcome);
+        self.outcomes += 1;
+        if serde_json::to_writer(&mut self.lines, outcome).is_ok() {
+            self.lines.push(b'\n');
+        }
+        if self.lines.len() >= FLUSH_BYTES {
+            self.flush(shared);
+        }
+    }
+
+    /// Whole lines only, so lanes' lines never interleave mid-line.
+    fn flush(&mut self, shared: &Shared) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let mut sink = shared.sink.lock().unwrap_or_else(|e| e.into_inner());
+        let (writer, result) = &mut *sink;
+        if result.is_ok() {
+            *result = writer.write_all(&self.lines);
+        }
+        self.lines.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dealing_keeps_order_within_each_lane_and_takes_turns_across_batches() {
+        let exchange = |ts: i64| Exchange {
+            client: "127.0.0.1:1".parse().unwrap(),
+            server: "127.0.0.1:2".parse().unwrap(),
+            request: crate::exchange::Request {
+                ts,
+                method: "GET".into(),
+                uri: "/x".into(),
+                version: "HTTP/1.1".into(),
+                payload: Default::default(),
+            },
+            response: None,
+            gap: false,
+        };
+        let mut next = 0;
+        let parts = deal((0..5).map(exchange).collect(), 2, &mut next);
+        let ts = |p: &Vec<Exchange>| p.iter().map(|e| e.request.ts).collect::<Vec<_>>();
+        assert_eq!(
+            parts.iter().map(|(l, p)| (*l, ts(p))).collect::<Vec<_>>(),
+            vec![(0, vec![0, 2, 4]), (1, vec![1, 3])]
+        );
+        let parts = deal((5..6).map(exchange).collect(), 2, &mut next);
+        assert_eq!(parts.iter().map(|(l, p)| (*l, ts(p))).collect::<Vec<_>>(), vec![(1, vec![5])]);
+    }
+
+    #[test]
+    fn a_waiter_for_idle_is_woken_by_the_last_done_or_a_lost_lane() {
+        let o = Arc::new(Outstanding::default());
+        o.add(2);
+        let waiter = {
+            let o = o.clone();
+            std::thread::spawn(move || o.wait_until_idle())
+        };
+        o.done();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "one exchange is still out");
+        o.done();
+        waiter.join().unwrap();
+        o.add(1);
+        o.lane_gone.store(true, Ordering::Release);
+        o.wake();
+        o.wait_until_idle();
+    }
+}
