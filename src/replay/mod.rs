@@ -244,7 +244,6 @@ impl Replayer {
             outcome.reason = Some(reason);
             return outcome;
         }
-        self.learn_from_repeats(exchange, &outcome.endpoint);
         let (uri, used_ids) = self.ids.rewrite_uri(&exchange.request.uri);
         outcome.mapped_ids =
             used_ids.into_iter().map(|(recorded, candidate)| MappedId { recorded, candidate }).collect();
@@ -263,13 +262,18 @@ impl Replayer {
             let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
         }
+        // Repeats are learned after the comparison, which has just read the
+        // recorded answer (warm in cache), and before triage, which uses
+        // what was learned.
         match answer {
             Err(e) => {
+                self.learn_from_repeats(exchange, &outcome.endpoint);
                 outcome.outcome = OutcomeKind::Error;
                 outcome.error = Some(e.to_string());
             }
             Ok(answer) => {
                 self.compare_into(&mut outcome, exchange, &answer);
+                self.learn_from_repeats(exchange, &outcome.endpoint);
                 self.triage(&mut outcome, exchange, &answer).await;
             }
         }

@@ -180,16 +180,16 @@ pub fn field_of(path: &str) -> String {
 /// the headers that usually change an answer.
 fn request_key(exchange: &Exchange) -> String {
     let r = &exchange.request;
-    let header = |n: &str| r.payload.header(n).unwrap_or("");
-    format!(
-        "{} {} accept={} lang={} auth={} cookie={}",
-        r.method,
-        r.uri,
-        header("accept"),
-        header("accept-language"),
-        header("authorization"),
-        header("cookie")
-    )
+    // One pass over the headers (the first of each name counts).
+    const NAMES: [&str; 4] = ["accept", "accept-language", "authorization", "cookie"];
+    let mut values = [None::<&str>; 4];
+    for (name, value) in &r.payload.headers {
+        if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+            values[i].get_or_insert(value.as_str());
+        }
+    }
+    let [accept, lang, auth, cookie] = values.map(|v| v.unwrap_or(""));
+    format!("{} {} accept={accept} lang={lang} auth={auth} cookie={cookie}", r.method, r.uri)
 }
 
 impl NoiseModel {
