@@ -131,7 +131,7 @@ fn margin_of(config: &Config) -> LatencyMargin {
 }
 
 fn schedule_of(config: &Config) -> Schedule {
-    Schedule { concurrency: config.candidate.concurrency.max(1), rate: config.candidate.rate, pace: 0.0 }
+    Schedule { concurrency: config.candidate.concurrency.max(1), rate: config.candidate.rate, pace: 0.0, lanes: 0 }
 }
 
 fn replayer_of(config: &Config) -> anyhow::Result<Replayer> {

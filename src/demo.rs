@@ -223,7 +223,7 @@ pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<(
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let replayer = Replayer::new(Config::default(), &format!("http://{candidate}")).context("candidate client")?;
-    let schedule = Schedule { concurrency: 4, rate: 0.0, pace: 0.0 };
+    let schedule = Schedule { concurrency: 4, rate: 0.0, pace: 0.0, lanes: 0 };
     let defaults = Config::default();
     let margin = LatencyMargin { percent: defaults.latency.p99_margin_percent, ms: defaults.latency.p99_margin_ms };
     let options = report::ReportOptions::new(margin, defaults.verdict.clone());

@@ -69,6 +69,11 @@ struct ReplayArgs {
     /// Replay at the captured pace times FACTOR (default: as fast as allowed).
     #[arg(long, value_name = "FACTOR")]
     pace: Option<f64>,
+    /// Replay threads, each with its own connections (default: one per two
+    /// cores, at most 4: the rest is left to the capture reading and to a
+    /// candidate on the same host).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    lanes: Option<u16>,
     #[command(flatten)]
     triage: TriageArgs,
     #[command(flatten)]
@@ -359,6 +364,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency.unwrap_or(config.candidate.concurrency).max(1),
         rate: args.rate.unwrap_or(config.candidate.rate),
         pace: args.pace.unwrap_or(config.candidate.pace),
+        lanes: args.lanes.map_or(0, usize::from),
     };
     let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
     let options = ReportOptions::new(margin, config.verdict.clone());
@@ -370,7 +376,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
-    let config = pipeline_config(&args.capture).with_short_queues();
+    let mut config = pipeline_config(&args.capture).with_short_queues();
+    if args.capture.shards.is_none() {
+        // One shard reassembles ~4x faster than replay goes: more would
+        // only take CPU from replay and the candidate.
+        config.shards = 1;
+    }
     let running = pipeline::start(Source::Files(args.files.clone()), config);
     let finished = replay_pipeline(running, replayer, schedule, sink, options)?;
     if let Some(path) = &args.report {

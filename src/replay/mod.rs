@@ -339,6 +339,8 @@ pub struct Schedule {
     pub rate: f64,
     /// 0: as fast as possible; else the captured pace times this factor.
     pub pace: f64,
+    /// Replay lanes for saved captures (0: by the number of cores).
+    pub lanes: usize,
 }
 
 /// Replays every exchange from `input` with bounded concurrency, sending
