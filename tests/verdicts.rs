@@ -485,48 +485,62 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
 
     // With the route declared as writing to sister datastores, at the
     // default concurrency, and with a secondary (which learns the GETs'
-    // noise for every exchange; see the module comment).
-    let sister = candidate(1..=5, false);
-    let run =
-        replay(dir.path(), "writes", &pcap, &sister, &["--allow-writes", "POST /items", "--secondary", &secondary.url]);
-    assert_eq!(run.lines.len(), 7);
-    let (posts, gets) = run.lines.split_at(3);
-    for (k, line) in posts.iter().enumerate() {
-        let (recorded, candidate) =
-            ((LEGACY_FIRST_ID + k as u64).to_string(), (CANDIDATE_FIRST_ID + k as u64).to_string());
-        assert_eq!((&line["method"], &line["outcome"]), (&json!("POST"), &json!("match")), "{line}");
-        assert_eq!(explained(line), [("/id", "generated_id")], "{line}");
-        assert_eq!(line["mapped_ids"], json!([{"recorded": recorded, "candidate": candidate}]), "{line}");
+    // noise for every exchange; see the module comment). On the default
+    // lanes and on three: writes must still go alone and in order when
+    // the reads around them are spread over threads.
+    for lanes in ["default", "3"] {
+        let sister = candidate(1..=5, false);
+        let mut args = vec!["--allow-writes", "POST /items", "--secondary", &secondary.url];
+        if lanes != "default" {
+            args.extend(["--lanes", lanes]);
+        }
+        let run = replay(dir.path(), &format!("writes-{lanes}"), &pcap, &sister, &args);
+        assert_eq!(run.lines.len(), 7);
+        let (posts, gets) = run.lines.split_at(3);
+        for (k, line) in posts.iter().enumerate() {
+            let (recorded, candidate) =
+                ((LEGACY_FIRST_ID + k as u64).to_string(), (CANDIDATE_FIRST_ID + k as u64).to_string());
+            assert_eq!((&line["method"], &line["outcome"]), (&json!("POST"), &json!("match")), "{line}");
+            assert_eq!(explained(line), [("/id", "generated_id")], "{line}");
+            assert_eq!(line["mapped_ids"], json!([{"recorded": recorded, "candidate": candidate}]), "{line}");
+        }
+        for (line, k) in gets.iter().zip([0, 1, 2, 0]) {
+            let (recorded, candidate) = (LEGACY_FIRST_ID + k, CANDIDATE_FIRST_ID + k);
+            assert_eq!(line["uri"], format!("/items/{recorded}"), "the outcome names the captured request");
+            assert_eq!(line["outcome"], "noise", "{line}");
+            let mut want = NOISE.to_vec();
+            want.push(("/id", "id_mapping"));
+            want.sort();
+            assert_eq!(explained(line), want, "{line}");
+            assert_eq!(
+                line["mapped_ids"],
+                json!([{"recorded": recorded.to_string(), "candidate": candidate.to_string()}])
+            );
+        }
+        let seen = sister.seen();
+        let want: Vec<String> = ["POST /items"; 3]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([0, 1, 2, 0].iter().map(|k| format!("GET /items/{}", CANDIDATE_FIRST_ID + k)))
+            .collect();
+        let mut sorted_seen = seen.clone();
+        sorted_seen.sort();
+        let mut sorted_want = want.clone();
+        sorted_want.sort();
+        assert_eq!(sorted_seen, sorted_want, "the candidate was asked for its own ids");
+        assert_eq!(sister.store.lock().unwrap().next_id, CANDIDATE_FIRST_ID + 3);
+        // The secondary is production: it only ever hears reads.
+        assert!(secondary.seen().iter().all(|r| r.starts_with("GET ")), "{:?}", secondary.seen());
+        assert_eq!(legacy.store.lock().unwrap().items.len(), legacy_items, "no write reached production's store");
+        let e = run.endpoint("POST /items");
+        assert_eq!((&e["match"], &e["explanations"]), (&json!(3), &json!({"generated_id": 3})));
+        let e = run.endpoint(ITEMS);
+        assert_eq!((&e["noise"], &e["explanations"]["id_mapping"]), (&json!(4), &json!(4)));
+        assert!(
+            seen[..3].iter().all(|r| r == "POST /items"),
+            "every write before the reads after it ({lanes}): {seen:?}"
+        );
     }
-    for (line, k) in gets.iter().zip([0, 1, 2, 0]) {
-        let (recorded, candidate) = (LEGACY_FIRST_ID + k, CANDIDATE_FIRST_ID + k);
-        assert_eq!(line["uri"], format!("/items/{recorded}"), "the outcome names the captured request");
-        assert_eq!(line["outcome"], "noise", "{line}");
-        let mut want = NOISE.to_vec();
-        want.push(("/id", "id_mapping"));
-        want.sort();
-        assert_eq!(explained(line), want, "{line}");
-        assert_eq!(line["mapped_ids"], json!([{"recorded": recorded.to_string(), "candidate": candidate.to_string()}]));
-    }
-    let seen = sister.seen();
-    let want: Vec<String> = ["POST /items"; 3]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([0, 1, 2, 0].iter().map(|k| format!("GET /items/{}", CANDIDATE_FIRST_ID + k)))
-        .collect();
-    let mut sorted_seen = seen.clone();
-    sorted_seen.sort();
-    let mut sorted_want = want.clone();
-    sorted_want.sort();
-    assert_eq!(sorted_seen, sorted_want, "the candidate was asked for its own ids");
-    assert_eq!(sister.store.lock().unwrap().next_id, CANDIDATE_FIRST_ID + 3);
-    // The secondary is production: it only ever hears reads.
-    assert!(secondary.seen().iter().all(|r| r.starts_with("GET ")), "{:?}", secondary.seen());
-    assert_eq!(legacy.store.lock().unwrap().items.len(), legacy_items, "no write reached production's store");
-    let e = run.endpoint("POST /items");
-    assert_eq!((&e["match"], &e["explanations"]), (&json!(3), &json!({"generated_id": 3})));
-    let e = run.endpoint(ITEMS);
-    assert_eq!((&e["noise"], &e["explanations"]["id_mapping"]), (&json!(4), &json!(4)));
 
     // Without the route: the POSTs are not replayed, so the ids they made
     // do not exist on the candidate and the GETs of them are diffs.
