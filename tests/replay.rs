@@ -2,6 +2,8 @@
 //! the demo's legacy service (pcaps/demo.pcap, captured with tcpdump here) is
 //! replayed to a candidate started by the test, with planted regressions
 //! and form-only differences, through the `shadowtap replay` binary.
+//! https candidates are served over TLS by the test itself, with a
+//! certificate from a CA made for the run (trusted through `ca_file`).
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -11,6 +13,10 @@ use shadowtap::demo::Flavor;
 #[path = "common/demo_service.rs"]
 mod demo_service;
 use demo_service::service;
+
+#[path = "common/tls_service.rs"]
+mod tls_service;
+use tls_service::tls_service;
 
 fn demo_pcap() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.pcap").to_string()
@@ -120,4 +126,129 @@ fn bad_config_and_bad_url_are_one_line_and_exit_2() {
     let result = replay(&[&demo_pcap(), "--candidate", "ftp://x"]);
     assert_eq!(result.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&result.stderr).contains("bad candidate URL"));
+}
+
+fn count(lines: &[serde_json::Value]) -> BTreeMap<String, usize> {
+    let mut by_outcome = BTreeMap::new();
+    for l in lines {
+        *by_outcome.entry(l["outcome"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    by_outcome
+}
+
+fn write_config(dir: &std::path::Path, ca_file: Option<&std::path::Path>) -> std::path::PathBuf {
+    let config = dir.join("shadowtap.toml");
+    let mut text = "[candidate]\ntimeout_ms = 5000\n".to_string();
+    if let Some(ca) = ca_file {
+        text.push_str(&format!("ca_file = {:?}\n", ca.to_str().unwrap()));
+    }
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn replay_to(candidate: &str, config: &std::path::Path, out: &std::path::Path) -> Output {
+    replay(&[
+        &demo_pcap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--candidate",
+        candidate,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// (uri, outcome, candidate status) of each exchange, sorted: replay
+/// writes outcomes in the order answers come back.
+fn summary(lines: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    let mut all: Vec<_> = lines
+        .iter()
+        .map(|l| (l["uri"].to_string(), l["outcome"].to_string(), l["candidate_status"].to_string()))
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn an_https_candidate_signed_by_the_ca_file_is_replayed_over_tls() {
+    let candidate = tls_service(Flavor::Candidate);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &candidate.ca_pem).unwrap();
+    let config = write_config(dir.path(), Some(&ca));
+    let out = dir.path().join("out.jsonl");
+    let result = replay_to(&format!("https://127.0.0.1:{}", candidate.addr.port()), &config, &out);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    let by_outcome = count(&lines);
+    assert_eq!(by_outcome.get("error"), None, "{:?}", lines.iter().find(|l| l["outcome"] == "error"));
+    assert_eq!((by_outcome["match"], by_outcome["diff"], by_outcome["skipped"]), (192, 78, 30), "{by_outcome:?}");
+    assert_eq!(candidate.answered(), 270, "every replayed request reached the TLS server");
+    // The planted 500s can only have come from the TLS server.
+    for l in lines.iter().filter(|l| l["endpoint"] == "GET /api/orders/{id}") {
+        let id: u64 = l["uri"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(l["candidate_status"], if id % 10 == 5 { 500 } else { 200 }, "{l}");
+    }
+    // Same answers over TLS as over plain http, exchange by exchange.
+    let plain = service(Flavor::Candidate);
+    let plain_out = dir.path().join("plain.jsonl");
+    let result = replay_to(&format!("http://{plain}"), &config, &plain_out);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(summary(&lines), summary(&outcomes(&plain_out)));
+}
+
+#[test]
+fn an_https_candidate_without_its_ca_gives_unknown_issuer_errors() {
+    let candidate = tls_service(Flavor::Candidate);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), None);
+    let out = dir.path().join("out.jsonl");
+    let result = replay_to(&format!("https://127.0.0.1:{}", candidate.addr.port()), &config, &out);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    let by_outcome = count(&lines);
+    assert_eq!((by_outcome["error"], by_outcome["skipped"], by_outcome.len()), (270, 30, 2), "{by_outcome:?}");
+    for l in lines.iter().filter(|l| l["outcome"] == "error") {
+        let error = l["error"].as_str().unwrap();
+        assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{l}");
+        assert_eq!(l["candidate_status"], serde_json::Value::Null);
+    }
+    assert_eq!(candidate.answered(), 0, "no request got past the handshake");
+}
+
+#[test]
+fn a_bad_ca_file_is_one_line_naming_it_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |body: &str| format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n");
+    let cases = [
+        ("missing.pem", None, "cannot read: No such file or directory"),
+        ("empty.pem", Some(String::new()), "no PEM certificate in it"),
+        (
+            "key-only.pem",
+            Some("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into()),
+            "no PEM certificate in it",
+        ),
+        (
+            "truncated.pem",
+            Some("-----BEGIN CERTIFICATE-----\nMIIB\n".into()),
+            "bad PEM: no \"-----END CERTIFICATE-----\" line",
+        ),
+        ("not-base64.pem", Some(pem("not base64!")), "bad PEM: base64 decode error"),
+        ("not-der.pem", Some(pem("aGVsbG8gd29ybGQ=")), "certificate 1 is not a usable CA: BadEncoding"),
+    ];
+    for (name, content, reason) in cases {
+        let ca = dir.path().join(name);
+        if let Some(content) = content {
+            std::fs::write(&ca, content).unwrap();
+        }
+        let config = write_config(dir.path(), Some(&ca));
+        let out = dir.path().join("out.jsonl");
+        let result = replay_to("https://127.0.0.1:1", &config, &out);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        let want = format!("shadowtap: [candidate] ca_file {}: {reason}", ca.display());
+        assert!(err.starts_with(&want), "{name}: {err}");
+        assert!(!out.exists(), "{name}: nothing replayed");
+    }
 }

@@ -1,9 +1,11 @@
 //! The candidate's HTTP client: hyper with a keep-alive pool, HTTP/1.1,
-//! https through rustls. A captured request goes in, rewritten for the
-//! candidate (its Host, no hop-by-hop headers, a marker header); the
-//! candidate's status, headers, body and time to first byte come out.
+//! https through rustls (webpki roots, plus `[candidate] ca_file`). A
+//! captured request goes in, rewritten for the candidate (its Host, no
+//! hop-by-hop headers, a marker header); the candidate's status, headers,
+//! body and time to first byte come out.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +15,8 @@ use hyper::http::{HeaderName, HeaderValue, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::{self, PemObject};
 
 use super::config::CandidateConfig;
 use crate::exchange::Request;
@@ -26,6 +30,10 @@ pub enum ClientError {
     Timeout(u64),
     #[error("{0}")]
     Request(String),
+    /// `[candidate] ca_file` cannot be used: unreadable, no certificate,
+    /// bad PEM or a certificate that is not one.
+    #[error("[candidate] ca_file {path}: {reason}")]
+    CaFile { path: String, reason: String },
 }
 
 pub struct CandidateAnswer {
@@ -89,8 +97,12 @@ impl CandidateClient {
             return Err(bad("no host".into()));
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let https =
-            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+        let ca_file = config.ca_file.as_deref().filter(|p| !p.as_os_str().is_empty());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_file)?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -283,6 +295,52 @@ impl CandidateClient {
             .to_bytes()
             .to_vec();
         Ok(CandidateAnswer { status, headers, body, latency_us })
+    }
+}
+
+/// The TLS settings of https candidates: rustls' defaults, trusting the
+/// webpki (Mozilla) roots and the certificates of `ca_file`, if any.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = ca_file {
+        let bad = |reason: String| ClientError::CaFile { path: path.display().to_string(), reason };
+        let certificates = read_ca_file(path).map_err(bad)?;
+        for (n, certificate) in certificates.into_iter().enumerate() {
+            roots.add(certificate).map_err(|e| {
+                // Not "invalid peer certificate: ...": no peer here.
+                let why = match e {
+                    rustls::Error::InvalidCertificate(e) => format!("{e:?}"),
+                    other => other.to_string(),
+                };
+                bad(format!("certificate {} is not a usable CA: {why}", n + 1))
+            })?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The PEM certificates of a CA file (other PEM sections, such as keys,
+/// are passed over); at least one.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM: {}", pem_error(&e)))?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it (want -----BEGIN CERTIFICATE----- blocks)".into());
+    }
+    Ok(certificates)
+}
+
+/// rustls' PEM errors show the offending bytes as a list of numbers.
+fn pem_error(error: &pem::Error) -> String {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim_end().to_string();
+    match error {
+        pem::Error::MissingSectionEnd { end_marker } => {
+            format!("no \"-----END {}-----\" line", text(end_marker))
+        }
+        pem::Error::IllegalSectionStart { line } => format!("bad section start {:?}", text(line)),
+        other => other.to_string(),
     }
 }
 

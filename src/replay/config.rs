@@ -155,6 +155,9 @@ pub struct CandidateConfig {
     /// 0: as fast as the limits allow; otherwise replay at the captured
     /// pace times this factor (2 = twice as fast).
     pub pace: f64,
+    /// PEM certificates trusted for https candidates besides the webpki
+    /// roots (a private CA). Read when the client is built; "" = none.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for CandidateConfig {
@@ -168,6 +171,7 @@ impl Default for CandidateConfig {
             concurrency: 32,
             rate: 0.0,
             pace: 0.0,
+            ca_file: None,
         }
     }
 }
@@ -311,6 +315,8 @@ mod tests {
         assert!(err.to_string().starts_with("c.toml:2: "), "{err}");
         let err = Config::parse("[[endpoints]]\ntemplate = \"users\"\n", "c.toml").unwrap_err();
         assert!(err.to_string().starts_with("c.toml:2: bad endpoint template"), "{err}");
+        let err = Config::parse("[candidate]\nurl = \"https://x\"\nca_file = 3\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:3: invalid type"), "{err}");
     }
 
     /// The commented default config shipped for the systemd unit loads,
@@ -331,6 +337,7 @@ mod tests {
             .join("\n");
         let every = Config::parse(&uncommented, "uncommented").unwrap();
         assert!(every.legacy.secondary.is_some() && every.verdict.min_compared == 100, "{uncommented}");
+        assert!(shipped.candidate.ca_file.is_none() && every.candidate.ca_file.is_some(), "{uncommented}");
     }
 
     #[test]
