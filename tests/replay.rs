@@ -252,3 +252,98 @@ fn a_bad_ca_file_is_one_line_naming_it_and_exits_2() {
         assert!(!out.exists(), "{name}: nothing replayed");
     }
 }
+
+/// A candidate written by hand that answers in every framing HTTP/1.1
+/// allows, in turns: Content-Length, chunked in odd pieces with a trailer,
+/// a 100 Continue first, HTTP/1.0 read until close, and a keep-alive
+/// answer after which it closes the connection anyway (the next request
+/// sent there finds it closed and must go again on a new one). Each body
+/// names the request's target, so reading it wrong shows.
+fn framing_zoo() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let served = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let turn = served.fetch_add(1, Ordering::SeqCst) % 5;
+                    let body = format!("{{\"path\":{}}}", serde_json::Value::from(target));
+                    let ok = match turn {
+                        0 => write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+                        1 => {
+                            let (a, b) = body.split_at(3);
+                            write!(
+                                stream,
+                                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x};x=y\r\n{b}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+                                a.len(),
+                                b.len()
+                            )
+                        }
+                        2 => write!(
+                            stream,
+                            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        ),
+                        3 => {
+                            let _ = write!(stream, "HTTP/1.0 200 OK\r\n\r\n{body}");
+                            return;
+                        }
+                        _ => {
+                            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                            return;
+                        }
+                    };
+                    if ok.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, served)
+}
+
+#[test]
+fn answers_in_every_framing_are_read_whole_and_closed_connections_are_not_errors() {
+    let (addr, served) = framing_zoo();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let result = replay(&[&demo_pcap(), "--candidate", &format!("http://{addr}"), "--out", out.to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    let replayed: Vec<_> = lines.iter().filter(|l| l["outcome"] != "skipped").collect();
+    assert_eq!(replayed.len(), 270);
+    for line in &replayed {
+        assert_eq!(
+            (&line["outcome"], &line["candidate_status"]),
+            (&serde_json::json!("diff"), &serde_json::json!(200))
+        );
+        // JSON answers differ at /path; text ones (/health) as a whole.
+        let differences = line["differences"].as_array().unwrap();
+        let at = |path: &str| differences.iter().find(|d| d["path"] == path).map(|d| d["candidate"].clone());
+        let whole = format!("{{\"path\":{}}}", line["uri"]);
+        let read_whole = at("/path").as_ref() == Some(&line["uri"])
+            || at("").and_then(|c| c.as_str().map(|t| t.contains(&whole))).unwrap_or(false);
+        assert!(read_whole, "the body was read whole: {line}");
+    }
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 270, "each request answered once, none lost");
+}

@@ -388,6 +388,15 @@ struct PlainConn {
     buf: Box<[u8]>,
 }
 
+impl PlainConn {
+    /// No end of stream and no stray bytes waiting: a server that closed
+    /// an idle connection has left an EOF to read.
+    fn looks_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_IDLE: usize = 256;
 const READ_BUFFER: usize = 64 << 10;
@@ -444,7 +453,10 @@ impl PlainPool {
     /// connection closed goes again on a new one; a write does not (it
     /// may have been acted on).
     async fn exchange(&self, wire: &[u8], head_request: bool, retry: bool) -> Result<CandidateAnswer, ClientError> {
-        if let Some(mut conn) = self.take() {
+        // A request that may not go twice (a write) only takes an idle
+        // connection the server has visibly not closed.
+        let usable = |conn: &PlainConn| retry || conn.looks_open();
+        if let Some(mut conn) = self.take().filter(usable) {
             match attempt(&mut conn, wire, head_request).await {
                 Ok((answer, reusable)) => {
                     if reusable {
@@ -497,6 +509,11 @@ async fn attempt(conn: &mut PlainConn, wire: &[u8], head_request: bool) -> Resul
     let latency_us = latency_us.unwrap_or_else(|| started.elapsed().as_micros() as u64);
     let answered =
         reader.finish().ok_or_else(|| Failed { error: answer_error(AnswerError::Incomplete), before_answer: false })?;
+    if answered.truncated {
+        // Said as the https client's limit says it.
+        let error = ClientError::Request(format!("reading body: longer than {MAX_BODY} bytes"));
+        return Err(Failed { error, before_answer: false });
+    }
     // Bytes beyond the answer: the server and we disagree on framing, the
     // connection cannot carry another request.
     let reusable = answered.reusable && !left_over;
