@@ -187,15 +187,19 @@ impl Running {
     /// Waits for every stage; returns the summary and the error that stopped
     /// the reader, if any (what was read before it was still processed).
     pub fn finish(self) -> (Summary, Option<CaptureError>) {
+        let Running { exchanges, reader, shards, order, .. } = self;
+        // A consumer that stopped early (a replay lane died) must not leave
+        // the order stage blocked on a full queue, and with it every stage.
+        drop(exchanges);
         let mut summary = Summary::default();
-        let (capture, error) = self.reader.join().expect("reader thread panicked");
+        let (capture, error) = reader.join().expect("reader thread panicked");
         summary.capture = capture;
-        for shard in self.shards {
+        for shard in shards {
             let (r, h) = shard.join().expect("shard thread panicked");
             summary.reassembly.add(&r);
             summary.http.add(&h);
         }
-        let (forced, late) = self.order.join().expect("order thread panicked");
+        let (forced, late) = order.join().expect("order thread panicked");
         summary.order_forced = forced;
         summary.order_late = late;
         (summary, error)

@@ -70,14 +70,23 @@ pub fn replay_on_lanes(
         lanes.push(Lane::start(index, share, current.clone(), shared.clone())?);
     }
     feed(&exchanges, &lanes, &current, schedule, &shared.outstanding);
+    drop(exchanges);
     let mut report = Report::default();
     let mut outcomes = 0;
+    let mut lost = 0;
     for lane in lanes {
         drop(lane.tx);
-        if let Ok(done) = lane.handle.join() {
-            report.merge(done.report);
-            outcomes += done.outcomes;
+        match lane.handle.join() {
+            Ok(done) => {
+                report.merge(done.report);
+                outcomes += done.outcomes;
+            }
+            Err(_) => lost += 1,
         }
+    }
+    if lost > 0 {
+        // The panic itself was printed by the default hook.
+        return Err(std::io::Error::other(format!("{lost} replay lane(s) stopped unexpectedly; outcomes are missing")));
     }
     let (mut sink, write_result) = std::mem::replace(
         &mut *shared.sink.lock().unwrap_or_else(|e| e.into_inner()),
