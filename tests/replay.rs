@@ -347,3 +347,68 @@ fn answers_in_every_framing_are_read_whole_and_closed_connections_are_not_errors
     }
     assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 270, "each request answered once, none lost");
 }
+
+/// Runs a replay of the demo capture to a twin of the legacy service and
+/// returns (seconds it took, outcome counts).
+fn timed_replay_to_twin(extra: &[&str]) -> (f64, BTreeMap<String, usize>) {
+    let twin = service(Flavor::Legacy);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut args = vec![demo_pcap(), "--candidate".into(), format!("http://{twin}"), "--out".into()];
+    args.push(out.to_str().unwrap().into());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let started = std::time::Instant::now();
+    let result = replay(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    (seconds, count(&outcomes(&out)))
+}
+
+#[test]
+fn rate_and_pace_hold_replay_back_and_lose_nothing() {
+    let want: BTreeMap<String, usize> = [("match".to_string(), 270), ("skipped".to_string(), 30)].into();
+    // 270 replayed exchanges at 300 per second: 269 gaps of 1/300 s.
+    let (seconds, counts) = timed_replay_to_twin(&["--rate", "300"]);
+    assert_eq!(counts, want);
+    assert!(seconds >= 0.85, "--rate 300 replayed 270 exchanges in {seconds:.2} s");
+    // The capture spans 9.4 ms; at a hundredth of its pace, 0.94 s.
+    let (seconds, counts) = timed_replay_to_twin(&["--pace", "0.01", "--lanes", "2"]);
+    assert_eq!(counts, want);
+    assert!(seconds >= 0.85, "--pace 0.01 replayed a 9.4 ms capture in {seconds:.2} s");
+}
+
+#[test]
+fn a_candidate_that_never_answers_times_out_per_request_and_replay_ends() {
+    // Accepts connections and reads requests, never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = (dir.path().join("c.toml"), dir.path().join("out.jsonl"));
+    std::fs::write(&config, "[candidate]\ntimeout_ms = 200\n").unwrap();
+    let started = std::time::Instant::now();
+    let result = replay(&[
+        &demo_pcap(),
+        "--candidate",
+        &format!("http://{addr}"),
+        "--config",
+        config.to_str().unwrap(),
+        "--concurrency",
+        "90",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    let errors: Vec<_> = lines.iter().filter(|l| l["outcome"] == "error").collect();
+    assert_eq!(errors.len(), 270);
+    assert!(errors.iter().all(|l| l["error"] == "timed out after 200 ms"), "{}", errors[0]);
+    // 270 requests, 90 at a time, 0.2 s each: three rounds.
+    let seconds = started.elapsed().as_secs_f64();
+    assert!((0.55..10.0).contains(&seconds), "{seconds:.2} s");
+}
