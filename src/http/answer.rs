@@ -278,4 +278,105 @@ mod tests {
         let a = reader.finish().unwrap();
         assert_eq!((a.body.as_slice(), a.truncated, a.reusable), (&b"0123"[..], true, true));
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// How an answer's body is delimited on the wire.
+        #[derive(Debug, Clone)]
+        enum Framing {
+            Length,
+            /// Chunk sizes, cycled through (0 is skipped).
+            Chunked(Vec<usize>),
+            UntilClose,
+        }
+
+        fn framing() -> impl Strategy<Value = Framing> {
+            prop_oneof![
+                Just(Framing::Length),
+                prop::collection::vec(1usize..40, 1..5).prop_map(Framing::Chunked),
+                Just(Framing::UntilClose),
+            ]
+        }
+
+        fn wire(body: &[u8], framing: &Framing, interim: bool) -> Vec<u8> {
+            let mut w = Vec::new();
+            if interim {
+                w.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            w.extend_from_slice(b"HTTP/1.1 200 OK\r\nX-Name: v\r\n");
+            match framing {
+                Framing::Length => {
+                    w.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    w.extend_from_slice(body);
+                }
+                Framing::Chunked(sizes) => {
+                    w.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                    let mut rest = body;
+                    for size in sizes.iter().cycle() {
+                        if rest.is_empty() {
+                            break;
+                        }
+                        let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+                        w.extend_from_slice(format!("{:X}\r\n", chunk.len()).as_bytes());
+                        w.extend_from_slice(chunk);
+                        w.extend_from_slice(b"\r\n");
+                        rest = tail;
+                    }
+                    w.extend_from_slice(b"0\r\n\r\n");
+                }
+                Framing::UntilClose => {
+                    w.extend_from_slice(b"\r\n");
+                    w.extend_from_slice(body);
+                }
+            }
+            w
+        }
+
+        proptest! {
+            /// However the connection cuts the bytes into reads, the answer
+            /// comes out whole: same status, header and body; the bytes of
+            /// the next answer are left unread; a framed answer may be
+            /// followed by another request, one read until close may not.
+            #[test]
+            fn any_cut_of_any_framing_reads_the_same_answer(
+                body in prop::collection::vec(any::<u8>(), 0..300),
+                framing in framing(),
+                interim in any::<bool>(),
+                cuts in prop::collection::vec(0usize..400, 0..8),
+            ) {
+                let mut bytes = wire(&body, &framing, interim);
+                let answer_len = bytes.len();
+                let until_close = matches!(framing, Framing::UntilClose);
+                if !until_close {
+                    bytes.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+                }
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+                cuts.push(0);
+                cuts.push(bytes.len());
+                cuts.sort();
+                let mut reader = AnswerReader::new(false, 8192, 1 << 20);
+                let mut used_total = 0;
+                for pair in cuts.windows(2) {
+                    if reader.is_done() {
+                        break;
+                    }
+                    let piece = &bytes[pair[0]..pair[1]];
+                    used_total += reader.feed(piece).unwrap();
+                }
+                if until_close {
+                    reader.end_of_stream().unwrap();
+                } else {
+                    prop_assert_eq!(used_total, answer_len, "stopped exactly at the end of the answer");
+                }
+                let a = reader.finish().unwrap();
+                prop_assert_eq!(a.status, 200);
+                prop_assert_eq!(&a.headers[0], &("X-Name".to_string(), "v".to_string()));
+                prop_assert_eq!(a.body, body);
+                prop_assert_eq!(a.reusable, !until_close);
+            }
+        }
+    }
 }
