@@ -87,16 +87,37 @@ fn planted_regressions_are_diffs_and_form_differences_are_equivalences() {
 }
 
 #[test]
-fn the_same_service_as_candidate_matches_everything() {
+fn the_same_service_as_candidate_matches_everything_with_either_http_client() {
     let legacy_twin = service(Flavor::Legacy);
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let result =
-        replay(&[&demo_pcap(), "--candidate", &format!("http://{legacy_twin}"), "--out", out.to_str().unwrap()]);
-    assert!(result.status.success());
-    let lines = outcomes(&out);
-    assert!(lines.iter().all(|l| l["outcome"] == "match" || l["outcome"] == "skipped"), "a twin must match");
-    assert_eq!(lines.iter().filter(|l| l["outcome"] == "match").count(), 270);
+    for client in ["shadowtap", "hyper"] {
+        let out = dir.path().join(format!("{client}.jsonl"));
+        let config = dir.path().join(format!("{client}.toml"));
+        std::fs::write(&config, format!("[candidate]\nhttp_client = \"{client}\"\n")).unwrap();
+        let twin = format!("http://{legacy_twin}");
+        let result = replay(&[
+            &demo_pcap(),
+            "--candidate",
+            &twin,
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(result.status.success(), "{client}: {}", String::from_utf8_lossy(&result.stderr));
+        let lines = outcomes(&out);
+        assert!(
+            lines.iter().all(|l| l["outcome"] == "match" || l["outcome"] == "skipped"),
+            "a twin must match ({client})"
+        );
+        assert_eq!(lines.iter().filter(|l| l["outcome"] == "match").count(), 270, "{client}");
+    }
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[candidate]\n\nhttp_client = \"curl\"\n").unwrap();
+    let result = replay(&[&demo_pcap(), "--candidate", "http://127.0.0.1:1", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.toml:3") && stderr.contains("curl"), "{stderr}");
 }
 
 #[test]

@@ -125,7 +125,8 @@ impl CandidateClient {
                 ))
             })
             .flatten();
-        let plain = (scheme == Scheme::HTTP).then(|| PlainPool::new(&authority));
+        let own_client = config.http_client == super::config::HttpClient::Shadowtap;
+        let plain = (scheme == Scheme::HTTP && own_client).then(|| PlainPool::new(&authority));
         Ok(CandidateClient {
             client,
             plain,
@@ -276,7 +277,7 @@ impl CandidateClient {
         HeaderValue::from_str(self.authority.as_str()).ok()
     }
 
-    /// https: through hyper's pooled client.
+    /// https (and http with `http_client = "hyper"`): hyper's pooled client.
     async fn send_pooled(&self, request: &Request, uri: &str) -> Result<CandidateAnswer, ClientError> {
         let outgoing = self.build(request, uri)?;
         let started = Instant::now();

@@ -158,6 +158,23 @@ pub struct CandidateConfig {
     /// PEM certificates trusted for https candidates besides the webpki
     /// roots (a private CA). Read when the client is built; "" = none.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Which client speaks to an http candidate (https always goes
+    /// through hyper).
+    pub http_client: HttpClient,
+}
+
+/// The client for http candidates.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpClient {
+    /// shadowtap's own: one write per request, the answer read with the
+    /// capture's framing code (both sides parsed alike), cheapest per
+    /// request.
+    #[default]
+    Shadowtap,
+    /// hyper's pooled client, as for https: a second opinion when a
+    /// candidate's answers look misread.
+    Hyper,
 }
 
 impl Default for CandidateConfig {
@@ -172,6 +189,7 @@ impl Default for CandidateConfig {
             rate: 0.0,
             pace: 0.0,
             ca_file: None,
+            http_client: HttpClient::Shadowtap,
         }
     }
 }
