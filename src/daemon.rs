@@ -20,6 +20,7 @@ use crate::exchange::Exchange;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Progress, Source};
 use crate::replay::config::Config;
+use crate::replay::triage::Holdback;
 use crate::replay::{Current, Outcome, Replayer, Schedule};
 use crate::report::{LatencyMargin, Report, ReportOptions};
 
@@ -263,6 +264,7 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
         let collector = tokio::spawn(collect(
             out_rx,
             shared.clone(),
+            current.clone(),
             std::mem::replace(&mut out, Box::new(std::io::sink())),
             config.output.out.clone(),
         ));
@@ -340,28 +342,50 @@ fn spawn_feeder(
 async fn collect(
     mut rx: mpsc::Receiver<Outcome>,
     shared: Arc<Shared>,
+    current: Arc<Current>,
     mut out: Box<dyn Write + Send>,
     path: Option<PathBuf>,
 ) {
-    while let Some(outcome) = rx.recv().await {
-        if shared.reopen.swap(false, Ordering::Relaxed) {
-            let _ = out.flush();
-            match open_out(&path) {
-                Ok(reopened) => out = reopened,
-                Err(e) => tracing::error!("cannot reopen {:?}: {e}", path),
-            }
-        }
-        shared.metrics.observe(&outcome);
-        shared.report.lock().unwrap_or_else(|e| e.into_inner()).add(&outcome);
-        let line = serde_json::to_vec(&outcome).unwrap_or_default();
-        if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
-            tracing::error!("cannot write outcome");
+    // Diffs of endpoints whose noise is not known yet wait here (bounded,
+    // at most [noise] warmup_max_s), then are judged again.
+    let mut hold = Holdback::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let ready = tokio::select! {
+            received = rx.recv() => match received {
+                Some(outcome) => hold.offer(outcome, &current.get()),
+                None => break,
+            },
+            _ = tick.tick() => hold.expired(&current.get()),
+        };
+        for outcome in ready {
+            emit(&outcome, &shared, &mut out, &path);
         }
         if rx.is_empty() {
             let _ = out.flush();
         }
     }
+    for outcome in hold.drain(&current.get()) {
+        emit(&outcome, &shared, &mut out, &path);
+    }
     let _ = out.flush();
+}
+
+/// One outcome to the metrics, the report and the --out file.
+fn emit(outcome: &Outcome, shared: &Shared, out: &mut Box<dyn Write + Send>, path: &Option<PathBuf>) {
+    if shared.reopen.swap(false, Ordering::Relaxed) {
+        let _ = out.flush();
+        match open_out(path) {
+            Ok(reopened) => *out = reopened,
+            Err(e) => tracing::error!("cannot reopen {:?}: {e}", path),
+        }
+    }
+    shared.metrics.observe(outcome);
+    shared.report.lock().unwrap_or_else(|e| e.into_inner()).add(outcome);
+    let line = serde_json::to_vec(outcome).unwrap_or_default();
+    if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+        tracing::error!("cannot write outcome");
+    }
 }
 
 async fn report_every(interval: Duration, shared: Arc<Shared>) {

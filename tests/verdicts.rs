@@ -23,7 +23,9 @@
 //!   held until an exchange's outcome is out), so what each one knows is
 //!   fixed: the tests that rely on repeats use it, and start the capture
 //!   with the same GET twice so the noise is known from the second exchange
-//!   on (the first one is not asserted on, or asserted to be a diff).
+//!   on. The first one's diff is held back until the endpoint has
+//!   `[noise] warmup_samples` samples and then judged again (noise); with
+//!   `warmup_samples = 0` it is judged at once (a diff).
 //! - from `--secondary`: each exchange is also sent to the secondary and
 //!   that answer is learned before the exchange itself is triaged, so every
 //!   exchange knows at least its own sample, at any concurrency.
@@ -323,12 +325,20 @@ fn noise_is_learned_from_repeats_and_from_a_secondary_and_the_regression_stays_a
     // 1. No secondary: noise from repeats only. One exchange at a time
     // (see the module comment): the first exchange knows nothing yet, the
     // second is a repeat of it, and from then on request_id and served_at
-    // are known to be noise.
-    let run = replay(dir.path(), "repeats", &pcap, &candidate, &["--concurrency", "1"]);
-    assert_eq!(run.lines.len(), 60);
+    // are known to be noise. Judged at once ([noise] warmup_samples = 0),
+    // the first is a diff...
+    let at_once = write_config(dir.path(), "at-once.toml", "[noise]\nwarmup_samples = 0\n");
+    let run =
+        replay(dir.path(), "repeats-at-once", &pcap, &candidate, &["--concurrency", "1", "--config", s(&at_once)]);
     let first = &run.lines[0];
     assert_eq!((first["outcome"].as_str(), difference_paths(first)), (Some("diff"), vec!["/request_id", "/served_at"]));
-    for line in &run.lines[1..] {
+    let e = run.endpoint(ITEMS);
+    assert_eq!((&e["noise"], &e["diff"]), (&json!(47), &json!(13)));
+    // ... by default it is held back until the endpoint has ten samples,
+    // then judged again: noise, like the rest. The regression still is not.
+    let run = replay(dir.path(), "repeats", &pcap, &candidate, &["--concurrency", "1"]);
+    assert_eq!(run.lines.len(), 60);
+    for line in &run.lines {
         if id_of(line).is_multiple_of(5) {
             assert_regression(line, "repeats");
             assert_eq!(difference_paths(line), vec!["/name"], "{line}");
@@ -339,8 +349,8 @@ fn noise_is_learned_from_repeats_and_from_a_secondary_and_the_regression_stays_a
         assert_eq!(explained(line), NOISE, "{line}");
     }
     let e = run.endpoint(ITEMS);
-    assert_eq!((&e["count"], &e["noise"], &e["diff"], &e["match"]), (&json!(60), &json!(47), &json!(13), &json!(0)));
-    assert_eq!(e["explanations"], json!({"noise": 118}));
+    assert_eq!((&e["count"], &e["noise"], &e["diff"], &e["match"]), (&json!(60), &json!(48), &json!(12), &json!(0)));
+    assert_eq!(e["explanations"], json!({"noise": 120}));
     for field in ["/request_id", "/served_at"] {
         let f = run.noisy_field(ITEMS, field);
         // 40 repeats, each disagreeing with the answer before it.

@@ -28,6 +28,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::session::OutcomeSink;
+use super::triage::Holdback;
 use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
 use crate::exchange::Exchange;
 use crate::report::Report;
@@ -248,6 +249,9 @@ async fn run_lane(
     let mut pending = VecDeque::new();
     let mut open = true;
     let mut out = LaneOutput { report: Report::default(), lines: Vec::with_capacity(2 * FLUSH_BYTES), outcomes: 0 };
+    // Diffs of endpoints whose noise is not known yet wait here, and are
+    // judged again once it is (or when the capture ends).
+    let mut hold = Holdback::default();
     loop {
         while in_flight.len() < concurrency {
             let Some(exchange) = pending.pop_front() else { break };
@@ -260,7 +264,9 @@ async fn run_lane(
             biased;
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(outcome) = outcome {
-                    out.record(&outcome, &shared);
+                    for ready in hold.offer(outcome, &current.get()) {
+                        out.record(&ready, &shared);
+                    }
                 }
                 shared.outstanding.done();
             }
@@ -270,6 +276,9 @@ async fn run_lane(
             },
             else => break,
         }
+    }
+    for judged in hold.drain(&current.get()) {
+        out.record(&judged, &shared);
     }
     out.flush(&shared);
     LaneDone { report: out.report, outcomes: out.outcomes }
