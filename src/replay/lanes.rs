@@ -33,8 +33,10 @@ use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
 use crate::exchange::Exchange;
 use crate::report::Report;
 
-/// Outcome lines are written to the shared sink in chunks of about this.
-const FLUSH_BYTES: usize = 64 << 10;
+/// Outcome lines are written to the shared sink in chunks of about this:
+/// few enough locks and writes, and lanes' lines interleave in runs of
+/// a few dozen (lines come in completion order anyway).
+const FLUSH_BYTES: usize = 16 << 10;
 
 /// Lanes: as asked, else one per two cores (the other core of each pair is
 /// left to reading the capture and to a candidate on the same host; on

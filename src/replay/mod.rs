@@ -3,9 +3,11 @@
 //! recorded one ([`crate::diff`]), and an [`Outcome`] comes out per
 //! captured exchange, to the `--out` JSON Lines and to the report.
 //!
-//! Replay is off the critical path: exchanges arrive over a bounded queue.
-//! From files the queue waits (nothing is lost); live, a full queue drops
-//! the exchange and counts it, so capture never waits for the candidate.
+//! Replay is off the critical path: exchanges arrive over bounded queues.
+//! From files ([`lanes`]) the queues wait (nothing is lost); live
+//! ([`run`]), a full queue drops the exchange and counts it, so capture
+//! never waits for the candidate. Both schedulers call
+//! [`Replayer::process`] for each exchange.
 
 pub mod client;
 pub mod config;
