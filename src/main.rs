@@ -157,7 +157,7 @@ struct CaptureArgs {
     /// Body bytes kept per message (the rest is counted, not kept).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     body_limit: usize,
-    /// Reassembly shards (threads); default: one per core.
+    /// Reassembly shards (threads); default: one per core (`replay`: one).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
 }
