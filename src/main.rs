@@ -355,6 +355,9 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     shadowtap::replay::endpoint::check_templates(&triage.allow_writes).map_err(anyhow::Error::msg)?;
     config.replay.allow_writes.extend(triage.allow_writes.iter().cloned());
+    // What the capture keeps of a body bounds what is kept of the
+    // candidate's (a longer answer differs from any recorded one).
+    config.capture.body_limit = args.capture.body_limit;
     let candidate = config
         .candidate
         .url

@@ -433,3 +433,54 @@ fn a_candidate_that_never_answers_times_out_per_request_and_replay_ends() {
     let seconds = started.elapsed().as_secs_f64();
     assert!((0.55..10.0).contains(&seconds), "{seconds:.2} s");
 }
+
+#[test]
+fn an_answer_longer_than_the_body_limit_is_a_body_difference_not_kept_whole() {
+    use std::io::{BufRead, BufReader, Write};
+    // Answers every request with 100 KB of JSON, keep-alive.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                let body = format!("[{}0]", "0,".repeat(50_000));
+                loop {
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.ends_with("\r\n\r\n") {}
+                    if line.is_empty() {
+                        return;
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let result = replay(&[
+        &demo_pcap(),
+        "--candidate",
+        &format!("http://{addr}"),
+        "--body-limit",
+        "4096",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    let compared: Vec<_> = lines.iter().filter(|l| l["outcome"] == "diff").collect();
+    assert!(compared.len() > 200, "{:?}", count(&lines));
+    assert_eq!(count(&lines).get("error"), None, "{:?}", count(&lines));
+    for line in compared {
+        let body = line["differences"].as_array().unwrap().iter().find(|d| d["path"] == "").expect("a body difference");
+        assert_eq!(body["candidate"], "more than 4096 bytes (the body limit)", "{line}");
+    }
+}

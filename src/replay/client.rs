@@ -42,6 +42,8 @@ pub struct CandidateAnswer {
     pub body: Vec<u8>,
     /// Request sent to response head received, like the recorded latency.
     pub latency_us: u64,
+    /// The body was longer than the body limit: `body` holds what was kept.
+    pub truncated: bool,
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -60,6 +62,7 @@ pub struct CandidateClient {
     host_header: HostHeader,
     marker: Option<(HeaderName, HeaderValue)>,
     timeout: Duration,
+    body_limit: usize,
 }
 
 enum HostHeader {
@@ -86,7 +89,9 @@ const HOP_BY_HOP: [&str; 10] = [
 ];
 
 impl CandidateClient {
-    pub fn new(url: &str, config: &CandidateConfig) -> Result<CandidateClient, ClientError> {
+    /// `body_limit`: answer body bytes kept (the capture's --body-limit: a
+    /// recorded body is never longer, so a longer answer differs anyway).
+    pub fn new(url: &str, config: &CandidateConfig, body_limit: usize) -> Result<CandidateClient, ClientError> {
         let bad = |reason: String| ClientError::BadUrl { url: url.to_string(), reason };
         let base: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
         match base.scheme_str() {
@@ -137,6 +142,7 @@ impl CandidateClient {
             host_header,
             marker,
             timeout: Duration::from_millis(config.timeout_ms),
+            body_limit: body_limit.max(1),
         })
     }
 
@@ -208,7 +214,7 @@ impl CandidateClient {
                 Some(pool) => {
                     let wire = self.plain_request(request, uri)?;
                     let head_request = request.method.eq_ignore_ascii_case("HEAD");
-                    pool.exchange(&wire, head_request, super::is_safe(&request.method)).await
+                    pool.exchange(&wire, head_request, super::is_safe(&request.method), self.body_limit).await
                 }
                 None => self.send_pooled(request, uri).await,
             }
@@ -289,13 +295,13 @@ impl CandidateClient {
             .iter()
             .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| ClientError::Request(format!("reading body: {e}")))?
-            .to_bytes()
-            .to_vec();
-        Ok(CandidateAnswer { status, headers, body, latency_us })
+        let (body, truncated) =
+            match http_body_util::Limited::new(response.into_body(), self.body_limit).collect().await {
+                Ok(collected) => (collected.to_bytes().to_vec(), false),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => (Vec::new(), true),
+                Err(e) => return Err(ClientError::Request(format!("reading body: {e}"))),
+            };
+        Ok(CandidateAnswer { status, headers, body, latency_us, truncated })
     }
 }
 
@@ -403,9 +409,6 @@ const MAX_IDLE: usize = 256;
 const READ_BUFFER: usize = 64 << 10;
 /// Largest answer head read from a candidate.
 const MAX_HEAD: usize = 64 << 10;
-/// Largest answer body kept from a candidate (the rest is read, counted
-/// as a difference, not kept): a broken candidate cannot exhaust memory.
-pub const MAX_BODY: usize = 64 << 20;
 
 /// How one attempt on one connection failed.
 struct Failed {
@@ -453,12 +456,18 @@ impl PlainPool {
     /// connection or a new one. A safe request that finds its idle
     /// connection closed goes again on a new one; a write does not (it
     /// may have been acted on).
-    async fn exchange(&self, wire: &[u8], head_request: bool, retry: bool) -> Result<CandidateAnswer, ClientError> {
+    async fn exchange(
+        &self,
+        wire: &[u8],
+        head_request: bool,
+        retry: bool,
+        body_limit: usize,
+    ) -> Result<CandidateAnswer, ClientError> {
         // A request that may not go twice (a write) only takes an idle
         // connection the server has visibly not closed.
         let usable = |conn: &PlainConn| retry || conn.looks_open();
         if let Some(mut conn) = self.take().filter(usable) {
-            match attempt(&mut conn, wire, head_request).await {
+            match attempt(&mut conn, wire, head_request, body_limit).await {
                 Ok((answer, reusable)) => {
                     if reusable {
                         self.put_back(conn);
@@ -470,7 +479,7 @@ impl PlainPool {
             }
         }
         let mut conn = self.connect().await?;
-        let (answer, reusable) = attempt(&mut conn, wire, head_request).await.map_err(|f| f.error)?;
+        let (answer, reusable) = attempt(&mut conn, wire, head_request, body_limit).await.map_err(|f| f.error)?;
         if reusable {
             self.put_back(conn);
         }
@@ -481,7 +490,14 @@ impl PlainPool {
 /// One request and its answer on one connection. The latency runs from
 /// the request's first byte sent to the answer's head read, as the
 /// recorded latency runs from the request's first packet to the answer's.
-async fn attempt(conn: &mut PlainConn, wire: &[u8], head_request: bool) -> Result<(CandidateAnswer, bool), Failed> {
+/// Body bytes beyond `body_limit` are read (the connection stays usable)
+/// but not kept: a broken candidate cannot exhaust memory.
+async fn attempt(
+    conn: &mut PlainConn,
+    wire: &[u8],
+    head_request: bool,
+    body_limit: usize,
+) -> Result<(CandidateAnswer, bool), Failed> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = Instant::now();
     let io_error = |e: std::io::Error, before_answer: bool| Failed {
@@ -489,7 +505,7 @@ async fn attempt(conn: &mut PlainConn, wire: &[u8], head_request: bool) -> Resul
         before_answer,
     };
     conn.stream.write_all(wire).await.map_err(|e| io_error(e, true))?;
-    let mut reader = AnswerReader::new(head_request, MAX_HEAD, MAX_BODY);
+    let mut reader = AnswerReader::new(head_request, MAX_HEAD, body_limit);
     let mut latency_us = None;
     let mut received = false;
     let mut left_over = false;
@@ -510,16 +526,11 @@ async fn attempt(conn: &mut PlainConn, wire: &[u8], head_request: bool) -> Resul
     let latency_us = latency_us.unwrap_or_else(|| started.elapsed().as_micros() as u64);
     let answered =
         reader.finish().ok_or_else(|| Failed { error: answer_error(AnswerError::Incomplete), before_answer: false })?;
-    if answered.truncated {
-        // Said as the https client's limit says it.
-        let error = ClientError::Request(format!("reading body: longer than {MAX_BODY} bytes"));
-        return Err(Failed { error, before_answer: false });
-    }
     // Bytes beyond the answer: the server and we disagree on framing, the
     // connection cannot carry another request.
     let reusable = answered.reusable && !left_over;
-    let answer =
-        CandidateAnswer { status: answered.status, headers: answered.headers, body: answered.body, latency_us };
+    let (status, headers, body, truncated) = (answered.status, answered.headers, answered.body, answered.truncated);
+    let answer = CandidateAnswer { status, headers, body, latency_us, truncated };
     Ok((answer, reusable))
 }
 

@@ -143,13 +143,14 @@ impl Current {
 
 impl Replayer {
     pub fn new(config: Config, candidate: &str) -> Result<Replayer, client::ClientError> {
-        let client = CandidateClient::new(candidate, &config.candidate)?;
+        let body_limit = config.capture.body_limit;
+        let client = CandidateClient::new(candidate, &config.candidate, body_limit)?;
         let templates = config.templates();
         let endpoint_rules = templates.iter().map(|t| (t.text.clone(), config.rules_for(&t.text))).collect();
         let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
         writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
         let legacy_client = |url: &Option<String>| -> Result<Option<CandidateClient>, client::ClientError> {
-            url.as_deref().map(|u| CandidateClient::new(u, &config.candidate)).transpose()
+            url.as_deref().map(|u| CandidateClient::new(u, &config.candidate, body_limit)).transpose()
         };
         let secondary = legacy_client(&config.legacy.secondary)?;
         let primary = legacy_client(&config.legacy.primary)?;
@@ -297,7 +298,7 @@ impl Replayer {
             Some(triage::Repeat::Changed(previous)) => previous,
         };
         let (status, headers, body) = previous.into_answer();
-        let earlier = CandidateAnswer { status, headers, body, latency_us: 0 };
+        let earlier = CandidateAnswer { status, headers, body, latency_us: 0, truncated: false };
         let c = self.compare_with_recorded(exchange, endpoint, &earlier);
         self.noise.learn(endpoint, &c.differences, "repeats");
     }
@@ -313,7 +314,19 @@ impl Replayer {
         let recorded_answer =
             Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
         let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
-        diff::compare(&recorded_answer, &other_answer, rules)
+        let mut comparison = diff::compare(&recorded_answer, &other_answer, rules);
+        if other.truncated {
+            // Only the start of the answer was kept: its body differs (the
+            // recorded one is within the limit), and that is all we know.
+            comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
+            comparison.differences.push(diff::Difference {
+                path: String::new(),
+                kind: diff::DiffKind::Changed,
+                recorded: format!("{} bytes", recorded.payload.body.len()).into(),
+                candidate: format!("more than {} bytes (the body limit)", self.config.capture.body_limit).into(),
+            });
+        }
+        comparison
     }
 
     fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
