@@ -42,7 +42,11 @@ fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
 }
 
 fn version_string(minor: Option<u8>) -> String {
-    format!("HTTP/1.{}", minor.unwrap_or(1))
+    match minor.unwrap_or(1) {
+        0 => "HTTP/1.0".into(),
+        1 => "HTTP/1.1".into(),
+        other => format!("HTTP/1.{other}"),
+    }
 }
 
 /// Parses a complete request head (start line through the empty line).
