@@ -260,6 +260,7 @@ impl Replayer {
                 _ => None,
             }
         };
+        prefetch_recorded_answer(exchange);
         let (answer, secondary) = tokio::join!(self.client.send_to(&exchange.request, &uri), secondary);
         if let Some(Ok(second)) = secondary {
             let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
@@ -338,6 +339,33 @@ impl Replayer {
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
     }
+}
+
+/// Asks the CPU to bring the recorded answer (built on a capture thread,
+/// cold in this core's caches) into cache while the candidate answers, so
+/// that comparing does not wait for memory. Profiles showed the first
+/// reads of the recorded headers and body as the costliest part of the
+/// comparison. A hint only: it changes no data and nothing waits for it.
+fn prefetch_recorded_answer(exchange: &Exchange) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let Some(response) = &exchange.response else { return };
+        let lines = |bytes: &[u8]| {
+            for line in bytes.chunks(64) {
+                // SAFETY: prefetching is a hint and never faults, whatever
+                // the address; these addresses are valid reads anyway.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+            }
+        };
+        for (name, value) in &response.payload.headers {
+            lines(name.as_bytes());
+            lines(value.as_bytes());
+        }
+        lines(&response.payload.body);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = exchange;
 }
 
 /// Methods that never change anything: the only ones sent to production
