@@ -13,7 +13,9 @@ pub mod client;
 pub mod config;
 pub mod endpoint;
 pub mod lanes;
+mod plain;
 pub mod session;
+mod tls;
 pub mod triage;
 
 use std::collections::BTreeMap;
