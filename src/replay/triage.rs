@@ -15,16 +15,26 @@
 //! - Writes replayed to sister datastores return other generated ids: those
 //!   are mapped (recorded id → candidate id) so later requests naming the
 //!   recorded id are sent with the candidate's, and compare equal.
+//!
+//! Noticing repeats in the capture is in `repeats.rs`; diffs held back until
+//! their endpoint's noise is known, in `holdback.rs`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use super::client::CandidateAnswer;
 use super::{Explained, MappedId, Outcome, OutcomeKind, Replayer, is_safe};
 use crate::diff::{self, Answer, Difference};
-use crate::exchange::{Exchange, Nanos};
+use crate::exchange::Exchange;
+
+mod holdback;
+mod repeats;
+
+pub use holdback::{HELD_PER_ENDPOINT, HELD_TOTAL, Holdback};
+use repeats::Recent;
+pub use repeats::{RecordedAnswer, Repeat, StoredAnswer};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,116 +100,12 @@ pub struct NoiseModel {
     recent: Mutex<Recent>,
 }
 
-/// An answer production gave: status, headers, body.
-pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// Recorded answers by request, for noticing repeats.
-#[derive(Default)]
-struct Recent {
-    by_key: HashMap<Arc<str>, (Nanos, StoredAnswer)>,
-    order: VecDeque<(Nanos, Arc<str>)>,
-}
-
-/// A recorded answer kept for noticing repeats, in two allocations: the
-/// header names and values then the body in one buffer, and their lengths.
-pub struct StoredAnswer {
-    /// Of status, headers and body: repeats are told apart by this alone
-    /// (reading the stored copy back showed in profiles; a 64-bit
-    /// collision would only count one noise sample as "no difference").
-    fingerprint: u64,
-    status: u16,
-    data: Vec<u8>,
-    /// (name length, value length) of each header, in order.
-    lengths: Vec<(u32, u32)>,
-}
-
-fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write_u16(status);
-    h.write_usize(headers.len());
-    for (name, value) in headers {
-        h.write(name.as_bytes());
-        h.write_u8(0);
-        h.write(value.as_bytes());
-        h.write_u8(0);
-    }
-    h.write(body);
-    h.write_usize(body.len());
-    h.finish()
-}
-
-/// What an earlier answer to the same request was.
-pub enum Repeat {
-    /// The same as this one.
-    Same,
-    /// Different: the earlier answer, to compare with.
-    Changed(StoredAnswer),
-}
-
-impl StoredAnswer {
-    fn of(status: u16, headers: &[(String, String)], body: &[u8]) -> StoredAnswer {
-        let size = headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + body.len();
-        let mut data = Vec::with_capacity(size);
-        let mut lengths = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            data.extend_from_slice(name.as_bytes());
-            data.extend_from_slice(value.as_bytes());
-            lengths.push((name.len() as u32, value.len() as u32));
-        }
-        data.extend_from_slice(body);
-        StoredAnswer { fingerprint: fingerprint(status, headers, body), status, data, lengths }
-    }
-
-    /// Header names and values, then the body.
-    fn parts(&self) -> (impl Iterator<Item = (&[u8], &[u8])>, &[u8]) {
-        let mut at = 0;
-        let headers = self.lengths.iter().map(move |&(n, v)| {
-            let (n, v) = (n as usize, v as usize);
-            let pair = (&self.data[at..at + n], &self.data[at + n..at + n + v]);
-            at += n + v;
-            pair
-        });
-        let header_bytes: usize = self.lengths.iter().map(|&(n, v)| n as usize + v as usize).sum();
-        (headers, &self.data[header_bytes..])
-    }
-
-    /// This status, these headers (in order) and this body.
-    pub fn same_as(&self, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
-        self.fingerprint == fingerprint(status, headers, body)
-    }
-
-    pub fn into_answer(self) -> RecordedAnswer {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let (headers, body) = self.parts();
-        (self.status, headers.map(|(n, v)| (text(n), text(v))).collect(), body.to_vec())
-    }
-}
-
-const MAX_RECENT: usize = 50_000;
-
 /// Folds array indices so `/items/3/ts` and `/items/7/ts` are one field.
 pub fn field_of(path: &str) -> String {
     path.split('/')
         .map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*" } else { seg })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The request as far as noise from repeats is concerned: method, URI and
-/// the headers that usually change an answer.
-fn request_key(exchange: &Exchange) -> String {
-    let r = &exchange.request;
-    // One pass over the headers (the first of each name counts).
-    const NAMES: [&str; 4] = ["accept", "accept-language", "authorization", "cookie"];
-    let mut values = [None::<&str>; 4];
-    for (name, value) in &r.payload.headers {
-        if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) {
-            values[i].get_or_insert(value.as_str());
-        }
-    }
-    let [accept, lang, auth, cookie] = values.map(|v| v.unwrap_or(""));
-    format!("{} {} accept={accept} lang={lang} auth={auth} cookie={cookie}", r.method, r.uri)
 }
 
 impl NoiseModel {
@@ -221,51 +127,6 @@ impl NoiseModel {
                 f.sources.push(source);
             }
         }
-    }
-
-    /// Checks the capture for an earlier answer to the same request within
-    /// the window, and remembers this one. The stored copy is replaced
-    /// only when the answer changed: repeats of the same answer, the usual
-    /// case, cost a comparison and no copy.
-    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<Repeat> {
-        let response = exchange.response.as_ref()?;
-        if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
-            return None;
-        }
-        let key = request_key(exchange);
-        let now = exchange.request.ts;
-        let (status, headers, body) = (response.status, &response.payload.headers, &response.payload.body);
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((ts, old_key)) = recent.order.front().cloned() {
-            if now - ts <= window_ns && recent.order.len() < MAX_RECENT {
-                break;
-            }
-            recent.order.pop_front();
-            if recent.by_key.get(&old_key).is_some_and(|(t, _)| *t == ts) {
-                recent.by_key.remove(&old_key);
-            }
-        }
-        let known = recent.by_key.get_key_value(key.as_str()).map(|(k, _)| k.clone());
-        let (repeat, key) = match known.and_then(|k| Some((k.clone(), recent.by_key.get_mut(&k)?))) {
-            Some((key, (ts, stored))) => {
-                let in_window = now - *ts <= window_ns;
-                *ts = now;
-                let repeat = if stored.same_as(status, headers, body) {
-                    in_window.then_some(Repeat::Same)
-                } else {
-                    let previous = std::mem::replace(stored, StoredAnswer::of(status, headers, body));
-                    in_window.then_some(Repeat::Changed(previous))
-                };
-                (repeat, key)
-            }
-            None => {
-                let key: Arc<str> = key.into();
-                recent.by_key.insert(key.clone(), (now, StoredAnswer::of(status, headers, body)));
-                (None, key)
-            }
-        };
-        recent.order.push_back((now, key));
-        repeat
     }
 
     /// Counts the candidate's differences (after comparison) for the rates.
@@ -468,85 +329,6 @@ impl Replayer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::Config;
-
-    fn replayer(noise: &str) -> Replayer {
-        Replayer::new(Config::parse(&format!("[noise]\n{noise}\n"), "c").unwrap(), "http://127.0.0.1:1").unwrap()
-    }
-
-    fn diff_at(endpoint: &str, paths: &[&str]) -> Outcome {
-        let difference = |p: &&str| Difference {
-            path: p.to_string(),
-            kind: DiffKind::Changed,
-            recorded: 1.into(),
-            candidate: 2.into(),
-        };
-        Outcome {
-            ts: String::new(),
-            method: "GET".into(),
-            uri: "/x".into(),
-            endpoint: endpoint.into(),
-            outcome: OutcomeKind::Diff,
-            differences: paths.iter().map(difference).collect(),
-            recorded_status: Some(200),
-            candidate_status: Some(200),
-            recorded_latency_us: None,
-            candidate_latency_us: None,
-            error: None,
-            explained: Vec::new(),
-            mapped_ids: Vec::new(),
-            reason: None,
-            equivalences: Default::default(),
-        }
-    }
-
-    /// Production disagreed with itself at `/ts`, `n` times.
-    fn learn(r: &Replayer, endpoint: &str, n: usize) {
-        let noisy = diff_at(endpoint, &["/ts"]).differences;
-        for _ in 0..n {
-            r.noise.learn(endpoint, &noisy, "repeats");
-        }
-    }
-
-    #[test]
-    fn a_diff_waits_for_its_endpoints_noise_and_is_judged_again() {
-        let r = replayer("warmup_samples = 3");
-        let mut hold = Holdback::default();
-        assert!(hold.offer(diff_at("E", &["/ts"]), &r).is_empty(), "nothing known yet: held");
-        assert!(hold.offer(diff_at("E", &["/ts", "/name"]), &r).is_empty());
-        assert_eq!(hold.offer(diff_at("F", &["/ts"]), &r).len(), 0, "another endpoint, held apart");
-        learn(&r, "E", 3);
-        r.noise.count_candidate("E", &diff_at("E", &["/ts"]).differences);
-        // The next outcome of E releases E's held ones, judged again; F waits.
-        let out = hold.offer(diff_at("E", &["/name"]), &r);
-        let kinds: Vec<_> = out.iter().map(|o| (o.outcome, o.differences.len(), o.explained.len())).collect();
-        assert_eq!(kinds, [(OutcomeKind::Noise, 0, 1), (OutcomeKind::Diff, 1, 1), (OutcomeKind::Diff, 1, 0)]);
-        assert_eq!(out[1].differences[0].path, "/name", "a real difference stays");
-        assert_eq!(hold.len(), 1);
-        let rest = hold.drain(&r);
-        assert_eq!(
-            (rest.len(), rest[0].outcome, hold.len()),
-            (1, OutcomeKind::Diff, 0),
-            "F never learned: still a diff"
-        );
-    }
-
-    #[test]
-    fn holding_is_bounded_off_when_zero_and_expires() {
-        let r = replayer("warmup_samples = 5");
-        let mut hold = Holdback::default();
-        for _ in 0..super::HELD_PER_ENDPOINT {
-            assert!(hold.offer(diff_at("E", &["/a"]), &r).is_empty());
-        }
-        assert_eq!(hold.offer(diff_at("E", &["/a"]), &r).len(), 1, "beyond the bound a diff goes out at once");
-        let r0 = replayer("warmup_samples = 0");
-        assert_eq!(Holdback::default().offer(diff_at("E", &["/a"]), &r0).len(), 1);
-        let expiring = replayer("warmup_samples = 5\nwarmup_max_s = 0");
-        let mut hold = Holdback::default();
-        assert!(hold.offer(diff_at("E", &["/a"]), &expiring).is_empty());
-        assert_eq!(hold.expired(&expiring).len(), 1);
-        assert!(hold.is_empty());
-    }
     use super::*;
     use crate::diff::DiffKind;
 
@@ -588,97 +370,5 @@ mod tests {
         ids.insert("500001".into(), "100001".into());
         assert_eq!(ids.rewrite_uri("/comments/500001?x=500001").0, "/comments/100001?x=500001");
         assert_eq!(ids.rewrite_uri("/comments/5000011").0, "/comments/5000011");
-    }
-}
-
-/// Diffs held back while their endpoint's noise is not known yet (see
-/// [`NoiseConfig::warmup_samples`]), then judged again. Bounded: at most
-/// [`HELD_PER_ENDPOINT`] per endpoint and [`HELD_TOTAL`] in all; beyond,
-/// a diff goes out as judged.
-#[derive(Default)]
-pub struct Holdback {
-    held: HashMap<String, Vec<(std::time::Instant, Outcome)>>,
-    total: usize,
-}
-
-pub const HELD_PER_ENDPOINT: usize = 256;
-pub const HELD_TOTAL: usize = 8192;
-
-impl Holdback {
-    /// Takes a finished outcome; returns those that may go out now: this
-    /// one unless it is held, and the endpoint's held ones once it knows
-    /// enough, judged again.
-    pub fn offer(&mut self, outcome: Outcome, replayer: &Replayer) -> Vec<Outcome> {
-        let config = &replayer.config().noise;
-        let warm = |endpoint: &str| replayer.noise.samples(endpoint) >= config.warmup_samples;
-        if config.warmup_samples == 0 {
-            return vec![outcome];
-        }
-        let mut out = Vec::new();
-        if self.held.contains_key(&outcome.endpoint) && warm(&outcome.endpoint) {
-            out.extend(self.release(&outcome.endpoint.clone(), replayer));
-        }
-        let room =
-            self.total < HELD_TOTAL && self.held.get(&outcome.endpoint).is_none_or(|h| h.len() < HELD_PER_ENDPOINT);
-        if outcome.outcome == OutcomeKind::Diff && room && !warm(&outcome.endpoint) {
-            self.total += 1;
-            self.held.entry(outcome.endpoint.clone()).or_default().push((std::time::Instant::now(), outcome));
-        } else {
-            out.push(outcome);
-        }
-        out
-    }
-
-    /// Held diffs older than `warmup_max_s`, judged with what is known.
-    pub fn expired(&mut self, replayer: &Replayer) -> Vec<Outcome> {
-        let max_age = std::time::Duration::from_secs(replayer.config().noise.warmup_max_s);
-        let old: Vec<String> = self
-            .held
-            .iter()
-            .filter(|(_, held)| held.first().is_some_and(|(since, _)| since.elapsed() >= max_age))
-            .map(|(endpoint, _)| endpoint.clone())
-            .collect();
-        old.iter().flat_map(|endpoint| self.release(endpoint, replayer)).collect()
-    }
-
-    /// Everything held, judged with what is known (replay ended).
-    pub fn drain(&mut self, replayer: &Replayer) -> Vec<Outcome> {
-        let endpoints: Vec<String> = self.held.keys().cloned().collect();
-        endpoints.iter().flat_map(|endpoint| self.release(endpoint, replayer)).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.total
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-
-    fn release(&mut self, endpoint: &str, replayer: &Replayer) -> Vec<Outcome> {
-        let held = self.held.remove(endpoint).unwrap_or_default();
-        self.total -= held.len();
-        held.into_iter()
-            .map(|(_, mut outcome)| {
-                replayer.judge_noise_again(&mut outcome);
-                outcome
-            })
-            .collect()
-    }
-}
-
-impl Replayer {
-    /// A held diff, judged with the noise known now: its differences that
-    /// are noise by now are set aside as such.
-    pub(super) fn judge_noise_again(&self, outcome: &mut Outcome) {
-        let config = &self.config().noise;
-        let (noisy, real): (Vec<Difference>, Vec<Difference>) = std::mem::take(&mut outcome.differences)
-            .into_iter()
-            .partition(|d| self.noise.is_noisy(&outcome.endpoint, &d.path, config));
-        outcome.explained.extend(noisy.iter().map(|d| Explained { path: d.path.clone(), by: "noise" }));
-        if real.is_empty() {
-            outcome.outcome = OutcomeKind::Noise;
-        }
-        outcome.differences = real;
     }
 }
