@@ -13,20 +13,24 @@ pub mod client;
 pub mod config;
 pub mod endpoint;
 pub mod lanes;
+mod live;
 mod plain;
+mod schedule;
 pub mod session;
 mod tls;
 pub mod triage;
 
+pub use live::run;
+pub use schedule::Schedule;
+pub(crate) use schedule::{Pacer, RateLimiter};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::diff::{self, Answer, CompareRules, Difference};
-use crate::exchange::{Exchange, Nanos, format_ts};
+use crate::exchange::{Exchange, format_ts};
 use client::{CandidateAnswer, CandidateClient};
 use config::Config;
 use endpoint::Template;
@@ -374,211 +378,6 @@ fn prefetch_recorded_answer(exchange: &Exchange) {
 /// (the secondary, and the primary for race checks).
 pub(crate) fn is_safe(method: &str) -> bool {
     ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method))
-}
-
-/// How replay is fed and paced.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    pub concurrency: usize,
-    /// Requests per second at most (0: unlimited).
-    pub rate: f64,
-    /// 0: as fast as possible; else the captured pace times this factor.
-    pub pace: f64,
-    /// Replay lanes for saved captures (0: by the number of cores).
-    pub lanes: usize,
-}
-
-/// Replays every exchange from `input` with bounded concurrency, sending
-/// each outcome to `output` (in completion order).
-///
-/// `concurrency` long-lived workers replay; this task dispatches each
-/// exchange to an idle one (at most `concurrency` in flight, as many as
-/// workers), so no task is spawned per exchange.
-pub async fn run(
-    current: Arc<Current>,
-    mut input: mpsc::Receiver<Vec<Exchange>>,
-    output: mpsc::Sender<Outcome>,
-    schedule: Schedule,
-) {
-    let concurrency = schedule.concurrency.max(1);
-    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
-    let mut workers: Vec<Worker> = (0..concurrency).map(|id| Worker::spawn(id, &idle_tx, &output)).collect();
-    // Workers with nothing to do (a stack: the most recently busy first).
-    let mut idle: Vec<usize> = (0..concurrency).rev().collect();
-    let mut limiter = RateLimiter::new(schedule.rate);
-    let mut pacer = Pacer::new(schedule.pace);
-    // Exchanges come in batches (one hand-off per batch, not per exchange).
-    let mut pending = std::collections::VecDeque::new();
-    loop {
-        let Some(exchange) = pending.pop_front() else {
-            match input.recv().await {
-                Some(batch) => {
-                    pending.extend(batch);
-                    continue;
-                }
-                None => break,
-            }
-        };
-        let replayer = current.get();
-        if replayer.is_own_replay(&exchange) {
-            continue;
-        }
-        if replayer.skip_reason(&exchange).is_some() {
-            let outcome = replayer.process(&exchange).await;
-            if output.send(outcome).await.is_err() {
-                break;
-            }
-            continue;
-        }
-        pacer.wait_for(exchange.request.ts).await;
-        limiter.wait().await;
-        if replayer.is_write(&exchange) {
-            // A write is replayed alone, in capture order: after every
-            // earlier request has been answered (they must not see it), and
-            // before any later one is sent, because later requests may name
-            // the ids it generates (POST, then GET of what it made) and are
-            // rewritten with the candidate's ids only once its answer is
-            // known. Sent concurrently, the GET went out with the recorded
-            // id, and writes' ids were mapped in whatever order they landed.
-            while idle.len() < concurrency {
-                idle.push(idle_rx.recv().await.expect("the dispatcher holds a sender"));
-            }
-            let outcome = replayer.process(&exchange).await;
-            if output.send(outcome).await.is_err() {
-                break;
-            }
-            continue;
-        }
-        let id = match idle.pop() {
-            Some(id) => id,
-            None => idle_rx.recv().await.expect("the dispatcher holds a sender"),
-        };
-        if let Err(mpsc::error::TrySendError::Closed(job) | mpsc::error::TrySendError::Full(job)) =
-            workers[id].jobs.try_send((replayer, exchange))
-        {
-            // The worker is gone (it panicked): a new one takes its place.
-            workers[id] = Worker::spawn(id, &idle_tx, &output);
-            let _ = workers[id].jobs.try_send(job);
-        }
-    }
-    // Wait for the workers to finish what they have.
-    let handles: Vec<_> = workers.into_iter().map(|w| w.handle).collect();
-    for handle in handles {
-        let _ = handle.await;
-    }
-}
-
-/// One replay worker: takes exchanges one at a time, says when it is idle.
-struct Worker {
-    jobs: mpsc::Sender<(Arc<Replayer>, Exchange)>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Worker {
-    fn spawn(id: usize, idle: &mpsc::UnboundedSender<usize>, output: &mpsc::Sender<Outcome>) -> Worker {
-        // Only idle workers are given an exchange: one slot is enough.
-        let (jobs, rx) = mpsc::channel::<(Arc<Replayer>, Exchange)>(1);
-        let output = output.clone();
-        let mut state = WorkerState { id, busy: false, jobs: rx, idle: idle.clone() };
-        let handle = tokio::spawn(async move {
-            while let Some((replayer, exchange)) = state.jobs.recv().await {
-                state.busy = true;
-                let outcome = replayer.process(&exchange).await;
-                drop(replayer);
-                drop(exchange);
-                state.busy = false;
-                let _ = state.idle.send(id);
-                let _ = output.send(outcome).await;
-            }
-        });
-        Worker { jobs, handle }
-    }
-}
-
-/// A worker's end of things. If the worker dies while busy (a panic), it
-/// stops taking exchanges and says it is idle, so that the dispatcher
-/// never waits for it and replaces it.
-struct WorkerState {
-    id: usize,
-    busy: bool,
-    jobs: mpsc::Receiver<(Arc<Replayer>, Exchange)>,
-    idle: mpsc::UnboundedSender<usize>,
-}
-
-impl Drop for WorkerState {
-    fn drop(&mut self) {
-        if self.busy {
-            self.jobs.close();
-            let _ = self.idle.send(self.id);
-        }
-    }
-}
-
-/// At most `rate` starts per second, evenly spaced.
-pub(crate) struct RateLimiter {
-    interval: Option<Duration>,
-    next: Instant,
-}
-
-impl RateLimiter {
-    pub(crate) fn new(rate: f64) -> Self {
-        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-        RateLimiter { interval, next: Instant::now() }
-    }
-
-    pub(crate) fn is_limited(&self) -> bool {
-        self.interval.is_some()
-    }
-
-    /// How long the next start must wait (it is then counted as started).
-    pub(crate) fn delay(&mut self) -> Option<Duration> {
-        let interval = self.interval?;
-        let now = Instant::now();
-        let wait = (self.next > now).then(|| self.next - now);
-        self.next = self.next.max(now) + interval;
-        wait
-    }
-
-    async fn wait(&mut self) {
-        if let Some(delay) = self.delay() {
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
-/// Replays at the captured pace (scaled): the n-th request starts
-/// (ts_n - ts_0) / factor after the first.
-pub(crate) struct Pacer {
-    factor: f64,
-    start: Option<(Nanos, Instant)>,
-}
-
-impl Pacer {
-    pub(crate) fn new(factor: f64) -> Self {
-        Pacer { factor, start: None }
-    }
-
-    pub(crate) fn is_paced(&self) -> bool {
-        self.factor > 0.0
-    }
-
-    /// How long a request captured at `ts` must wait to keep the pace.
-    pub(crate) fn delay_for(&mut self, ts: Nanos) -> Option<Duration> {
-        if self.factor <= 0.0 {
-            return None;
-        }
-        let (first_ts, first_at) = *self.start.get_or_insert((ts, Instant::now()));
-        let offset = (ts - first_ts).max(0) as f64 / 1e9 / self.factor;
-        let due = first_at + Duration::from_secs_f64(offset);
-        let now = Instant::now();
-        (due > now).then(|| due - now)
-    }
-
-    async fn wait_for(&mut self, ts: Nanos) {
-        if let Some(delay) = self.delay_for(ts) {
-            tokio::time::sleep(delay).await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,139 @@
+//! The live scheduler: the daemon's exchanges in over a bounded queue (full:
+//! dropped and counted before they get here), outcomes out over a channel,
+//! at most `concurrency` replayed at once by long-lived worker tasks on the
+//! daemon's multi-threaded runtime. (Saved captures go through
+//! [`super::lanes`] instead.)
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::schedule::{Pacer, RateLimiter};
+use super::{Current, Outcome, Replayer, Schedule};
+use crate::exchange::Exchange;
+
+/// Replays every exchange from `input` with bounded concurrency, sending
+/// each outcome to `output` (in completion order).
+///
+/// `concurrency` long-lived workers replay; this task dispatches each
+/// exchange to an idle one (at most `concurrency` in flight, as many as
+/// workers), so no task is spawned per exchange.
+pub async fn run(
+    current: Arc<Current>,
+    mut input: mpsc::Receiver<Vec<Exchange>>,
+    output: mpsc::Sender<Outcome>,
+    schedule: Schedule,
+) {
+    let concurrency = schedule.concurrency.max(1);
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
+    let mut workers: Vec<Worker> = (0..concurrency).map(|id| Worker::spawn(id, &idle_tx, &output)).collect();
+    // Workers with nothing to do (a stack: the most recently busy first).
+    let mut idle: Vec<usize> = (0..concurrency).rev().collect();
+    let mut limiter = RateLimiter::new(schedule.rate);
+    let mut pacer = Pacer::new(schedule.pace);
+    // Exchanges come in batches (one hand-off per batch, not per exchange).
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        let Some(exchange) = pending.pop_front() else {
+            match input.recv().await {
+                Some(batch) => {
+                    pending.extend(batch);
+                    continue;
+                }
+                None => break,
+            }
+        };
+        let replayer = current.get();
+        if replayer.is_own_replay(&exchange) {
+            continue;
+        }
+        if replayer.skip_reason(&exchange).is_some() {
+            let outcome = replayer.process(&exchange).await;
+            if output.send(outcome).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        pacer.wait_for(exchange.request.ts).await;
+        limiter.wait().await;
+        if replayer.is_write(&exchange) {
+            // A write is replayed alone, in capture order: after every
+            // earlier request has been answered (they must not see it), and
+            // before any later one is sent, because later requests may name
+            // the ids it generates (POST, then GET of what it made) and are
+            // rewritten with the candidate's ids only once its answer is
+            // known. Sent concurrently, the GET went out with the recorded
+            // id, and writes' ids were mapped in whatever order they landed.
+            while idle.len() < concurrency {
+                idle.push(idle_rx.recv().await.expect("the dispatcher holds a sender"));
+            }
+            let outcome = replayer.process(&exchange).await;
+            if output.send(outcome).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let id = match idle.pop() {
+            Some(id) => id,
+            None => idle_rx.recv().await.expect("the dispatcher holds a sender"),
+        };
+        if let Err(mpsc::error::TrySendError::Closed(job) | mpsc::error::TrySendError::Full(job)) =
+            workers[id].jobs.try_send((replayer, exchange))
+        {
+            // The worker is gone (it panicked): a new one takes its place.
+            workers[id] = Worker::spawn(id, &idle_tx, &output);
+            let _ = workers[id].jobs.try_send(job);
+        }
+    }
+    // Wait for the workers to finish what they have.
+    let handles: Vec<_> = workers.into_iter().map(|w| w.handle).collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+/// One replay worker: takes exchanges one at a time, says when it is idle.
+struct Worker {
+    jobs: mpsc::Sender<(Arc<Replayer>, Exchange)>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(id: usize, idle: &mpsc::UnboundedSender<usize>, output: &mpsc::Sender<Outcome>) -> Worker {
+        // Only idle workers are given an exchange: one slot is enough.
+        let (jobs, rx) = mpsc::channel::<(Arc<Replayer>, Exchange)>(1);
+        let output = output.clone();
+        let mut state = WorkerState { id, busy: false, jobs: rx, idle: idle.clone() };
+        let handle = tokio::spawn(async move {
+            while let Some((replayer, exchange)) = state.jobs.recv().await {
+                state.busy = true;
+                let outcome = replayer.process(&exchange).await;
+                drop(replayer);
+                drop(exchange);
+                state.busy = false;
+                let _ = state.idle.send(id);
+                let _ = output.send(outcome).await;
+            }
+        });
+        Worker { jobs, handle }
+    }
+}
+
+/// A worker's end of things. If the worker dies while busy (a panic), it
+/// stops taking exchanges and says it is idle, so that the dispatcher
+/// never waits for it and replaces it.
+struct WorkerState {
+    id: usize,
+    busy: bool,
+    jobs: mpsc::Receiver<(Arc<Replayer>, Exchange)>,
+    idle: mpsc::UnboundedSender<usize>,
+}
+
+impl Drop for WorkerState {
+    fn drop(&mut self) {
+        if self.busy {
+            self.jobs.close();
+            let _ = self.idle.send(self.id);
+        }
+    }
+}

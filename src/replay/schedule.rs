@@ -1,0 +1,85 @@
+//! How replay is fed and paced: the schedule (concurrency, rate, pace,
+//! lanes) and the two gates both schedulers apply before a request starts.
+
+use std::time::{Duration, Instant};
+
+use crate::exchange::Nanos;
+
+/// How replay is fed and paced.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub concurrency: usize,
+    /// Requests per second at most (0: unlimited).
+    pub rate: f64,
+    /// 0: as fast as possible; else the captured pace times this factor.
+    pub pace: f64,
+    /// Replay lanes for saved captures (0: by the number of cores).
+    pub lanes: usize,
+}
+
+/// At most `rate` starts per second, evenly spaced.
+pub(crate) struct RateLimiter {
+    interval: Option<Duration>,
+    next: Instant,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(rate: f64) -> Self {
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        RateLimiter { interval, next: Instant::now() }
+    }
+
+    pub(crate) fn is_limited(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// How long the next start must wait (it is then counted as started).
+    pub(crate) fn delay(&mut self) -> Option<Duration> {
+        let interval = self.interval?;
+        let now = Instant::now();
+        let wait = (self.next > now).then(|| self.next - now);
+        self.next = self.next.max(now) + interval;
+        wait
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        if let Some(delay) = self.delay() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Replays at the captured pace (scaled): the n-th request starts
+/// (ts_n - ts_0) / factor after the first.
+pub(crate) struct Pacer {
+    factor: f64,
+    start: Option<(Nanos, Instant)>,
+}
+
+impl Pacer {
+    pub(crate) fn new(factor: f64) -> Self {
+        Pacer { factor, start: None }
+    }
+
+    pub(crate) fn is_paced(&self) -> bool {
+        self.factor > 0.0
+    }
+
+    /// How long a request captured at `ts` must wait to keep the pace.
+    pub(crate) fn delay_for(&mut self, ts: Nanos) -> Option<Duration> {
+        if self.factor <= 0.0 {
+            return None;
+        }
+        let (first_ts, first_at) = *self.start.get_or_insert((ts, Instant::now()));
+        let offset = (ts - first_ts).max(0) as f64 / 1e9 / self.factor;
+        let due = first_at + Duration::from_secs_f64(offset);
+        let now = Instant::now();
+        (due > now).then(|| due - now)
+    }
+
+    pub(crate) async fn wait_for(&mut self, ts: Nanos) {
+        if let Some(delay) = self.delay_for(ts) {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
