@@ -1,0 +1,214 @@
+//! The server's side of a connection: response bytes in; each complete
+//! response paired with the oldest pending request and emitted as an
+//! exchange. Interim 1xx answers are skipped; tunnels end parsing.
+
+use super::framing::{BodyOutcome, State, read_body, skip_body, take_head, trim_leading_newlines};
+use super::head::{self, Framing};
+use super::{Conn, Ctx, Mode, PendingRequest};
+use crate::exchange::{Exchange, Nanos, Payload, Response};
+
+impl Conn {
+    pub(super) fn feed_response(&mut self, ctx: &mut Ctx, mut data: &[u8], ts: Nanos) {
+        while !data.is_empty() && self.mode != Mode::Ignored {
+            let used = match self.resp.state {
+                State::Idle => self.response_start(data, ts),
+                State::Head => self.response_head(ctx, data),
+                State::Resync => self.resync(ctx, false, data, ts),
+                State::Discard => data.len(),
+                _ => self.response_body(ctx, data),
+            };
+            data = &data[used..];
+        }
+    }
+
+    fn response_start(&mut self, data: &[u8], ts: Nanos) -> usize {
+        let skipped = data.len() - trim_leading_newlines(data).len();
+        if skipped < data.len() {
+            self.resp.state = State::Head;
+            self.resp.msg_ts = ts;
+            self.resp.buf.clear();
+        }
+        skipped
+    }
+
+    pub(super) fn response_head(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
+        let Some((used, head_len)) = take_head(&mut self.resp.buf, data, ctx.config.max_head, false) else {
+            if self.resp.buf.len() > ctx.config.max_head {
+                self.response_malformed(ctx);
+            }
+            return data.len();
+        };
+        let parsed = head::parse_response(&self.resp.buf[..head_len]);
+        self.resp.buf.clear();
+        let Some(parsed) = parsed else {
+            self.response_malformed(ctx);
+            return used;
+        };
+        ctx.stats.responses += 1;
+        let status = parsed.status;
+        let framing = self.response_framing(status, &parsed.headers);
+        let interim = (100..200).contains(&status) && status != 101;
+        if interim {
+            ctx.stats.interim_responses += 1;
+        }
+        let answered = self.waiting.front().or(self.reading.as_ref()).is_some();
+        if !answered && !interim {
+            ctx.stats.orphan_responses += 1;
+        }
+        self.response_discard = interim || !answered;
+        let response = Response {
+            ts: self.resp.msg_ts,
+            status,
+            reason: parsed.reason,
+            version: parsed.version,
+            payload: Payload { headers: parsed.headers, ..Default::default() },
+        };
+        let closes =
+            head::header_list(&response.payload.headers, "connection").any(|v| v.eq_ignore_ascii_case("close"));
+        if closes && !interim && self.reading.is_none() && self.req.state != State::Head {
+            // The server closes after this answer: later client bytes are
+            // answered by nobody, so they are not parsed as requests.
+            self.req.state = State::Discard;
+        }
+        self.response = Some((response, false));
+        match framing {
+            ResponseFraming::Body(Framing::Length(n)) => self.resp.state = State::Fixed(n),
+            ResponseFraming::Body(Framing::Chunked) => self.resp.state = State::ChunkSize,
+            ResponseFraming::Body(Framing::Absent | Framing::UntilClose | Framing::Invalid) => {
+                self.resp.state = State::UntilClose
+            }
+            ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => self.response_done(ctx),
+            ResponseFraming::Tunnel => {
+                self.response_done(ctx);
+                self.mode = Mode::Ignored;
+                ctx.stats.tunnels += 1;
+            }
+        }
+        used
+    }
+
+    /// The method of the request this response answers, then RFC 9112
+    /// section 6.3 items 1 and 2.
+    fn response_framing(&self, status: u16, headers: &[crate::exchange::Header]) -> ResponseFraming {
+        let method = self.waiting.front().or(self.reading.as_ref()).map(|p| p.request.method.as_str()).unwrap_or("GET");
+        if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status)) {
+            return ResponseFraming::Tunnel;
+        }
+        if method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&status) || status == 204 || status == 304 {
+            return ResponseFraming::NoBody;
+        }
+        ResponseFraming::Body(head::framing_from_headers(headers))
+    }
+
+    fn response_body(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
+        let limit = ctx.config.body_limit;
+        let payload = self.response.as_mut().map(|(r, _)| &mut r.payload);
+        let (used, outcome) = read_body(&mut self.resp, payload, data, limit);
+        match outcome {
+            BodyOutcome::More => {}
+            BodyOutcome::Done => self.response_done(ctx),
+            BodyOutcome::Malformed => {
+                ctx.stats.malformed += 1;
+                self.response_done(ctx);
+                self.resp.state = State::Resync;
+            }
+        }
+        used
+    }
+
+    /// The response in progress is complete: pair it with its request.
+    fn response_done(&mut self, ctx: &mut Ctx) {
+        self.resp.state = State::Idle;
+        let Some((response, gap)) = self.response.take() else {
+            return;
+        };
+        if std::mem::take(&mut self.response_discard) {
+            return;
+        }
+        let pending = match self.waiting.pop_front() {
+            Some(p) => p,
+            None => match self.reading.take() {
+                // Answered before the request finished (an early error, or
+                // 100-continue refused): the rest of its body is not kept.
+                Some(p) => {
+                    self.req_registered = false;
+                    p
+                }
+                None => return,
+            },
+        };
+        self.emit(ctx, pending, Some(response), gap);
+    }
+
+    fn response_malformed(&mut self, ctx: &mut Ctx) {
+        ctx.stats.malformed += 1;
+        self.resp.buf.clear();
+        self.resp.state = State::Resync;
+    }
+
+    pub(super) fn response_gap(&mut self, ctx: &mut Ctx, len: u64) {
+        match self.response.as_mut() {
+            Some((_, gap)) => *gap = true,
+            None => {
+                if let Some(front) = self.waiting.front_mut() {
+                    front.gap = true;
+                }
+            }
+        }
+        let payload = self.response.as_mut().map(|(r, _)| &mut r.payload);
+        if skip_body(&mut self.resp, payload, len) {
+            if self.resp.state == State::Idle {
+                self.response_done(ctx);
+            }
+            return;
+        }
+        if self.response.is_some() {
+            self.response_done(ctx);
+        }
+        self.resp.state = State::Resync;
+        self.resp.buf.clear();
+    }
+
+    /// The server stopped sending: a body read to close is now complete; a
+    /// response cut short is still paired with what arrived.
+    pub(super) fn response_eof(&mut self, ctx: &mut Ctx, _ts: Nanos) {
+        if self.response.is_some() {
+            self.response_done(ctx);
+        }
+        self.resp.state = State::Resync;
+    }
+
+    pub(super) fn flush_unanswered(&mut self, ctx: &mut Ctx) {
+        if let Some(reading) = self.reading.take() {
+            self.waiting.push_back(reading);
+            self.req_registered = false;
+        }
+        while let Some(pending) = self.waiting.pop_front() {
+            ctx.stats.unanswered += 1;
+            self.emit(ctx, pending, None, false);
+        }
+    }
+
+    fn emit(&mut self, ctx: &mut Ctx, pending: PendingRequest, response: Option<Response>, response_gap: bool) {
+        let client = self.client_dir();
+        let gap = pending.gap || response_gap;
+        ctx.pending.remove(pending.request.ts);
+        ctx.stats.exchanges += 1;
+        if gap {
+            ctx.stats.gap_exchanges += 1;
+        }
+        ctx.out.push(Exchange {
+            client: self.key.endpoint(client),
+            server: self.key.endpoint(1 - client),
+            request: pending.request,
+            response,
+            gap,
+        });
+    }
+}
+
+enum ResponseFraming {
+    Body(Framing),
+    NoBody,
+    Tunnel,
+}
