@@ -23,6 +23,8 @@ use shadowtap::demo::{Flavor, send_traffic};
 
 #[path = "common/demo_service.rs"]
 mod demo_service;
+#[path = "common/wait.rs"]
+mod wait;
 use demo_service::service;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
@@ -57,19 +59,8 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_string()))
 }
 
-/// Polls `check` until it gives a value; past the deadline, fails with the
-/// last thing it reported.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if start.elapsed() > DEADLINE => {
-                panic!("timed out after {DEADLINE:?} waiting for {what}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+fn wait_for<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    wait::wait_for_within(DEADLINE, what, check)
 }
 
 /// The complete lines of an outcome file (a line still being written is
@@ -110,20 +101,8 @@ fn signal(pid: u32, signal: i32) {
     assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
 }
 
-/// Waits for a child to exit; kills it past the deadline.
 fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::wait_exit_within(DEADLINE, child, what)
 }
 
 /// A child process killed when the test ends, however it ends.

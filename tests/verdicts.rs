@@ -32,6 +32,8 @@
 
 #[path = "common/items.rs"]
 mod items;
+#[path = "common/wait.rs"]
+mod wait;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -146,33 +148,11 @@ impl Drop for Tcpdump {
 }
 
 fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::wait_exit_within(DEADLINE, child, what)
 }
 
-/// Polls `check` until it succeeds; past the deadline, fails with the last
-/// thing it said.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if start.elapsed() > DEADLINE => {
-                panic!("timed out after {DEADLINE:?} waiting for {what}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+fn wait_for<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    wait::wait_for_within(DEADLINE, what, check)
 }
 
 /// Captures what `traffic` sends to `legacy` (over one keep-alive
