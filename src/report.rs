@@ -71,14 +71,8 @@ pub struct FieldCount {
 #[derive(Serialize)]
 pub struct EndpointReport {
     pub endpoint: String,
-    pub count: u64,
-    #[serde(rename = "match")]
-    pub matched: u64,
-    pub diff: u64,
-    pub skipped: u64,
-    pub error: u64,
-    pub noise: u64,
-    pub race: u64,
+    #[serde(flatten)]
+    pub counts: OutcomeCounts,
     /// Differences set aside, by reason, counted per difference.
     pub explanations: BTreeMap<String, u64>,
     /// Fields where production disagreed with itself (learned noise).
@@ -123,8 +117,9 @@ impl ReportOptions {
     }
 }
 
-#[derive(Serialize, Default)]
-pub struct Totals {
+/// Exchanges by outcome: the same fields in each endpoint and in the totals.
+#[derive(Serialize, Default, Clone, Copy, Debug)]
+pub struct OutcomeCounts {
     pub count: u64,
     #[serde(rename = "match")]
     pub matched: u64,
@@ -133,6 +128,24 @@ pub struct Totals {
     pub error: u64,
     pub noise: u64,
     pub race: u64,
+}
+
+impl OutcomeCounts {
+    fn add(&mut self, o: &OutcomeCounts) {
+        self.count += o.count;
+        self.matched += o.matched;
+        self.diff += o.diff;
+        self.skipped += o.skipped;
+        self.error += o.error;
+        self.noise += o.noise;
+        self.race += o.race;
+    }
+}
+
+#[derive(Serialize, Default)]
+pub struct Totals {
+    #[serde(flatten)]
+    pub counts: OutcomeCounts,
     pub replay_queue_drops: u64,
     pub ready_endpoints: u64,
 }
@@ -242,13 +255,15 @@ impl Report {
                     .unwrap_or_default();
                 let mut report = EndpointReport {
                     endpoint: name.clone(),
-                    count: s.count,
-                    matched: get("match"),
-                    diff: get("diff"),
-                    skipped: get("skipped"),
-                    error: get("error"),
-                    noise: get("noise"),
-                    race: get("race"),
+                    counts: OutcomeCounts {
+                        count: s.count,
+                        matched: get("match"),
+                        diff: get("diff"),
+                        skipped: get("skipped"),
+                        error: get("error"),
+                        noise: get("noise"),
+                        race: get("race"),
+                    },
                     explanations: s.explanations.clone(),
                     noisy_fields,
                     recorded_p50_us: quantile(&s.recorded, 0.5),
@@ -266,13 +281,7 @@ impl Report {
                 };
                 (report.ready, report.why) = readiness(&report, &options.verdict, margin);
                 totals.ready_endpoints += u64::from(report.ready);
-                totals.noise += report.noise;
-                totals.race += report.race;
-                totals.count += report.count;
-                totals.matched += report.matched;
-                totals.diff += report.diff;
-                totals.skipped += report.skipped;
-                totals.error += report.error;
+                totals.counts.add(&report.counts);
                 report
             })
             .collect();
@@ -286,17 +295,18 @@ pub fn readiness(
     v: &crate::replay::config::VerdictConfig,
     margin: LatencyMargin,
 ) -> (bool, String) {
-    let compared = e.matched + e.noise + e.race;
+    let c = &e.counts;
+    let compared = c.matched + c.noise + c.race;
     let mut blockers = Vec::new();
     if compared < v.min_compared {
         blockers.push(format!("{compared} compared, {} needed", v.min_compared));
     }
-    if e.diff > v.max_diff {
+    if c.diff > v.max_diff {
         let fields: Vec<&str> = e.top_fields.iter().take(3).map(|f| f.path.as_str()).collect();
-        blockers.push(format!("{} diff (at {})", e.diff, fields.join(", ")));
+        blockers.push(format!("{} diff (at {})", c.diff, fields.join(", ")));
     }
-    if e.error > v.max_error {
-        blockers.push(format!("{} error", e.error));
+    if c.error > v.max_error {
+        blockers.push(format!("{} error", c.error));
     }
     if e.latency_regression {
         blockers.push(format!(
@@ -358,13 +368,13 @@ pub fn table(report: &ReportJson) -> String {
             out,
             "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms  {:<5}{flag}  {}",
             truncate(&e.endpoint, width),
-            e.count,
-            e.matched,
-            e.diff,
-            e.noise,
-            e.race,
-            e.skipped,
-            e.error,
+            e.counts.count,
+            e.counts.matched,
+            e.counts.diff,
+            e.counts.noise,
+            e.counts.race,
+            e.counts.skipped,
+            e.counts.error,
             ms(e.recorded_p50_us),
             ms(e.recorded_p99_us),
             ms(e.candidate_p50_us),
@@ -377,7 +387,14 @@ pub fn table(report: &ReportJson) -> String {
     let _ = writeln!(
         out,
         "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}",
-        "total", t.count, t.matched, t.diff, t.noise, t.race, t.skipped, t.error
+        "total",
+        t.counts.count,
+        t.counts.matched,
+        t.counts.diff,
+        t.counts.noise,
+        t.counts.race,
+        t.counts.skipped,
+        t.counts.error
     );
     if !report.equivalences.is_empty() {
         let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
