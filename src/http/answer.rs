@@ -7,7 +7,7 @@
 //! too, spelled as it was sent.
 
 use super::framing::{BodyOutcome, Side, State, read_body, take_head, trim_leading_newlines};
-use super::head::{self, Framing};
+use super::head::{self, Framing, ResponseFraming};
 use crate::exchange::{Header, Payload};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -135,22 +135,21 @@ impl AnswerReader {
         let parsed = head::parse_response(&self.side.buf[..head_len]).ok_or(AnswerError::BadHead)?;
         self.side.buf.clear();
         let status = parsed.status;
-        if status == 101 {
-            return Err(AnswerError::Upgrade);
-        }
-        if (100..200).contains(&status) {
+        if (100..200).contains(&status) && status != 101 {
             // Interim (100 Continue, 103 Early Hints): the answer follows.
             self.side.state = State::Idle;
             return Ok(used);
         }
+        // The capture's rule, for a request that is never a CONNECT (not
+        // replayed).
+        let framing = match head::response_framing(self.head_request, false, status, &parsed.headers) {
+            ResponseFraming::Tunnel => return Err(AnswerError::Upgrade),
+            ResponseFraming::NoBody => Framing::None,
+            ResponseFraming::Body(framing) => framing,
+        };
         self.status = status;
         self.keep_alive = keeps_alive(&parsed.version, &parsed.headers);
         self.has_head = true;
-        let framing = if self.head_request || status == 204 || status == 304 {
-            Framing::None
-        } else {
-            head::framing_from_headers(&parsed.headers)
-        };
         self.payload.headers = parsed.headers;
         match framing {
             Framing::None => self.done = true,

@@ -273,6 +273,28 @@ pub fn request_framing_is_ambiguous(head: &[u8], headers: &[Header]) -> bool {
     both || folded
 }
 
+/// How a response is delimited, the request's method and the status first
+/// (RFC 9112 section 6.3, items 1 and 2), then its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    Body(Framing),
+    /// HEAD, 1xx, 204, 304: no body whatever the headers say.
+    NoBody,
+    /// 101 Switching Protocols, or a successful CONNECT: not HTTP after it.
+    Tunnel,
+}
+
+/// `head_request`, `connect`: the method of the request answered.
+pub fn response_framing(head_request: bool, connect: bool, status: u16, headers: &[Header]) -> ResponseFraming {
+    if status == 101 || (connect && (200..300).contains(&status)) {
+        return ResponseFraming::Tunnel;
+    }
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return ResponseFraming::NoBody;
+    }
+    ResponseFraming::Body(framing_from_headers(headers))
+}
+
 pub fn framing_from_headers(headers: &[Header]) -> Framing {
     let mut codings = header_list(headers, "transfer-encoding").peekable();
     if codings.peek().is_some() {

@@ -3,7 +3,7 @@
 //! exchange. Interim 1xx answers are skipped; tunnels end parsing.
 
 use super::framing::{BodyOutcome, State, read_body, skip_body, take_head, trim_leading_newlines};
-use super::head::{self, Framing};
+use super::head::{self, Framing, ResponseFraming};
 use super::{Conn, Ctx, Mode, PendingRequest};
 use crate::exchange::{Exchange, Nanos, Payload, Response};
 
@@ -87,17 +87,11 @@ impl Conn {
         used
     }
 
-    /// The method of the request this response answers, then RFC 9112
-    /// section 6.3 items 1 and 2.
+    /// Framing of a response, by the method of the request it answers.
     fn response_framing(&self, status: u16, headers: &[crate::exchange::Header]) -> ResponseFraming {
         let method = self.waiting.front().or(self.reading.as_ref()).map(|p| p.request.method.as_str()).unwrap_or("GET");
-        if status == 101 || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status)) {
-            return ResponseFraming::Tunnel;
-        }
-        if method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&status) || status == 204 || status == 304 {
-            return ResponseFraming::NoBody;
-        }
-        ResponseFraming::Body(head::framing_from_headers(headers))
+        let (head, connect) = (method.eq_ignore_ascii_case("HEAD"), method.eq_ignore_ascii_case("CONNECT"));
+        head::response_framing(head, connect, status, headers)
     }
 
     fn response_body(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
@@ -205,10 +199,4 @@ impl Conn {
             gap,
         });
     }
-}
-
-enum ResponseFraming {
-    Body(Framing),
-    NoBody,
-    Tunnel,
 }
