@@ -178,19 +178,13 @@ impl CandidateClient {
             .map_err(|e| ClientError::Request(format!("bad method: {e}")))?;
         let mut builder = hyper::Request::builder().method(method).uri(self.target(uri)?);
         let headers = builder.headers_mut().expect("fresh builder");
-        for (name, value) in &request.payload.headers {
-            if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-                continue;
-            }
+        for (name, value) in self.forwarded_headers(request) {
             if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 headers.append(n, v);
             }
         }
-        let host = match &self.host_header {
-            HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.clone(),
-            HostHeader::Keep => request.payload.header("host").and_then(|h| HeaderValue::from_str(h).ok()),
-        };
-        if let Some(v) = host {
+        // Without one (keep, none captured), hyper sets it from the target.
+        if let Some(v) = self.host_for(request) {
             headers.insert(hyper::header::HOST, v);
         }
         if let Some((name, value)) = &self.marker {
@@ -247,23 +241,13 @@ impl CandidateClient {
             wire.extend_from_slice(value);
             wire.extend_from_slice(b"\r\n");
         };
-        let host = match &self.host_header {
-            HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.clone(),
-            HostHeader::Keep => {
-                request.payload.header("host").and_then(|h| HeaderValue::from_str(h).ok()).or_else(|| self.own_host())
-            }
-        };
-        if let Some(host) = host {
+        if let Some(host) = self.host_for(request).or_else(|| self.own_host()) {
             put(b"Host", host.as_bytes());
         }
-        let marker = self.marker.as_ref().map(|(n, _)| n.as_str());
-        for (name, value) in &request.payload.headers {
-            let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h));
-            let ours = marker.is_some_and(|m| name.eq_ignore_ascii_case(m));
-            if hop || ours || !is_header_name(name) || !is_header_value(value) {
-                continue;
+        for (name, value) in self.forwarded_headers(request) {
+            if is_header_name(name) && is_header_value(value) {
+                put(name.as_bytes(), value.as_bytes());
             }
-            put(name.as_bytes(), value.as_bytes());
         }
         if let Some((name, value)) = &self.marker {
             put(name.as_str().as_bytes(), value.as_bytes());
@@ -274,6 +258,27 @@ impl CandidateClient {
         wire.extend_from_slice(b"\r\n");
         wire.extend_from_slice(body);
         Ok(wire)
+    }
+
+    /// The Host the candidate gets, by `host_header` (`None`: "keep" and
+    /// none was captured).
+    fn host_for(&self, request: &Request) -> Option<HeaderValue> {
+        match &self.host_header {
+            HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.clone(),
+            HostHeader::Keep => request.payload.header("host").and_then(|h| HeaderValue::from_str(h).ok()),
+        }
+    }
+
+    /// The captured headers passed on, as captured: not the hop-by-hop and
+    /// framing ones, not Host (see [`Self::host_for`]), not a marker (ours
+    /// is added).
+    fn forwarded_headers<'a>(&'a self, request: &'a Request) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let marker = self.marker.as_ref().map(|(n, _)| n.as_str());
+        let passed_on = move |name: &str| {
+            !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+                && !marker.is_some_and(|m| name.eq_ignore_ascii_case(m))
+        };
+        request.payload.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(move |(name, _)| passed_on(name))
     }
 
     /// The candidate's own authority as a Host value.
