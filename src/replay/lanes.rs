@@ -121,11 +121,12 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
             continue;
         }
         for exchange in batch {
-            let write = replayer.is_replayed_write(&exchange);
+            let replayed = replayer.will_replay(&exchange);
+            let write = replayed && replayer.is_write(&exchange);
             if write {
                 o.wait_until_idle();
             }
-            if !replayer.is_own_replay(&exchange) && replayer.skip_reason(&exchange).is_none() {
+            if replayed {
                 wait(pacer.delay_for(exchange.request.ts));
                 wait(limiter.delay());
             }

@@ -215,7 +215,12 @@ impl Replayer {
     /// A write that will be replayed (its route allows it): it must go
     /// alone, after everything before it was answered.
     pub(crate) fn is_replayed_write(&self, exchange: &Exchange) -> bool {
-        self.is_write(exchange) && !self.is_own_replay(exchange) && self.skip_reason(exchange).is_none()
+        self.is_write(exchange) && self.will_replay(exchange)
+    }
+
+    /// The exchange goes to the candidate (not ours, not skipped).
+    pub(crate) fn will_replay(&self, exchange: &Exchange) -> bool {
+        !self.is_own_replay(exchange) && self.skip_reason(exchange).is_none()
     }
 
     /// Not one of the methods replayed everywhere: a write, replayed
