@@ -3,8 +3,10 @@
 //! namespaces), the legacy and candidate services run here (the demo's
 //! hyper services, a slow std::net one, python's http.server in a
 //! namespace), and what the daemon says (outcome file, metrics, logs, exit
-//! status) is checked. These tests need root (CI runs them as root): they
-//! never skip, a capture that cannot start is a failure.
+//! status) is checked. They need root or CAP_NET_RAW (namespaces: root):
+//! without it each says in one line what it skipped and why, except under
+//! CI (`CI=true`, run as root), where they must run and a capture that
+//! cannot start is a failure.
 //!
 //! Every test uses its own ports (bound to 0 and read back) and waits by
 //! polling with a deadline; child processes and namespaces are removed by
@@ -23,6 +25,8 @@ use shadowtap::demo::{Flavor, send_traffic};
 
 #[path = "common/demo_service.rs"]
 mod demo_service;
+#[path = "common/needs.rs"]
+mod needs;
 #[path = "common/wait.rs"]
 mod wait;
 use demo_service::service;
@@ -307,6 +311,10 @@ fn outcome_key(line: &Value) -> Key {
 
 #[test]
 fn live_outcomes_equal_an_offline_replay_of_the_same_packets() {
+    let Some(()) = needs::met("live::live_outcomes_equal_an_offline_replay_of_the_same_packets", needs::live_capture())
+    else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let candidate = service(Flavor::Candidate);
     let dir = tempfile::tempdir().unwrap();
@@ -433,6 +441,12 @@ fn live_outcomes_equal_an_offline_replay_of_the_same_packets() {
 
 #[test]
 fn sighup_reloads_the_candidate_refuses_a_bad_config_and_reopens_the_out_file() {
+    let Some(()) = needs::met(
+        "live::sighup_reloads_the_candidate_refuses_a_bad_config_and_reopens_the_out_file",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let candidate = service(Flavor::Candidate);
     let twin = service(Flavor::Legacy);
@@ -498,6 +512,11 @@ fn sighup_reloads_the_candidate_refuses_a_bad_config_and_reopens_the_out_file() 
 
 #[test]
 fn a_candidate_that_is_down_gives_errors_and_the_daemon_stays_up() {
+    let Some(()) =
+        needs::met("live::a_candidate_that_is_down_gives_errors_and_the_daemon_stays_up", needs::live_capture())
+    else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let closed = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -555,6 +574,9 @@ fn slow_candidate(delay: Duration) -> SocketAddr {
 
 #[test]
 fn a_full_replay_queue_drops_replays_but_not_capture() {
+    let Some(()) = needs::met("live::a_full_replay_queue_drops_replays_but_not_capture", needs::live_capture()) else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let candidate = slow_candidate(Duration::from_millis(200));
     let dir = tempfile::tempdir().unwrap();
@@ -597,6 +619,10 @@ fn a_full_replay_queue_drops_replays_but_not_capture() {
 
 #[test]
 fn sampling_keeps_about_the_given_share_of_connections() {
+    let Some(()) = needs::met("live::sampling_keeps_about_the_given_share_of_connections", needs::live_capture())
+    else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let twin = service(Flavor::Legacy);
     let dir = tempfile::tempdir().unwrap();
@@ -669,6 +695,12 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn a_flood_of_unfinished_requests_keeps_memory_bounded_and_capture_going() {
+    let Some(()) = needs::met(
+        "live::a_flood_of_unfinished_requests_keeps_memory_bounded_and_capture_going",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
     let connections = 2000;
     raise_fd_limit(3 * connections as u64 + 1024);
     let legacy = service(Flavor::Legacy);
@@ -731,6 +763,11 @@ fn binary_for_nobody(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_unprivileged_user_with_cap_net_raw_captures_and_without_it_fails_clearly() {
+    let Some(()) =
+        needs::met("live::an_unprivileged_user_with_cap_net_raw_captures_and_without_it_fails_clearly", needs::root())
+    else {
+        return;
+    };
     let legacy = service(Flavor::Legacy);
     let twin = service(Flavor::Legacy);
     let dir = tempfile::tempdir().unwrap();
@@ -824,6 +861,9 @@ impl Drop for Namespaces {
 
 #[test]
 fn capture_on_a_veth_between_network_namespaces() {
+    let Some(()) = needs::met("live::capture_on_a_veth_between_network_namespaces", needs::network_namespaces()) else {
+        return;
+    };
     let pid = std::process::id();
     let (ns1, ns2) = (format!("stap{pid}a"), format!("stap{pid}b"));
     let (va, vb) = (format!("stva{pid}"), format!("stvb{pid}"));
@@ -916,6 +956,11 @@ fn capture_on_a_veth_between_network_namespaces() {
 /// and replayed again.
 #[test]
 fn the_flow_table_bound_caps_a_flood_and_counts_what_it_refuses() {
+    let Some(()) =
+        needs::met("live::the_flow_table_bound_caps_a_flood_and_counts_what_it_refuses", needs::live_capture())
+    else {
+        return;
+    };
     let connections = 600;
     let bound = 200;
     raise_fd_limit(3 * connections as u64 + 1024);

@@ -12,8 +12,9 @@
 //! data moved between capture and replay; writes replayed to the sister
 //! datastore with generated ids mapped into later requests; readiness.
 //!
-//! tcpdump needs root or CAP_NET_RAW (CI runs as root): a capture that
-//! cannot start is a failure, never a skip. Waits poll with a deadline.
+//! tcpdump needs root or CAP_NET_RAW: without it each test says in one line
+//! what it skipped and why, except under CI (`CI=true`, run as root), where
+//! a capture that cannot start is a failure. Waits poll with a deadline.
 //!
 //! Determinism. Noise is learned while traffic is replayed, so what an
 //! exchange's triage knows depends on what was replayed before it:
@@ -32,6 +33,8 @@
 
 #[path = "common/items.rs"]
 mod items;
+#[path = "common/needs.rs"]
+mod needs;
 #[path = "common/wait.rs"]
 mod wait;
 
@@ -290,6 +293,12 @@ fn candidate(ids: std::ops::RangeInclusive<u64>, regression: bool) -> Service {
 
 #[test]
 fn noise_is_learned_from_repeats_and_from_a_secondary_and_the_regression_stays_a_diff() {
+    let Some(()) = needs::met(
+        "verdicts::noise_is_learned_from_repeats_and_from_a_secondary_and_the_regression_stays_a_diff",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
     let Services { legacy, secondary } = legacy_pair(1..=20);
     let candidate = candidate(1..=20, true);
     let dir = tempfile::tempdir().unwrap();
@@ -384,6 +393,12 @@ fn noise_is_learned_from_repeats_and_from_a_secondary_and_the_regression_stays_a
 
 #[test]
 fn production_data_that_moved_after_capture_is_a_race_with_primary_and_a_diff_without() {
+    let Some(()) = needs::met(
+        "verdicts::production_data_that_moved_after_capture_is_a_race_with_primary_and_a_diff_without",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
     let Services { legacy, .. } = legacy_pair(1..=20);
     let candidate = candidate(1..=20, true);
     let dir = tempfile::tempdir().unwrap();
@@ -460,6 +475,12 @@ fn production_data_that_moved_after_capture_is_a_race_with_primary_and_a_diff_wi
 
 #[test]
 fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_requests() {
+    let Some(()) = needs::met(
+        "verdicts::writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_requests",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
     let Services { legacy, secondary } = legacy_pair(1..=5);
     let dir = tempfile::tempdir().unwrap();
     let pcap = capture(dir.path(), "writes", &legacy, |c| {
@@ -552,6 +573,11 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
 
 #[test]
 fn verdict_is_no_with_the_regression_yes_when_fixed_and_says_why() {
+    let Some(()) =
+        needs::met("verdicts::verdict_is_no_with_the_regression_yes_when_fixed_and_says_why", needs::live_capture())
+    else {
+        return;
+    };
     let Services { legacy, secondary } = legacy_pair(1..=20);
     let dir = tempfile::tempdir().unwrap();
     let pcap = capture(dir.path(), "items", &legacy, |c| {
