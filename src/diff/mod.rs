@@ -43,6 +43,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use rules::{CompareRules, rule_names};
+pub(crate) use timestamp::parse_instant;
 
 /// One HTTP answer as seen on the wire (the body still content-encoded).
 #[derive(Clone, Copy, Debug)]

@@ -205,6 +205,13 @@ pub struct ReplayConfig {
     /// JSON pointers of server-generated identifiers (besides fields named
     /// `id`, `uuid` or `*_id`, which are recognised by name).
     pub id_fields: Vec<String>,
+    /// JSON pointers (or `header:<name>`) of other values a write
+    /// generates: tokens, validators (besides `ETag` and fields named
+    /// `token`, `nonce`, `etag`, `*_token`). Set aside and mapped like ids.
+    pub generated_fields: Vec<String>,
+    /// How far outside its exchange's time window a generated time may lie
+    /// (clocks of the candidate's or the datastore's hosts).
+    pub generated_time_tolerance_ms: u64,
 }
 
 impl Default for ReplayConfig {
@@ -213,6 +220,8 @@ impl Default for ReplayConfig {
             methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
             allow_writes: Vec::new(),
             id_fields: Vec::new(),
+            generated_fields: Vec::new(),
+            generated_time_tolerance_ms: 2000,
         }
     }
 }

@@ -74,13 +74,6 @@ pub struct Explained {
     pub by: &'static str,
 }
 
-/// A recorded id and the candidate's id for the same thing.
-#[derive(Clone, Debug, Serialize)]
-pub struct MappedId {
-    pub recorded: String,
-    pub candidate: String,
-}
-
 /// One line of `--out`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
@@ -97,9 +90,10 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Differences set aside, and why.
     pub explained: Vec<Explained>,
-    /// Ids learned from writes, or used to rewrite this request.
+    /// Values (ids, times, tokens) this write generated, or ids used to
+    /// rewrite this request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub mapped_ids: Vec<MappedId>,
+    pub mapped_ids: Vec<triage::MappedValue>,
     /// Why an exchange was not replayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -121,7 +115,7 @@ pub struct Replayer {
     primary: Option<CandidateClient>,
     /// Learned as traffic flows; kept across reloads.
     pub noise: Arc<triage::NoiseModel>,
-    pub ids: Arc<triage::IdMap>,
+    pub generated: Arc<triage::GeneratedValues>,
 }
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
@@ -142,7 +136,7 @@ impl Current {
     pub fn set(&self, mut replayer: Replayer) {
         let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
         replayer.noise = slot.noise.clone();
-        replayer.ids = slot.ids.clone();
+        replayer.generated = slot.generated.clone();
         *slot = Arc::new(replayer);
     }
 }
@@ -169,7 +163,7 @@ impl Replayer {
             secondary,
             primary,
             noise: Default::default(),
-            ids: Default::default(),
+            generated: Default::default(),
         })
     }
 
@@ -258,9 +252,8 @@ impl Replayer {
             outcome.reason = Some(reason);
             return outcome;
         }
-        let (uri, used_ids) = self.ids.rewrite_uri(&exchange.request.uri);
-        outcome.mapped_ids =
-            used_ids.into_iter().map(|(recorded, candidate)| MappedId { recorded, candidate }).collect();
+        let (uri, used_ids) = self.generated.rewrite_uri(&exchange.request.uri);
+        outcome.mapped_ids = used_ids;
         // The secondary is production (it shares production's datastores):
         // it only ever hears reads. A replayed write (allow_writes) sent
         // there would write to production's data, and teach the ids it
@@ -272,7 +265,9 @@ impl Replayer {
             }
         };
         prefetch_recorded_answer(exchange);
+        let sent_at = std::time::SystemTime::now();
         let (answer, secondary) = tokio::join!(self.client.send_to(&exchange.request, &uri), secondary);
+        let replayed = triage::Window::between(sent_at, std::time::SystemTime::now());
         if let Some(Ok(second)) = secondary {
             let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
@@ -289,7 +284,7 @@ impl Replayer {
             Ok(answer) => {
                 self.compare_into(&mut outcome, exchange, &answer);
                 self.learn_from_repeats(exchange, &outcome.endpoint);
-                self.triage(&mut outcome, exchange, &answer).await;
+                self.triage(&mut outcome, exchange, &answer, replayed).await;
             }
         }
         outcome

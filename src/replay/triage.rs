@@ -12,9 +12,11 @@
 //! - Races: with `--primary`, a diff is re-checked against production now;
 //!   when production's answer moved at the differing fields to what the
 //!   candidate says there, it is timing (moved elsewhere: still a diff).
-//! - Writes replayed to sister datastores return other generated ids: those
-//!   are mapped (recorded id → candidate id) so later requests naming the
-//!   recorded id are sent with the candidate's, and compare equal.
+//! - Writes replayed to sister datastores generate other ids, times,
+//!   validators and tokens: those are set aside on the write and mapped
+//!   (recorded → candidate) so later requests naming a recorded id are sent
+//!   with the candidate's, and later answers carrying a recorded value
+//!   compare equal (`generated.rs`).
 //!
 //! Noticing repeats in the capture is in `repeats.rs`; diffs held back until
 //! their endpoint's noise is known, in `holdback.rs`.
@@ -25,12 +27,15 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::client::CandidateAnswer;
-use super::{Explained, MappedId, Outcome, OutcomeKind, Replayer, is_safe};
+use super::{Explained, Outcome, OutcomeKind, Replayer, is_safe};
 use crate::diff::{self, Answer, Difference};
 use crate::exchange::Exchange;
 
+mod generated;
 mod holdback;
 mod repeats;
+
+pub use generated::{Generated, GeneratedValues, MappedValue, Window};
 
 pub use holdback::{HELD_PER_ENDPOINT, HELD_TOTAL, Holdback};
 use repeats::Recent;
@@ -178,101 +183,49 @@ impl NoiseModel {
     }
 }
 
-/// Recorded ids → the candidate's ids, learned from replayed writes.
-#[derive(Default)]
-pub struct IdMap {
-    map: Mutex<HashMap<String, String>>,
-}
-
-const MAX_IDS: usize = 1_000_000;
-
-impl IdMap {
-    pub fn insert(&self, recorded: String, candidate: String) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() < MAX_IDS {
-            map.insert(recorded, candidate);
-        }
-    }
-
-    pub fn get(&self, recorded: &str) -> Option<String> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(recorded).cloned()
-    }
-
-    /// The URI with every path segment that is a mapped recorded id
-    /// replaced by the candidate's id; and the pairs used.
-    pub fn rewrite_uri(&self, uri: &str) -> (String, Vec<(String, String)>) {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.is_empty() {
-            return (uri.to_string(), Vec::new());
-        }
-        let (path, query) = match uri.find('?') {
-            Some(i) => (&uri[..i], &uri[i..]),
-            None => (uri, ""),
-        };
-        let mut used = Vec::new();
-        let segments: Vec<String> = path
-            .split('/')
-            .map(|seg| match map.get(seg) {
-                Some(to) if !seg.is_empty() => {
-                    used.push((seg.to_string(), to.clone()));
-                    to.clone()
-                }
-                _ => seg.to_string(),
-            })
-            .collect();
-        (segments.join("/") + query, used)
-    }
-}
-
-/// Scalar JSON value as the text an id would have in a URL.
-pub fn id_text(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Does this field name look like a server-generated identifier?
-pub fn looks_like_id_field(path: &str, configured: &[String]) -> bool {
-    if configured.iter().any(|c| crate::replay::triage::field_of(c) == field_of(path)) {
-        return true;
-    }
-    let last = path.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
-    last == "id" || last == "uuid" || last.ends_with("_id") || last.ends_with("id") && last.len() <= 8
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The triage of one compared exchange: what [`Replayer::process`] calls
 /// once the candidate's answer has been compared with the recorded one.
 impl Replayer {
-    /// Sets aside generated ids, mapped ids and noise, then asks production
-    /// whether what remains is a race.
-    pub(super) async fn triage(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+    /// Sets aside what a write generated, values mapped from earlier
+    /// writes and noise, then asks production whether what remains is a
+    /// race. `replayed` is when the candidate was asked and answered.
+    pub(super) async fn triage(
+        &self,
+        outcome: &mut Outcome,
+        exchange: &Exchange,
+        answer: &CandidateAnswer,
+        replayed: Window,
+    ) {
         if outcome.differences.is_empty() {
             return;
         }
-        let is_write = self.is_write(exchange);
-        let request_body = String::from_utf8_lossy(&exchange.request.payload.body).into_owned();
+        let mut rest = std::mem::take(&mut outcome.differences);
+        if self.is_write(exchange) {
+            // First what this write generated, so that a `Location` or a
+            // link naming a generated id maps whatever its place.
+            rest.retain(|d| match self.generated_by_write(d, exchange, replayed) {
+                Some(kind) => {
+                    outcome.mapped_ids.extend(self.generated.learn(d, kind));
+                    outcome.explained.push(Explained { path: d.path.clone(), by: kind.explained_by() });
+                    false
+                }
+                None => true,
+            });
+        }
         let mut real = Vec::new();
         let mut any_noise = false;
-        for d in std::mem::take(&mut outcome.differences) {
-            let (rec, cand) = (id_text(&d.recorded), id_text(&d.candidate));
-            let by = match (rec, cand) {
-                (Some(rec), Some(cand)) if self.ids.get(&rec).as_deref() == Some(cand.as_str()) => Some("id_mapping"),
-                (Some(rec), Some(cand))
-                    if is_write
-                        && looks_like_id_field(&d.path, &self.config.replay.id_fields)
-                        && !request_body.contains(&rec) =>
-                {
-                    self.ids.insert(rec.clone(), cand.clone());
-                    outcome.mapped_ids.push(MappedId { recorded: rec, candidate: cand });
-                    Some("generated_id")
-                }
-                _ if self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise) => {
-                    any_noise = true;
-                    Some("noise")
-                }
-                _ => None,
+        for d in rest {
+            let by = if let Some(kind) = self.generated.explains(&d, &self.config.replay.id_fields) {
+                Some(kind.mapped_by())
+            } else if self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise) {
+                any_noise = true;
+                Some("noise")
+            } else {
+                None
             };
             match by {
                 Some(by) => outcome.explained.push(Explained { path: d.path.clone(), by }),
@@ -290,6 +243,29 @@ impl Replayer {
             (true, false) => OutcomeKind::Match,
         };
         outcome.differences = real;
+    }
+
+    /// What kind of value this write generated at this difference, if any.
+    /// A value the client sent in the request is data, never generated.
+    fn generated_by_write(&self, d: &Difference, exchange: &Exchange, replayed: Window) -> Option<Generated> {
+        let recorded_text = generated::value_text(&d.recorded)?;
+        generated::value_text(&d.candidate)?;
+        if contains(&exchange.request.payload.body, recorded_text.as_bytes()) {
+            return None;
+        }
+        let replay = &self.config.replay;
+        if generated::looks_like_id_field(&d.path, &replay.id_fields) {
+            return Some(Generated::Id);
+        }
+        let recorded = Window {
+            start: exchange.request.ts,
+            end: exchange.response.as_ref().map_or(exchange.request.ts, |r| r.ts),
+        };
+        let tolerance = std::time::Duration::from_millis(replay.generated_time_tolerance_ms);
+        if generated::is_generated_time(d, recorded, replayed, tolerance) {
+            return Some(Generated::Time);
+        }
+        generated::looks_like_token_field(&d.path, &replay.generated_fields).then_some(Generated::Value)
     }
 
     /// With `--primary`: production answers the same idempotent request
@@ -364,11 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn array_indices_fold_and_ids_in_paths_are_rewritten() {
+    fn array_indices_fold() {
         assert_eq!(field_of("/items/3/updated_at"), "/items/*/updated_at");
-        let ids = IdMap::default();
-        ids.insert("500001".into(), "100001".into());
-        assert_eq!(ids.rewrite_uri("/comments/500001?x=500001").0, "/comments/100001?x=500001");
-        assert_eq!(ids.rewrite_uri("/comments/5000011").0, "/comments/5000011");
     }
 }
