@@ -45,7 +45,7 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use items::{CANDIDATE_FIRST_ID, Client, LEGACY_FIRST_ID, Service, seeded};
+use items::{CANDIDATE_FIRST_ID, Client, LEGACY_FIRST_ID, Service, Stamps, seeded};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
@@ -285,8 +285,17 @@ fn legacy_pair(ids: std::ops::RangeInclusive<u64>) -> Services {
     Services { legacy: Service::start(store.clone(), false), secondary: Service::start(store, false) }
 }
 
+/// Creation times are stamped in whole seconds: a replay within the second
+/// of the capture would stamp the same time, and there would be nothing to
+/// map. Users replay later; so do these tests.
+fn past_the_captured_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// A candidate with its own sister store, writing times in the other
+/// (equally right) form.
 fn candidate(ids: std::ops::RangeInclusive<u64>, regression: bool) -> Service {
-    Service::start(seeded(CANDIDATE_FIRST_ID, ids), regression)
+    Service::start_stamped(seeded(CANDIDATE_FIRST_ID, ids), regression, Stamps::CANDIDATE)
 }
 
 // ---- tests --------------------------------------------------------------
@@ -493,6 +502,7 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
         }
     });
     let legacy_items = legacy.store.lock().unwrap().items.len();
+    past_the_captured_second();
 
     // With the route declared as writing to sister datastores, at the
     // default concurrency, and with a secondary (which learns the GETs'
@@ -512,20 +522,21 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
             let (recorded, candidate) =
                 ((LEGACY_FIRST_ID + k as u64).to_string(), (CANDIDATE_FIRST_ID + k as u64).to_string());
             assert_eq!((&line["method"], &line["outcome"]), (&json!("POST"), &json!("match")), "{line}");
-            assert_eq!(explained(line), [("/id", "generated_id")], "{line}");
-            assert_eq!(line["mapped_ids"], json!([{"recorded": recorded, "candidate": candidate}]), "{line}");
+            assert_eq!(explained(line), [("/created_at", "generated_time"), ("/id", "generated_id")], "{line}");
+            assert_eq!(line["mapped_ids"][0], json!({"recorded": recorded, "candidate": candidate, "kind": "id"}));
+            assert_eq!(line["mapped_ids"][1]["kind"], "time", "{line}");
         }
         for (line, k) in gets.iter().zip([0, 1, 2, 0]) {
             let (recorded, candidate) = (LEGACY_FIRST_ID + k, CANDIDATE_FIRST_ID + k);
             assert_eq!(line["uri"], format!("/items/{recorded}"), "the outcome names the captured request");
             assert_eq!(line["outcome"], "noise", "{line}");
             let mut want = NOISE.to_vec();
-            want.push(("/id", "id_mapping"));
+            want.extend([("/id", "id_mapping"), ("/created_at", "value_mapping")]);
             want.sort();
             assert_eq!(explained(line), want, "{line}");
             assert_eq!(
                 line["mapped_ids"],
-                json!([{"recorded": recorded.to_string(), "candidate": candidate.to_string()}])
+                json!([{"recorded": recorded.to_string(), "candidate": candidate.to_string(), "kind": "id"}])
             );
         }
         let seen = sister.seen();
@@ -544,9 +555,10 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
         assert!(secondary.seen().iter().all(|r| r.starts_with("GET ")), "{:?}", secondary.seen());
         assert_eq!(legacy.store.lock().unwrap().items.len(), legacy_items, "no write reached production's store");
         let e = run.endpoint("POST /items");
-        assert_eq!((&e["match"], &e["explanations"]), (&json!(3), &json!({"generated_id": 3})));
+        assert_eq!((&e["match"], &e["explanations"]), (&json!(3), &json!({"generated_id": 3, "generated_time": 3})));
         let e = run.endpoint(ITEMS);
         assert_eq!((&e["noise"], &e["explanations"]["id_mapping"]), (&json!(4), &json!(4)));
+        assert_eq!(e["explanations"]["value_mapping"], 4);
         assert!(
             seen[..3].iter().all(|r| r == "POST /items"),
             "every write before the reads after it ({lanes}): {seen:?}"
@@ -569,6 +581,78 @@ fn writes_go_to_the_sister_datastore_and_generated_ids_are_mapped_into_later_req
     }
     assert!(untouched.seen().iter().all(|r| r.starts_with("GET /items/50000")), "{:?}", untouched.seen());
     assert_eq!(untouched.store.lock().unwrap().next_id, CANDIDATE_FIRST_ID);
+}
+
+#[test]
+fn creation_times_of_writes_are_mapped_and_a_wrong_stamp_stays_a_diff() {
+    let Some(()) = needs::met(
+        "verdicts::creation_times_of_writes_are_mapped_and_a_wrong_stamp_stays_a_diff",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
+    let Services { legacy, .. } = legacy_pair(1..=3);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path(), "stamps", &legacy, |c| {
+        for k in 0..4u64 {
+            let (status, body) = c.request("POST", "/items", Some(&json!({"name": format!("note {k}"), "price": k})));
+            assert_eq!(status, 201);
+            assert!(body["created_at"].as_str().unwrap().ends_with('Z'), "{body}");
+            // Whole seconds: a stamp may read up to a second before the
+            // request; let some of them cross a second boundary.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        for k in 0..4 {
+            assert_eq!(c.get(&format!("/items/{}", LEGACY_FIRST_ID + k)).0, 200);
+        }
+    });
+    past_the_captured_second();
+    // No secondary, no noise: every difference is either generated,
+    // mapped, or a bug. Concurrency 1 and no warm-up hold keep it exact.
+    let args = ["--allow-writes", "POST /items", "--concurrency", "1"];
+    let config = write_config(dir.path(), "stamps.toml", "[noise]\nwarmup_samples = 0\n");
+    let args: Vec<&str> = args.into_iter().chain(["--config", s(&config)]).collect();
+
+    let right = candidate(1..=3, false);
+    let run = replay(dir.path(), "stamps-right", &pcap, &right, &args);
+    assert_eq!(run.lines.len(), 8);
+    for line in &run.lines {
+        let want: &[(&str, &str)] = if line["method"] == "POST" {
+            &[("/created_at", "generated_time"), ("/id", "generated_id")]
+        } else {
+            &[
+                ("/created_at", "value_mapping"),
+                ("/id", "id_mapping"),
+                ("/request_id", "noise"),
+                ("/served_at", "noise"),
+            ]
+        };
+        let want: Vec<(&str, &str)> = want.iter().filter(|(_, by)| *by != "noise").copied().collect();
+        let got: Vec<(&str, &str)> = explained(line).into_iter().filter(|(_, by)| *by != "noise").collect();
+        assert_eq!(got, want, "{line}");
+        // request_id and served_at differ on every GET and nothing taught
+        // them as noise here: those GETs are diffs at those two fields only.
+        let real: Vec<&str> = difference_paths(line);
+        assert!(real.iter().all(|p| *p == "/request_id" || *p == "/served_at"), "{line}");
+    }
+    assert!(run.lines[..4].iter().all(|l| l["outcome"] == "match"), "every create matches");
+
+    // A clock an hour off, and a time stamped into another field: bugs.
+    let buggy = [
+        ("hour-off", Stamps { clock_offset_s: 3600, ..Stamps::CANDIDATE }, vec!["/created_at"]),
+        ("other-field", Stamps { field: "updated_at", ..Stamps::CANDIDATE }, vec!["/created_at", "/updated_at"]),
+    ];
+    for (name, stamps, want) in buggy {
+        let wrong = Service::start_stamped(seeded(CANDIDATE_FIRST_ID, 1..=3), false, stamps);
+        let run = replay(dir.path(), name, &pcap, &wrong, &args);
+        for line in &run.lines {
+            assert_eq!(line["outcome"], "diff", "{name}: {line}");
+            let paths: Vec<&str> = difference_paths(line).into_iter().filter(|p| p.contains("_at")).collect();
+            let paths: Vec<&str> = paths.into_iter().filter(|p| *p != "/served_at").collect();
+            assert_eq!(paths, want, "{name}: {line}");
+            assert!(!explained(line).iter().any(|(p, _)| want.contains(p)), "{name}: never explained: {line}");
+        }
+    }
 }
 
 #[test]

@@ -8,8 +8,13 @@
 //!   (RFC 3339, nanoseconds): two answers to the same request never agree
 //!   there, which is the noise the tests want shadowtap to learn. 404 when
 //!   missing.
-//! - `POST /items` with `{"name","price"}`: 201 `{"id","name","price"}`, the
-//!   id from the datastore's sequence (legacy 500001..., candidate 100001...).
+//! - `POST /items` with `{"name","price"}`: 201 `{"id","name","price",
+//!   "created_at"}`, the id from the datastore's sequence (legacy 500001...,
+//!   candidate 100001...), `created_at` the time of the write, which `GET`
+//!   answers carry too (seeded items: 2024-01-01). How an instance writes
+//!   times is its [`Stamps`]: production in whole seconds with `Z`, the
+//!   candidate with `+00:00` (both right); a candidate can be given a
+//!   clock an hour off, or stamp the time into another field (both bugs).
 //! - `PUT /admin/items/{id}` with `{"price"}`: changes the price (the tests
 //!   use it between capture and replay; it is never captured).
 //!
@@ -39,6 +44,31 @@ pub const CANDIDATE_FIRST_ID: u64 = 100_001;
 pub struct Item {
     pub name: String,
     pub price: u64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How an instance writes the times it stamps.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    /// `2026-11-28T16:25:25Z` (false) or `2026-11-28T16:25:25+00:00` (true).
+    pub offset_form: bool,
+    /// Added to the clock when stamping a write (a bug when not 0).
+    pub clock_offset_s: i64,
+    /// The field the time goes to (a bug when not `created_at`).
+    pub field: &'static str,
+}
+
+impl Stamps {
+    pub const PRODUCTION: Stamps = Stamps { offset_form: false, clock_offset_s: 0, field: "created_at" };
+    pub const CANDIDATE: Stamps = Stamps { offset_form: true, ..Stamps::PRODUCTION };
+
+    fn format(&self, t: chrono::DateTime<chrono::Utc>) -> String {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, !self.offset_form)
+    }
+}
+
+fn seeded_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_704_067_200, 0).expect("2024-01-01")
 }
 
 /// One datastore: the items and the id sequence.
@@ -53,7 +83,10 @@ pub type Store = Arc<Mutex<Db>>;
 /// A store holding `item {id}` at price `id * 10` for each id, whose
 /// sequence starts at `first_id`.
 pub fn seeded(first_id: u64, ids: impl IntoIterator<Item = u64>) -> Store {
-    let items = ids.into_iter().map(|id| (id, Item { name: format!("item {id}"), price: id * 10 })).collect();
+    let items = ids
+        .into_iter()
+        .map(|id| (id, Item { name: format!("item {id}"), price: id * 10, created_at: seeded_time() }))
+        .collect();
     Arc::new(Mutex::new(Db { items, next_id: first_id }))
 }
 
@@ -62,6 +95,7 @@ struct State {
     log: Arc<Mutex<Vec<String>>>,
     /// Planted regression: `name` uppercased for ids divisible by 5.
     regression: bool,
+    stamps: Stamps,
     answers: AtomicU64,
 }
 
@@ -78,8 +112,14 @@ impl Service {
     /// own runtime thread; with `regression`, the planted bug is on (a
     /// "fixed" candidate is one started without it).
     pub fn start(store: Store, regression: bool) -> Service {
+        Service::start_stamped(store, regression, Stamps::PRODUCTION)
+    }
+
+    /// [`Service::start`], writing times as `stamps` says.
+    pub fn start_stamped(store: Store, regression: bool, stamps: Stamps) -> Service {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new(State { store: store.clone(), log: log.clone(), regression, answers: AtomicU64::new(0) });
+        let answers = AtomicU64::new(0);
+        let state = Arc::new(State { store: store.clone(), log: log.clone(), regression, stamps, answers });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -124,21 +164,24 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Resul
                 let answer = state.answers.fetch_add(1, Ordering::Relaxed);
                 let request_id = format!("{:016x}", std::hash::RandomState::new().hash_one((answer, n)));
                 let served_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-                (
-                    200,
-                    json!({"id": n, "name": name, "price": item.price, "request_id": request_id, "served_at": served_at}),
-                )
+                let created_at = state.stamps.format(item.created_at);
+                let answer = json!({"id": n, "name": name, "price": item.price, "request_id": request_id,
+                    "served_at": served_at, state.stamps.field: created_at});
+                (200, answer)
             }
             None => not_found,
         },
         ("POST", ["items"]) => match serde_json::from_slice::<Value>(&body) {
             Ok(v) if v["name"].is_string() && v["price"].is_u64() => {
-                let item = Item { name: v["name"].as_str().unwrap().to_string(), price: v["price"].as_u64().unwrap() };
+                let created_at = chrono::Utc::now() + chrono::TimeDelta::seconds(state.stamps.clock_offset_s);
+                let name = v["name"].as_str().unwrap().to_string();
+                let item = Item { name, price: v["price"].as_u64().unwrap(), created_at };
                 let mut db = state.store.lock().unwrap();
                 let n = db.next_id;
                 db.next_id += 1;
                 db.items.insert(n, item.clone());
-                (201, json!({"id": n, "name": item.name, "price": item.price}))
+                let created_at = state.stamps.format(item.created_at);
+                (201, json!({"id": n, "name": item.name, "price": item.price, state.stamps.field: created_at}))
             }
             _ => (400, json!({"error": "want {\"name\":string,\"price\":integer}"})),
         },
