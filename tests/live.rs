@@ -25,6 +25,8 @@ use shadowtap::demo::{Flavor, send_traffic};
 
 #[path = "common/demo_service.rs"]
 mod demo_service;
+#[path = "common/items.rs"]
+mod items;
 #[path = "common/needs.rs"]
 mod needs;
 #[path = "common/wait.rs"]
@@ -508,6 +510,70 @@ fn sighup_reloads_the_candidate_refuses_a_bad_config_and_reopens_the_out_file() 
     assert!(status.success(), "exit after SIGTERM: {status}\n{}", daemon.stderr_text());
     assert_eq!(final_outcomes(&out).len(), 2 * n);
     assert_eq!(final_outcomes(&rotated).len(), n);
+}
+
+/// Writes replayed live: the daemon sends each create to the candidate's
+/// sister store as it happens, so both stamp nearly the same time; the
+/// candidate's clock is set a second ahead (as another host's may be,
+/// within the tolerance) so that there is something to map. A clock an
+/// hour off is a bug.
+#[test]
+fn live_writes_map_generated_ids_and_times_and_a_wrong_clock_is_a_diff() {
+    let Some(()) =
+        needs::met("live::live_writes_map_generated_ids_and_times_and_a_wrong_clock_is_a_diff", needs::live_capture())
+    else {
+        return;
+    };
+    use items::{CANDIDATE_FIRST_ID, LEGACY_FIRST_ID, Stamps};
+    for (name, offset_s, want) in [("skewed", 1, "match"), ("hour-off", 3600, "diff")] {
+        let legacy = items::Service::start(items::seeded(LEGACY_FIRST_ID, 1..=2), false);
+        let stamps = Stamps { clock_offset_s: offset_s, ..Stamps::CANDIDATE };
+        let candidate = items::Service::start_stamped(items::seeded(CANDIDATE_FIRST_ID, 1..=2), false, stamps);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let config = write_config(
+            dir.path(),
+            "shadowtap.toml",
+            "[replay]\nallow_writes = [\"POST /items\"]\n[noise]\nwarmup_samples = 0\n\
+             [compare]\nignore_paths = [\"/request_id\", \"/served_at\"]\n",
+        );
+        let mut daemon = Daemon::on_lo(dir.path(), &config, legacy.addr, Some(&candidate.url), &out, metrics, &[]);
+        let mut client = items::Client::connect(legacy.addr);
+        for k in 0..3u64 {
+            let (status, _) =
+                client.request("POST", "/items", Some(&serde_json::json!({"name": format!("n{k}"), "price": k})));
+            assert_eq!(status, 201);
+            // The write is replayed (and mapped) before the read of it.
+            wait_outcomes(&out, 2 * k as usize + 1, &daemon);
+            assert_eq!(client.get(&format!("/items/{}", LEGACY_FIRST_ID + k)).0, 200);
+            wait_outcomes(&out, 2 * k as usize + 2, &daemon);
+        }
+        let lines = final_outcomes_after_stop(&mut daemon, &out);
+        assert_eq!(lines.len(), 6, "{name}: {lines:?}");
+        for line in &lines {
+            assert_eq!(line["outcome"], want, "{name}: {line}");
+            let explained: Vec<(&str, &str)> = line["explained"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["path"].as_str().unwrap(), e["by"].as_str().unwrap()))
+                .collect();
+            let id_by = if line["method"] == "POST" { "generated_id" } else { "id_mapping" };
+            assert!(explained.contains(&("/id", id_by)), "{name}: {line}");
+            let time_by = if line["method"] == "POST" { "generated_time" } else { "value_mapping" };
+            let time_explained = explained.contains(&("/created_at", time_by));
+            assert_eq!(time_explained, want == "match", "{name}: {line}");
+        }
+        assert_eq!(candidate.seen().iter().filter(|r| r.starts_with("GET /items/10000")).count(), 3, "{name}");
+    }
+}
+
+/// Stops the daemon (SIGTERM) and reads every outcome it wrote.
+fn final_outcomes_after_stop(daemon: &mut Daemon, out: &Path) -> Vec<Value> {
+    let status = daemon.stop();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{}", daemon.stderr_text());
+    final_outcomes(out)
 }
 
 #[test]

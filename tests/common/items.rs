@@ -22,6 +22,8 @@
 //! the legacy primary and its secondary share one; the candidate has its own
 //! sister store. Every instance logs `METHOD /path` of what it was asked.
 
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::BuildHasher;
