@@ -101,6 +101,19 @@ pub struct NoisyField {
     pub samples: u64,
     pub candidate_diffs: u64,
     pub sources: Vec<String>,
+    /// How production disagreed there: `changed`, `missing`, `extra`, `type`.
+    #[serde(default)]
+    pub kinds: Vec<crate::diff::DiffKind>,
+    /// A few of production's disagreements: `{"recorded", "other"}`.
+    #[serde(default)]
+    pub examples: Vec<NoiseExample>,
+}
+
+/// One of production's disagreements with itself at a noisy field.
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
+pub struct NoiseExample {
+    pub recorded: serde_json::Value,
+    pub other: serde_json::Value,
 }
 
 /// What a report needs besides the outcomes.
@@ -249,6 +262,15 @@ impl Report {
                                 samples: *samples,
                                 candidate_diffs: f.candidate_diffs,
                                 sources: f.sources.iter().map(|s| s.to_string()).collect(),
+                                kinds: f.kinds.clone(),
+                                examples: f
+                                    .examples
+                                    .iter()
+                                    .map(|(recorded, other)| NoiseExample {
+                                        recorded: recorded.clone(),
+                                        other: other.clone(),
+                                    })
+                                    .collect(),
                             })
                             .collect()
                     })

@@ -57,7 +57,7 @@ pub struct Answer<'a> {
 }
 
 /// How the recorded and candidate values differ at a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DiffKind {
     /// Both present, values differ.

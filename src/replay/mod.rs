@@ -100,6 +100,10 @@ pub struct Outcome {
     /// Equivalence rules that made raw differences disappear.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub equivalences: BTreeMap<&'static str, u64>,
+    /// The answer changed in kind (status class, body gone): no noise may
+    /// explain any of its differences, also when judged again later.
+    #[serde(skip)]
+    pub noise_barred: bool,
 }
 
 /// Everything replay needs, shared by its tasks.
@@ -151,8 +155,17 @@ impl Replayer {
         let endpoint_rules = templates.iter().map(|t| (t.text.clone(), config.rules_for(&t.text))).collect();
         let mut writes: Vec<Template> = config.replay.allow_writes.iter().filter_map(|t| Template::parse(t)).collect();
         writes.extend(config.endpoints.iter().filter(|e| e.allow_writes).filter_map(|e| Template::parse(&e.template)));
+        // Other legacy instances are production: they are asked exactly as
+        // production was, with the recorded Host (a rewritten one would
+        // change links and content hashes in their answers, and teach that
+        // as production's own noise).
+        let as_production = config::CandidateConfig {
+            host_header: "keep".into(),
+            forwarded_headers: false,
+            ..config.candidate.clone()
+        };
         let legacy_client = |url: &Option<String>| -> Result<Option<CandidateClient>, client::ClientError> {
-            url.as_deref().map(|u| CandidateClient::new(u, &config.candidate, body_limit)).transpose()
+            url.as_deref().map(|u| CandidateClient::new(u, &as_production, body_limit)).transpose()
         };
         let secondary = legacy_client(&config.legacy.secondary)?;
         let primary = legacy_client(&config.legacy.primary)?;
@@ -243,6 +256,7 @@ impl Replayer {
             mapped_ids: Vec::new(),
             reason: None,
             equivalences: BTreeMap::new(),
+            noise_barred: false,
         }
     }
 

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::CandidateAnswer;
 use super::{Explained, Outcome, OutcomeKind, Replayer, is_safe};
-use crate::diff::{self, Answer, Difference};
+use crate::diff::{self, Answer, DiffKind, Difference};
 use crate::exchange::Exchange;
 
 mod generated;
@@ -97,7 +97,17 @@ pub struct FieldNoise {
     pub candidate_diffs: u64,
     /// Learned from: "secondary", "repeats" or both.
     pub sources: Vec<&'static str>,
+    /// How production disagreed with itself here: a value that changes
+    /// (`changed`) says nothing about a key that goes missing, turns `null`
+    /// or changes type, so each kind is noise only once production did it.
+    pub kinds: Vec<DiffKind>,
+    /// A few of production's disagreements here: (its recorded answer,
+    /// the other answer), so a user can see what was learned.
+    pub examples: Vec<(serde_json::Value, serde_json::Value)>,
 }
+
+/// Examples kept per noisy field.
+const NOISE_EXAMPLES: usize = 3;
 
 #[derive(Default)]
 struct EndpointNoise {
@@ -111,6 +121,17 @@ struct EndpointNoise {
 pub struct NoiseModel {
     endpoints: Mutex<HashMap<String, EndpointNoise>>,
     recent: Mutex<Recent>,
+}
+
+/// A value as an example in the report: long strings cut.
+fn shorten(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) if s.len() > 120 => {
+            let cut = (0..=120).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            serde_json::Value::String(format!("{}...", &s[..cut]))
+        }
+        other => other.clone(),
+    }
 }
 
 /// Folds array indices so `/items/3/ts` and `/items/7/ts` are one field.
@@ -139,6 +160,12 @@ impl NoiseModel {
             if !f.sources.contains(&source) {
                 f.sources.push(source);
             }
+            if !f.kinds.contains(&d.kind) {
+                f.kinds.push(d.kind);
+            }
+            if f.examples.len() < NOISE_EXAMPLES {
+                f.examples.push((shorten(&d.recorded), shorten(&d.candidate)));
+            }
         }
     }
 
@@ -162,12 +189,15 @@ impl NoiseModel {
         endpoints.get(endpoint).map_or(0, |e| e.noise_samples)
     }
 
-    /// Is this difference noise for the endpoint, by what was learned so far?
-    pub fn is_noisy(&self, endpoint: &str, path: &str, config: &NoiseConfig) -> bool {
+    /// Is this difference noise for the endpoint, by what was learned so
+    /// far: production disagreed with itself at this field, in this way
+    /// (a changing value never explains a key gone missing), about as often
+    /// as the candidate does?
+    pub fn is_noisy(&self, endpoint: &str, d: &Difference, config: &NoiseConfig) -> bool {
         let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
         let Some(e) = endpoints.get(endpoint) else { return false };
-        let Some(f) = e.fields.get(&field_of(path)) else { return false };
-        if f.noisy < config.min_samples || e.noise_samples == 0 {
+        let Some(f) = e.fields.get(&field_of(&d.path)) else { return false };
+        if f.noisy < config.min_samples || e.noise_samples == 0 || !f.kinds.contains(&d.kind) {
             return false;
         }
         let noise_rate = f.noisy as f64 / e.noise_samples as f64;
@@ -194,14 +224,15 @@ impl NoiseModel {
 /// Noise explains fields, never the outcome of a request: however often
 /// production answered one request in two ways (a 200 and a 304, a 200 and
 /// a 503 during an incident), a candidate answering in another status
-/// class, or with no body where production sent one, is a real difference.
-fn noise_may_explain(d: &Difference, exchange: &Exchange, answer: &CandidateAnswer) -> bool {
+/// class, or with no body where production sent one, is a real difference,
+/// and so is all that comes with it (another content type, an error body):
+/// none of this answer's differences is then set aside as noise.
+fn noise_may_explain(differences: &[Difference], exchange: &Exchange, answer: &CandidateAnswer) -> bool {
     let Some(recorded) = &exchange.response else { return false };
-    match d.path.as_str() {
-        "status" => recorded.status / 100 == answer.status / 100,
-        "" => !answer.body.is_empty() || recorded.payload.body.is_empty(),
-        _ => true,
-    }
+    let same_class = recorded.status / 100 == answer.status / 100;
+    let body_missing = answer.body.is_empty() && !recorded.payload.body.is_empty();
+    let body_differs = differences.iter().any(|d| d.path.is_empty() || d.path.starts_with('/'));
+    same_class && !(body_missing && body_differs)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -238,14 +269,14 @@ impl Replayer {
             });
         }
         self.set_aside_validators(&mut rest, outcome, exchange);
+        let noise_may_explain = noise_may_explain(&rest, exchange, answer);
+        outcome.noise_barred = !noise_may_explain;
         let mut real = Vec::new();
         let mut any_noise = false;
         for d in rest {
             let by = if let Some(kind) = self.generated.explains(&d, &self.config.replay.id_fields) {
                 Some(kind.mapped_by())
-            } else if noise_may_explain(&d, exchange, answer)
-                && self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise)
-            {
+            } else if noise_may_explain && self.noise.is_noisy(&outcome.endpoint, &d, &self.config.noise) {
                 any_noise = true;
                 Some("noise")
             } else {
@@ -368,9 +399,9 @@ mod tests {
             model.learn("GET /a", &[diff("/request_id")], "secondary");
             model.count_candidate("GET /a", &[diff("/request_id"), diff("/name")]);
         }
-        assert!(model.is_noisy("GET /a", "/request_id", &config));
-        assert!(!model.is_noisy("GET /a", "/name", &config), "never noisy in production");
-        assert!(!model.is_noisy("GET /b", "/request_id", &config), "noise is per endpoint");
+        assert!(model.is_noisy("GET /a", &diff("/request_id"), &config));
+        assert!(!model.is_noisy("GET /a", &diff("/name"), &config), "never noisy in production");
+        assert!(!model.is_noisy("GET /b", &diff("/request_id"), &config), "noise is per endpoint");
     }
 
     #[test]
@@ -384,7 +415,31 @@ mod tests {
         for _ in 0..10 {
             model.count_candidate("GET /a", &[diff("/price")]);
         }
-        assert!(!model.is_noisy("GET /a", "/price", &config), "10% noise does not explain 100% diffs");
+        assert!(!model.is_noisy("GET /a", &diff("/price"), &config), "10% noise does not explain 100% diffs");
+    }
+
+    #[test]
+    fn a_changing_value_is_noise_but_the_key_missing_or_null_is_not_until_production_did_it() {
+        let model = NoiseModel::default();
+        let config = NoiseConfig::default();
+        let of_kind = |kind, candidate: serde_json::Value| Difference {
+            path: "/served_at".into(),
+            kind,
+            recorded: "2026-11-28T10:00:00Z".into(),
+            candidate,
+        };
+        for _ in 0..10 {
+            model.learn("GET /a", &[diff("/served_at")], "secondary");
+        }
+        assert!(model.is_noisy("GET /a", &diff("/served_at"), &config));
+        assert!(!model.is_noisy("GET /a", &of_kind(DiffKind::Missing, serde_json::Value::Null), &config));
+        assert!(!model.is_noisy("GET /a", &of_kind(DiffKind::Type, serde_json::Value::Null), &config));
+        model.learn("GET /a", &[of_kind(DiffKind::Missing, serde_json::Value::Null)], "secondary");
+        assert!(model.is_noisy("GET /a", &of_kind(DiffKind::Missing, serde_json::Value::Null), &config));
+        let snapshot = model.snapshot();
+        let (_, fields) = &snapshot["GET /a"];
+        assert_eq!(fields[0].1.kinds, [DiffKind::Changed, DiffKind::Missing]);
+        assert_eq!(fields[0].1.examples.len(), NOISE_EXAMPLES, "a few examples, bounded");
     }
 
     #[test]

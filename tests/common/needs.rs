@@ -104,3 +104,12 @@ pub fn root() -> Result<(), String> {
         _ => Err("needs root (runs the daemon as another user with chosen capabilities)".into()),
     }
 }
+
+/// A program on PATH or in /usr/sbin (nginx is there on Debian).
+pub fn program(name: &str) -> Result<std::path::PathBuf, String> {
+    if on_path(name) {
+        return Ok(std::path::PathBuf::from(name));
+    }
+    let sbin = std::path::Path::new("/usr/sbin").join(name);
+    if sbin.is_file() { Ok(sbin) } else { Err(format!("{name} is not installed (.ci/run installs it)")) }
+}

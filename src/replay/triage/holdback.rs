@@ -88,9 +88,12 @@ impl Replayer {
     /// are noise by now are set aside as such.
     pub(super) fn judge_noise_again(&self, outcome: &mut Outcome) {
         let config = &self.config().noise;
+        if outcome.noise_barred {
+            return;
+        }
         let (noisy, real): (Vec<Difference>, Vec<Difference>) = std::mem::take(&mut outcome.differences)
             .into_iter()
-            .partition(|d| self.noise.is_noisy(&outcome.endpoint, &d.path, config));
+            .partition(|d| self.noise.is_noisy(&outcome.endpoint, d, config));
         outcome.explained.extend(noisy.iter().map(|d| Explained { path: d.path.clone(), by: "noise" }));
         if real.is_empty() {
             outcome.outcome = OutcomeKind::Noise;
@@ -132,6 +135,7 @@ mod tests {
             mapped_ids: Vec::new(),
             reason: None,
             equivalences: Default::default(),
+            noise_barred: false,
         }
     }
 
