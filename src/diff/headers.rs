@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::rules::rule_names::CONTENT_TYPE_NORMALISED;
+use super::rules::rule_names::{CONTENT_TYPE_NORMALISED, MEDIA_TYPE_PARAMS};
 use super::{CompareRules, Comparison, DiffKind};
 
 /// Headers that differ between any two servers or connections, or that only
@@ -140,8 +140,10 @@ fn compare_one_header(
         out.ignored.push(path);
         return;
     }
-    if name == "content-type" && content_types_equivalent(recorded, candidate) {
-        out.count_equivalence(CONTENT_TYPE_NORMALISED);
+    if name == "content-type"
+        && let Some(rule) = content_types_equivalent(recorded, candidate)
+    {
+        out.count_equivalence(rule);
         return;
     }
     let kind = match (recorded, candidate) {
@@ -153,10 +155,56 @@ fn compare_one_header(
     out.push_difference(&path, kind, as_json(recorded), as_json(candidate));
 }
 
-fn content_types_equivalent(recorded: Option<&str>, candidate: Option<&str>) -> bool {
-    match (recorded, candidate) {
-        (Some(a), Some(b)) => normalise_content_type(a) == normalise_content_type(b),
-        _ => false,
+/// Which rule makes two Content-Types equal, if one does: the same text
+/// but for case, spaces and parameter order (`content_type_normalised`), or
+/// a parameter that means nothing for the media type
+/// (`media_type_params`): JSON is UTF-8 by definition (RFC 8259 defines no
+/// charset for `application/json` or `+json` types), so `charset=utf-8`
+/// there says nothing. For `text/*` a charset changes the decoding and
+/// still differs.
+fn content_types_equivalent(recorded: Option<&str>, candidate: Option<&str>) -> Option<&'static str> {
+    let (recorded, candidate) = (recorded?, candidate?);
+    if normalise_content_type(recorded) == normalise_content_type(candidate) {
+        return Some(CONTENT_TYPE_NORMALISED);
+    }
+    let (recorded, candidate) = (MediaType::parse(recorded), MediaType::parse(candidate));
+    if recorded.essence != candidate.essence {
+        return None;
+    }
+    if recorded.params == candidate.params {
+        return Some(CONTENT_TYPE_NORMALISED);
+    }
+    (recorded.meaningful_params() == candidate.meaningful_params()).then_some(MEDIA_TYPE_PARAMS)
+}
+
+/// `type/subtype` and its parameters, lowercased (values unquoted), sorted.
+struct MediaType {
+    essence: String,
+    params: Vec<(String, String)>,
+}
+
+impl MediaType {
+    fn parse(value: &str) -> MediaType {
+        let mut parts = value.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut params: Vec<(String, String)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_ascii_lowercase()))
+            .collect();
+        params.sort();
+        MediaType { essence, params }
+    }
+
+    fn is_json(&self) -> bool {
+        self.essence == "application/json" || self.essence.ends_with("+json")
+    }
+
+    /// The parameters less those that cannot change how the body is read.
+    fn meaningful_params(&self) -> Vec<&(String, String)> {
+        let says_nothing = |(name, value): &&(String, String)| {
+            self.is_json() && name == "charset" && (value == "utf-8" || value == "utf8")
+        };
+        self.params.iter().filter(|p| !says_nothing(p)).collect()
     }
 }
 

@@ -7,6 +7,9 @@ use serde::Deserialize;
 pub mod rule_names {
     /// Content-Type values equal after normalising case and whitespace around `;`.
     pub const CONTENT_TYPE_NORMALISED: &str = "content_type_normalised";
+    /// Content-Type values equal but for a parameter that means nothing for
+    /// the media type (`charset=utf-8` on JSON).
+    pub const MEDIA_TYPE_PARAMS: &str = "media_type_params";
     /// Bodies equal only after decoding their Content-Encoding.
     pub const CONTENT_ENCODING: &str = "content_encoding";
     /// Objects with the same keys in a different order.

@@ -205,6 +205,38 @@ fn content_type_is_normalised_and_counted() {
     assert!(different.equivalences.is_empty());
 }
 
+#[test]
+fn a_charset_that_means_nothing_for_json_is_a_counted_equivalence_but_not_for_text() {
+    let content_types = |recorded: &str, candidate: &str| {
+        compare_with(
+            (&[("Content-Type", recorded)], b"{}"),
+            (&[("Content-Type", candidate)], b"{}"),
+            &CompareRules::default(),
+        )
+    };
+    for (recorded, candidate) in [
+        ("application/json", "application/json; charset=utf-8"),
+        ("application/problem+json; charset=UTF-8", "application/problem+json"),
+        ("application/json", "application/json;charset=\"utf8\""),
+    ] {
+        let c = content_types(recorded, candidate);
+        assert!(c.is_equal(), "{recorded} vs {candidate}: {c:?}");
+        assert_eq!(c.equivalences, counts(&[(MEDIA_TYPE_PARAMS, 1)]), "{recorded} vs {candidate}");
+    }
+    let c = content_types("text/html; q=1; charset=utf-8", "text/html; charset=UTF-8; q=1");
+    assert_eq!(c.equivalences, counts(&[(CONTENT_TYPE_NORMALISED, 1)]), "parameter order and case");
+    for (recorded, candidate) in [
+        ("text/plain", "text/plain; charset=utf-8"),
+        ("text/html; charset=iso-8859-1", "text/html; charset=utf-8"),
+        ("application/json", "application/json; charset=iso-8859-1"),
+        ("application/json", "text/json"),
+    ] {
+        let c = content_types(recorded, candidate);
+        assert_eq!(c.differences.len(), 1, "{recorded} vs {candidate} still differ");
+        assert_eq!(c.differences[0].path, "header:content-type");
+    }
+}
+
 // ----- content encoding ------------------------------------------------------
 
 const BODY: &str = r#"{"id": 7, "name": "widget", "tags": ["a", "b"]}"#;

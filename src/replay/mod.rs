@@ -294,8 +294,7 @@ impl Replayer {
         if !self.config.noise.from_repeats {
             return;
         }
-        let window = self.config.noise.repeat_window_s as i64 * 1_000_000_000;
-        let previous = match self.noise.previous_answer(exchange, window) {
+        let previous = match self.noise.previous_answer(exchange, &self.config.noise) {
             None => return,
             Some(triage::Repeat::Same) => {
                 // The same answer again: no difference (what comparing says).

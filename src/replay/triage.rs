@@ -62,6 +62,11 @@ pub struct NoiseConfig {
     pub warmup_samples: u64,
     /// Longest a diff is held back (live; a file is judged by its end).
     pub warmup_max_s: u64,
+    /// Request headers that cannot change an answer: two exchanges that
+    /// differ only there are the same request for noise from repeats.
+    /// Every other header counts (conditionals, Range, Accept-Encoding,
+    /// Prefer, Authorization, Cookie always do).
+    pub repeat_ignore_headers: Vec<String>,
 }
 
 impl Default for NoiseConfig {
@@ -74,6 +79,7 @@ impl Default for NoiseConfig {
             min_samples: 1,
             warmup_samples: 10,
             warmup_max_s: 5,
+            repeat_ignore_headers: repeats::DEFAULT_REPEAT_IGNORE_HEADERS.iter().map(|h| h.to_string()).collect(),
         }
     }
 }
@@ -183,6 +189,19 @@ impl NoiseModel {
     }
 }
 
+/// Noise explains fields, never the outcome of a request: however often
+/// production answered one request in two ways (a 200 and a 304, a 200 and
+/// a 503 during an incident), a candidate answering in another status
+/// class, or with no body where production sent one, is a real difference.
+fn noise_may_explain(d: &Difference, exchange: &Exchange, answer: &CandidateAnswer) -> bool {
+    let Some(recorded) = &exchange.response else { return false };
+    match d.path.as_str() {
+        "status" => recorded.status / 100 == answer.status / 100,
+        "" => !answer.body.is_empty() || recorded.payload.body.is_empty(),
+        _ => true,
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
 }
@@ -221,7 +240,9 @@ impl Replayer {
         for d in rest {
             let by = if let Some(kind) = self.generated.explains(&d, &self.config.replay.id_fields) {
                 Some(kind.mapped_by())
-            } else if self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise) {
+            } else if noise_may_explain(&d, exchange, answer)
+                && self.noise.is_noisy(&outcome.endpoint, &d.path, &self.config.noise)
+            {
                 any_noise = true;
                 Some("noise")
             } else {

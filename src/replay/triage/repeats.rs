@@ -3,9 +3,9 @@
 //! earlier answer to compare with when it changed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::hash::Hasher;
 
-use super::NoiseModel;
+use super::{NoiseConfig, NoiseModel};
 use crate::exchange::{Exchange, Nanos};
 
 /// An answer production gave: status, headers, body.
@@ -14,9 +14,15 @@ pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 /// Recorded answers by request, for noticing repeats.
 #[derive(Default)]
 pub(super) struct Recent {
-    by_key: HashMap<Arc<str>, (Nanos, StoredAnswer)>,
-    order: VecDeque<(Nanos, Arc<str>)>,
+    by_key: HashMap<RequestKey, (Nanos, StoredAnswer)>,
+    order: VecDeque<(Nanos, RequestKey)>,
 }
+
+/// A request as far as repeats are concerned (see [`request_key`]): 128
+/// bits of hash, so that two different requests are taken for the same one
+/// (and their answers' differences for noise) with a chance of about 2^-100
+/// over a window's worth of requests.
+type RequestKey = u128;
 
 /// A recorded answer kept for noticing repeats, in two allocations: the
 /// header names and values then the body in one buffer, and their lengths.
@@ -96,20 +102,101 @@ impl StoredAnswer {
 
 const MAX_RECENT: usize = 50_000;
 
-/// The request as far as noise from repeats is concerned: method, URI and
-/// the headers that usually change an answer.
-fn request_key(exchange: &Exchange) -> String {
+/// Headers that cannot change an answer, left out of the same-request key
+/// by default (`[noise] repeat_ignore_headers`): tracing and correlation
+/// ids, the client's name, the connection's management, our own marker.
+pub const DEFAULT_REPEAT_IGNORE_HEADERS: &[&str] = &[
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "content-length",
+    "x-request-id",
+    "x-correlation-id",
+    "request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
+    "x-amzn-trace-id",
+    "x-cloud-trace-context",
+    "sentry-trace",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "x-datadog-sampling-priority",
+    "x-shadowtap-replay",
+];
+
+/// Headers that always make another request, even when configured as
+/// ignorable: conditionals, ranges, content negotiation, preferences, the
+/// user.
+const ALWAYS_COUNT: &[&str] = &[
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "accept-encoding",
+    "prefer",
+    "authorization",
+    "cookie",
+];
+
+fn ignorable(name: &str, ignored: &[String]) -> bool {
+    ignored.iter().any(|i| i.eq_ignore_ascii_case(name)) && !ALWAYS_COUNT.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// The request as far as noise from repeats is concerned: two exchanges
+/// are the same request only when method, URI, body and every header agree
+/// (names in any case and order), except headers that cannot change an
+/// answer. A plain GET and a conditional one (`If-None-Match`), a `Range`,
+/// another `Accept-Encoding`, `Prefer`, user or cookie are other requests:
+/// production answering them differently is not noise.
+fn request_key(exchange: &Exchange, ignored: &[String]) -> RequestKey {
     let r = &exchange.request;
-    // One pass over the headers (the first of each name counts).
-    const NAMES: [&str; 4] = ["accept", "accept-language", "authorization", "cookie"];
-    let mut values = [None::<&str>; 4];
-    for (name, value) in &r.payload.headers {
-        if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) {
-            values[i].get_or_insert(value.as_str());
+    let mut headers: Vec<RequestKey> = r
+        .payload
+        .headers
+        .iter()
+        .filter(|(name, _)| !ignorable(name, ignored))
+        .map(|(name, value)| {
+            hash128(|h| {
+                for b in name.bytes() {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+                h.write_u8(0);
+                h.write(value.trim().as_bytes());
+            })
+        })
+        .collect();
+    // Order-free across names; for one name the sorted values still count.
+    headers.sort_unstable();
+    hash128(|h| {
+        h.write(r.method.as_bytes());
+        h.write_u8(0);
+        h.write(r.uri.as_bytes());
+        h.write_u8(0);
+        h.write(&r.payload.body);
+        h.write_usize(r.payload.body.len());
+        for header in &headers {
+            h.write_u128(*header);
         }
-    }
-    let [accept, lang, auth, cookie] = values.map(|v| v.unwrap_or(""));
-    format!("{} {} accept={accept} lang={lang} auth={auth} cookie={cookie}", r.method, r.uri)
+    })
+}
+
+/// Two SipHash-1-3 runs with fixed keys, one told apart by a prefix.
+fn hash128(feed: impl Fn(&mut std::hash::DefaultHasher)) -> RequestKey {
+    let (mut a, mut b) = (std::hash::DefaultHasher::new(), std::hash::DefaultHasher::new());
+    b.write_u64(0x9e37_79b9_7f4a_7c15);
+    feed(&mut a);
+    feed(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
 impl NoiseModel {
@@ -117,16 +204,17 @@ impl NoiseModel {
     /// the window, and remembers this one. The stored copy is replaced
     /// only when the answer changed: repeats of the same answer, the usual
     /// case, cost a comparison and no copy.
-    pub fn previous_answer(&self, exchange: &Exchange, window_ns: Nanos) -> Option<Repeat> {
+    pub fn previous_answer(&self, exchange: &Exchange, config: &NoiseConfig) -> Option<Repeat> {
+        let window_ns = config.repeat_window_s as i64 * 1_000_000_000;
         let response = exchange.response.as_ref()?;
         if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
             return None;
         }
-        let key = request_key(exchange);
+        let key = request_key(exchange, &config.repeat_ignore_headers);
         let now = exchange.request.ts;
         let (status, headers, body) = (response.status, &response.payload.headers, &response.payload.body);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((ts, old_key)) = recent.order.front().cloned() {
+        while let Some(&(ts, old_key)) = recent.order.front() {
             if now - ts <= window_ns && recent.order.len() < MAX_RECENT {
                 break;
             }
@@ -135,26 +223,94 @@ impl NoiseModel {
                 recent.by_key.remove(&old_key);
             }
         }
-        let known = recent.by_key.get_key_value(key.as_str()).map(|(k, _)| k.clone());
-        let (repeat, key) = match known.and_then(|k| Some((k.clone(), recent.by_key.get_mut(&k)?))) {
-            Some((key, (ts, stored))) => {
+        let repeat = match recent.by_key.get_mut(&key) {
+            Some((ts, stored)) => {
                 let in_window = now - *ts <= window_ns;
                 *ts = now;
-                let repeat = if stored.same_as(status, headers, body) {
+                if stored.same_as(status, headers, body) {
                     in_window.then_some(Repeat::Same)
                 } else {
                     let previous = std::mem::replace(stored, StoredAnswer::of(status, headers, body));
                     in_window.then_some(Repeat::Changed(previous))
-                };
-                (repeat, key)
+                }
             }
             None => {
-                let key: Arc<str> = key.into();
-                recent.by_key.insert(key.clone(), (now, StoredAnswer::of(status, headers, body)));
-                (None, key)
+                recent.by_key.insert(key, (now, StoredAnswer::of(status, headers, body)));
+                None
             }
         };
         recent.order.push_back((now, key));
         repeat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{Payload, Request};
+
+    fn get(headers: &[(&str, &str)], body: &str) -> Exchange {
+        Exchange {
+            client: "127.0.0.1:1".parse().unwrap(),
+            server: "127.0.0.1:2".parse().unwrap(),
+            request: Request {
+                ts: 0,
+                method: "GET".into(),
+                uri: "/data/a.json".into(),
+                version: "HTTP/1.1".into(),
+                payload: Payload {
+                    headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                    body: body.as_bytes().to_vec(),
+                    ..Default::default()
+                },
+            },
+            response: None,
+            gap: false,
+        }
+    }
+
+    fn key(headers: &[(&str, &str)]) -> RequestKey {
+        request_key(&get(headers, ""), &NoiseConfig::default().repeat_ignore_headers)
+    }
+
+    const PLAIN: &[(&str, &str)] = &[("Host", "api"), ("Accept", "application/json")];
+
+    #[test]
+    fn headers_that_cannot_change_an_answer_and_header_order_do_not_make_another_request() {
+        let same = [
+            &[("accept", "application/json"), ("HOST", "api")][..],
+            &[("Host", "api"), ("User-Agent", "curl/8"), ("Accept", "application/json")],
+            &[("Host", "api"), ("Accept", "application/json"), ("traceparent", "00-abc-def-01"), ("X-Request-Id", "7")],
+        ];
+        for headers in same {
+            assert_eq!(key(headers), key(PLAIN), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn conditionals_ranges_negotiation_users_and_bodies_make_another_request() {
+        let with = |extra: (&str, &str)| {
+            let mut headers = PLAIN.to_vec();
+            headers.push(extra);
+            key(&headers)
+        };
+        for extra in [
+            ("If-None-Match", "\"abc\""),
+            ("If-Modified-Since", "Sat, 28 Nov 2026 16:25:25 GMT"),
+            ("Range", "bytes=0-9"),
+            ("Accept-Encoding", "gzip"),
+            ("Prefer", "return=minimal"),
+            ("Authorization", "Bearer x"),
+            ("Cookie", "session=1"),
+            ("Accept-Language", "fr"),
+        ] {
+            assert_ne!(with(extra), key(PLAIN), "{extra:?}");
+        }
+        let ignored = NoiseConfig::default().repeat_ignore_headers;
+        assert_ne!(request_key(&get(PLAIN, "a"), &ignored), request_key(&get(PLAIN, "b"), &ignored));
+        // Configuring them as ignorable does not make them so.
+        let everything: Vec<String> = ["authorization", "if-none-match", "user-agent"].map(String::from).to_vec();
+        let auth = [("Host", "api"), ("Authorization", "Bearer x")];
+        assert_ne!(request_key(&get(&auth, ""), &everything), request_key(&get(&auth[..1], ""), &everything));
     }
 }
