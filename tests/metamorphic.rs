@@ -3,8 +3,9 @@
 //! For each seed, `tests/common/meta_world.rs` generates the data and the
 //! regressions planted in the candidate (`meta_service.rs` serves them,
 //! `meta_traffic.rs` generates and sends the traffic): a status change, a
-//! changed field, a missing key, a feed in another order, a missing key
-//! whose value is noise, each on a resource the seed chooses. Production
+//! changed field (value or type), a missing or `null` key, a feed in
+//! another order, a missing or `null` key whose value is noise, each on a
+//! resource the seed chooses. Production
 //! (legacy and a secondary sharing its data) answers with real noise:
 //! random request ids, a served-at clock, tags in random order (configured
 //! as unordered), content-hash ETags with conditional requests, and
@@ -193,14 +194,15 @@ fn s(path: &Path) -> &str {
 fn planted_paths(regression: &Regression, conditional: bool) -> Option<Vec<&'static str>> {
     match (regression, conditional) {
         (Regression::Status(_), _) => Some(vec!["status"]),
-        (Regression::MissingNoisy(_), true) => None,
+        (Regression::MissingNoisy(_) | Regression::NulledNoisy(_), true) => None,
         (_, true) => Some(vec!["status"]),
         (
             Regression::Changed(path)
             | Regression::Retyped(path)
             | Regression::Missing(path)
             | Regression::Nulled(path)
-            | Regression::MissingNoisy(path),
+            | Regression::MissingNoisy(path)
+            | Regression::NulledNoisy(path),
             false,
         ) => Some(vec![path]),
         (Regression::Reordered, false) => Some(vec!["/items/0/id"]),
@@ -349,40 +351,48 @@ fn check_seed(seed: u64) {
     );
 }
 
+/// The seeds run by default: between them every variant of regression
+/// is planted (checked below).
+const SEEDS: [u64; 3] = [7, 20, 37];
+
 /// The seed to run instead of the fixed ones, if asked for.
 fn chosen_seed() -> Option<u64> {
     std::env::var("SHADOWTAP_META_SEED").ok().map(|s| s.parse().expect("SHADOWTAP_META_SEED: a number"))
 }
 
-fn run_seed(name: &str, seed: u64) {
-    let Some(()) = needs::met(&format!("metamorphic::{name}"), needs::live_capture()) else { return };
+/// Runs `SEEDS[index]`, or with SHADOWTAP_META_SEED only that seed (in the
+/// first of these tests).
+fn run_seed(index: usize) {
+    let seed = SEEDS[index];
+    let Some(()) = needs::met(&format!("metamorphic::seed_{seed}"), needs::live_capture()) else { return };
     match chosen_seed() {
-        Some(chosen) if name == "seed_1" => check_seed(chosen),
+        Some(chosen) if index == 0 => check_seed(chosen),
         Some(_) => {}
         None => check_seed(seed),
     }
 }
 
 #[test]
-fn seed_1() {
-    run_seed("seed_1", 1);
+fn seed_7() {
+    run_seed(0);
 }
 
 #[test]
-fn seed_2() {
-    run_seed("seed_2", 2);
+fn seed_20() {
+    run_seed(1);
 }
 
 #[test]
-fn seed_3() {
-    run_seed("seed_3", 3);
+fn seed_37() {
+    run_seed(2);
 }
 
 /// The planted regressions themselves: each kind at least once per seed,
-/// and only where they can show.
+/// every variant in one of the seeds, and only where they can show.
 #[test]
 fn every_kind_of_regression_is_planted_for_every_seed() {
-    for seed in [1, 2, 3] {
+    let mut variants = std::collections::BTreeSet::new();
+    for seed in SEEDS {
         let world = World::of(seed);
         let plan = meta_world::plan(seed, &world);
         let kinds: std::collections::BTreeSet<&str> = plan
@@ -392,11 +402,13 @@ fn every_kind_of_regression_is_planted_for_every_seed() {
                 Regression::Changed(_) | Regression::Retyped(_) => "changed",
                 Regression::Missing(_) | Regression::Nulled(_) => "missing",
                 Regression::Reordered => "reordered",
-                Regression::MissingNoisy(_) => "missing_noisy",
+                Regression::MissingNoisy(_) | Regression::NulledNoisy(_) => "missing_noisy",
             })
             .collect();
         assert_eq!(kinds.len(), 5, "seed {seed}: {plan:?}");
         assert!(plan.iter().all(|(r, g)| *g != Regression::Reordered || matches!(r, Resource::Feed(_))));
         assert!(plan.len() < world.resources().len() * 2 / 3, "seed {seed}: most resources must stay sound");
+        variants.extend(plan.values().map(|r| format!("{r:?}").split('(').next().unwrap().to_string()));
     }
+    assert_eq!(variants.len(), 8, "every variant planted by one of {SEEDS:?}: {variants:?}");
 }

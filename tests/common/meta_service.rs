@@ -229,7 +229,7 @@ fn plant(data: &mut Map<String, Value>, regression: &Regression) {
                 items.reverse();
             }
         }
-        Regression::Status(_) | Regression::MissingNoisy(_) => {}
+        Regression::Status(_) | Regression::MissingNoisy(_) | Regression::NulledNoisy(_) => {}
     }
 }
 
@@ -254,8 +254,14 @@ fn render(state: &State, mut data: Map<String, Value>, regression: Option<&Regre
     let served_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, !candidate);
     data.insert("request_id".into(), json!(request_id));
     data.insert("served_at".into(), json!(served_at));
-    if let Some(Regression::MissingNoisy(path)) = regression {
-        data.remove(&path[1..]);
+    match regression {
+        Some(Regression::MissingNoisy(path)) => {
+            data.remove(&path[1..]);
+        }
+        Some(Regression::NulledNoisy(path)) => {
+            data.insert(path[1..].to_string(), Value::Null);
+        }
+        _ => {}
     }
     if !candidate {
         return Value::Object(data);

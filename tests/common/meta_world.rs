@@ -166,6 +166,9 @@ pub enum Regression {
     /// This key, whose value is noise (different on every answer), is
     /// missing: a value that changes is no excuse for its absence.
     MissingNoisy(&'static str),
+    /// This key, whose value is noise, is `null`: a value that changes is
+    /// no excuse for its absence either.
+    NulledNoisy(&'static str),
 }
 
 /// Which resource has which regression.
@@ -215,6 +218,7 @@ fn regression(kind: &str, resource: Resource, rng: &mut Rng) -> Regression {
         "missing" if rng.chance(30) => Regression::Nulled(rng.pick(missing)),
         "missing" => Regression::Missing(rng.pick(missing)),
         "reordered" => Regression::Reordered,
+        _ if rng.chance(30) => Regression::NulledNoisy(rng.pick(&["/request_id", "/served_at"])),
         _ => Regression::MissingNoisy(rng.pick(&["/request_id", "/served_at"])),
     }
 }
