@@ -53,7 +53,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use meta_service::{Role, Service};
-use meta_traffic::{Client, Sent};
+use meta_traffic::{Client, PROBE, Sent};
 use meta_world::{Plan, Regression, Resource, World};
 use serde_json::Value;
 use tcpdump::Tcpdump;
@@ -119,13 +119,19 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// Waits for `n` outcome lines (held diffs come out once their endpoint
-    /// is warm, at the latest [noise] warmup_max_s later), then stops the
-    /// daemon (SIGTERM) and reads them all.
+    /// Has written an outcome for a request to `uri`.
+    fn has_outcome_for(&self, uri: &str) -> bool {
+        std::fs::read_to_string(&self.out).unwrap_or_default().contains(&format!("\"uri\":\"{uri}\""))
+    }
+
+    /// Waits for `n` outcome lines besides probes (held diffs come out once
+    /// their endpoint is warm, at the latest [noise] warmup_max_s later),
+    /// then stops the daemon (SIGTERM) and reads them all.
     fn outcomes_after(&mut self, n: usize) -> Vec<Value> {
+        let probe = format!("\"uri\":\"{PROBE}\"");
         wait::wait_for_within(DEADLINE, &format!("{n} outcomes in {}", self.out.display()), || {
             let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-            let got = text.matches('\n').count();
+            let got = text.lines().filter(|l| !l.contains(&probe)).count();
             if got >= n { Ok(()) } else { Err(format!("{got} so far; stderr:\n{}", self.stderr_text())) }
         });
         // SAFETY: kill(2) on our own child, not reaped yet.
@@ -234,6 +240,8 @@ impl Tally {
 /// Checks a run's outcome lines against what was sent and planted.
 fn judge(mode: &str, mut lines: Vec<Value>, sent: &[Sent], plan: &Plan) -> Tally {
     let mut tally = Tally::default();
+    // Probes are not part of the traffic (a daemon may have missed the first).
+    lines.retain(|line| line["uri"] != PROBE);
     // Outcomes come in completion order; `ts` (fixed-width RFC 3339) sorts
     // as the capture does, and the requests went one after the other.
     lines.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
@@ -314,12 +322,24 @@ fn check_seed(seed: u64) {
     let mut live = Daemon::start(dir.path(), "run", &config, &legacy, &candidate, &[]);
     let with_secondary = ["--secondary", secondary.url.as_str()];
     let mut live_secondary = Daemon::start(dir.path(), "run-secondary", &config, &legacy, &candidate, &with_secondary);
-    // /healthz answers once the capture is open; give the readers a moment.
-    std::thread::sleep(Duration::from_millis(300));
-    let sent = Client::connect(legacy.addr).send_all(&world, &asks);
+    // /healthz answers once the capture is open; the readers may take a
+    // moment more on a busy machine: probe until both daemons saw a probe.
+    let mut client = Client::connect(legacy.addr);
+    let mut probes = 0;
+    wait::wait_for_within(DEADLINE, &format!("seed {seed}: both daemons capturing"), || {
+        client.probe();
+        probes += 1;
+        match (live.has_outcome_for(PROBE), live_secondary.has_outcome_for(PROBE)) {
+            (true, true) => Ok(()),
+            seen => Err(format!("seen by (run, run --secondary): {seen:?}")),
+        }
+    });
+    let sent = client.send_all(&world, &asks);
+    drop(client);
     let statuses: Vec<u16> = sent.iter().map(|s| s.status).filter(|s| *s != 200 && *s != 304).collect();
     assert!(statuses.is_empty(), "seed {seed}: production answered {statuses:?}");
-    tcpdump.finish(sent.len());
+    let captured = probes + sent.len();
+    tcpdump.finish(captured);
 
     let runs = [
         ("run", live.outcomes_after(sent.len())),

@@ -41,6 +41,9 @@ pub fn traffic(seed: u64, world: &World, extra: usize) -> Vec<Ask> {
     asks
 }
 
+/// The path [`Client::probe`] asks for.
+pub const PROBE: &str = "/api/probe";
+
 /// The request line's path of a resource.
 pub fn path_of(world: &World, resource: Resource) -> String {
     match resource {
@@ -94,15 +97,28 @@ impl Client {
             head += &format!("If-None-Match: {etag}\r\n");
         }
         let conditional = etag.is_some();
-        self.reader.get_mut().write_all(format!("{head}\r\n").as_bytes()).unwrap();
-        let (status, headers) = self.read_head();
+        let (status, headers) = self.exchange(&head);
         if let Some(etag) = headers.get("etag") {
             self.etags.insert(ask.resource, etag.clone());
         }
+        Sent { ask, path, conditional, status }
+    }
+
+    /// `GET /api/probe` (no such resource: a 404), to see that whoever
+    /// captures is capturing before the traffic starts.
+    pub fn probe(&mut self) {
+        let head = format!("GET {PROBE} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        assert_eq!(self.exchange(&head).0, 404);
+    }
+
+    /// Sends a request head (no body), reads the answer: status, headers.
+    fn exchange(&mut self, head: &str) -> (u16, BTreeMap<String, String>) {
+        self.reader.get_mut().write_all(format!("{head}\r\n").as_bytes()).unwrap();
+        let (status, headers) = self.read_head();
         let length = headers.get("content-length").map_or(0, |l| l.parse().unwrap());
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).unwrap();
-        Sent { ask, path, conditional, status }
+        (status, headers)
     }
 
     /// Status and headers (lowercase names) of the next answer.
