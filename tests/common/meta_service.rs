@@ -155,7 +155,11 @@ fn handle(state: &State, req: &Request<hyper::body::Incoming>) -> Response<Full<
     if let Some(Regression::Status(status)) = regression {
         return answer(*status, json!({"error": "something went wrong"}), Vec::new());
     }
-    let mut data = data_of(world, resource);
+    let mut data = match (regression, resource) {
+        (Some(Regression::OtherUser), Resource::Feed(n)) => data_of(world, Resource::Feed((n + 1) % world.users.len())),
+        (Some(Regression::OtherUser), Resource::Me(n)) => data_of(world, Resource::Me((n + 1) % world.users.len())),
+        _ => data_of(world, resource),
+    };
     if let Some(regression) = regression {
         plant(&mut data, regression);
     }
@@ -229,7 +233,7 @@ fn plant(data: &mut Map<String, Value>, regression: &Regression) {
                 items.reverse();
             }
         }
-        Regression::Status(_) | Regression::MissingNoisy(_) | Regression::NulledNoisy(_) => {}
+        Regression::Status(_) | Regression::OtherUser | Regression::MissingNoisy(_) | Regression::NulledNoisy(_) => {}
     }
 }
 

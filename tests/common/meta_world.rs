@@ -163,6 +163,9 @@ pub enum Regression {
     Nulled(&'static str),
     /// The feed's items come oldest first.
     Reordered,
+    /// A feed or `/api/me` answered as the next user: the wrong user's
+    /// data (a session mix-up), where answers legitimately differ by user.
+    OtherUser,
     /// This key, whose value is noise (different on every answer), is
     /// missing: a value that changes is no excuse for its absence.
     MissingNoisy(&'static str),
@@ -175,10 +178,10 @@ pub enum Regression {
 pub type Plan = BTreeMap<Resource, Regression>;
 
 /// The kinds of regression, each planted at least once per seed.
-const KINDS: [&str; 5] = ["status", "changed", "missing", "reordered", "missing_noisy"];
+const KINDS: [&str; 6] = ["status", "changed", "missing", "reordered", "other_user", "missing_noisy"];
 
 /// Plants each kind of regression on a resource chosen by the seed, then
-/// two more of random kinds; about a third of the resources stay sound.
+/// two more of random kinds; about half of the resources stay sound.
 pub fn plan(seed: u64, world: &World) -> Plan {
     let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(7));
     let mut kinds: Vec<&str> = KINDS.to_vec();
@@ -187,7 +190,11 @@ pub fn plan(seed: u64, world: &World) -> Plan {
     rng.shuffle(&mut free);
     let mut plan = Plan::new();
     for kind in kinds {
-        let fits = |r: &Resource| kind != "reordered" || matches!(r, Resource::Feed(_));
+        let fits = |r: &Resource| match kind {
+            "reordered" => matches!(r, Resource::Feed(_)),
+            "other_user" => !matches!(r, Resource::Thing(_)),
+            _ => true,
+        };
         let Some(at) = free.iter().position(fits) else { continue };
         let resource = free.remove(at);
         plan.insert(resource, regression(kind, resource, &mut rng));
@@ -218,6 +225,7 @@ fn regression(kind: &str, resource: Resource, rng: &mut Rng) -> Regression {
         "missing" if rng.chance(30) => Regression::Nulled(rng.pick(missing)),
         "missing" => Regression::Missing(rng.pick(missing)),
         "reordered" => Regression::Reordered,
+        "other_user" => Regression::OtherUser,
         _ if rng.chance(30) => Regression::NulledNoisy(rng.pick(&["/request_id", "/served_at"])),
         _ => Regression::MissingNoisy(rng.pick(&["/request_id", "/served_at"])),
     }
