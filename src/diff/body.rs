@@ -9,7 +9,8 @@
 
 use super::encoding::{Decoded, decode_body};
 use super::headers::header_value;
-use super::rules::rule_names::CONTENT_ENCODING;
+use super::origin::OriginRewrite;
+use super::rules::rule_names::{CONTENT_ENCODING, HOST_REWRITE};
 use super::tree::{self, Node};
 use super::{Answer, CompareRules, Comparison, json, text};
 
@@ -41,12 +42,24 @@ impl<'a> Side<'a> {
     }
 }
 
-pub(crate) fn compare_bodies(recorded: &Answer, candidate: &Answer, rules: &CompareRules, out: &mut Comparison) {
+pub(crate) fn compare_bodies(
+    recorded: &Answer,
+    candidate: &Answer,
+    rules: &CompareRules,
+    origin: Option<&OriginRewrite>,
+    out: &mut Comparison,
+) {
     if recorded.body == candidate.body && same_encoding(recorded, candidate) {
         return;
     }
     let recorded_side = Side::of(recorded);
-    let candidate_side = Side::of(candidate);
+    let mut candidate_side = Side::of(candidate);
+    if let Some(origin) = origin {
+        let bytes = std::mem::replace(&mut candidate_side.decoded.bytes, std::borrow::Cow::Borrowed(&[]));
+        let (bytes, rewritten) = origin.apply(bytes);
+        candidate_side.decoded.bytes = bytes;
+        out.count_equivalences(HOST_REWRITE, rewritten);
+    }
     let differences_before = out.differences.len();
     compare_decoded(&recorded_side, &candidate_side, rules, out);
     let decoding_happened = recorded_side.decoded.was_decoded || candidate_side.decoded.was_decoded;

@@ -26,6 +26,7 @@ mod encoding;
 mod headers;
 mod json;
 mod number;
+mod origin;
 mod pointer;
 mod rules;
 mod text;
@@ -42,6 +43,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use origin::OriginRewrite;
 pub use rules::{CompareRules, rule_names};
 pub(crate) use timestamp::parse_instant;
 
@@ -101,7 +103,13 @@ impl Comparison {
 
     /// Records that `rule` made one raw difference disappear.
     fn count_equivalence(&mut self, rule: &'static str) {
-        *self.equivalences.entry(rule).or_insert(0) += 1;
+        self.count_equivalences(rule, 1);
+    }
+
+    fn count_equivalences(&mut self, rule: &'static str, n: u64) {
+        if n > 0 {
+            *self.equivalences.entry(rule).or_insert(0) += n;
+        }
     }
 
     fn push_difference(&mut self, path: &str, kind: DiffKind, recorded: Value, candidate: Value) {
@@ -111,12 +119,28 @@ impl Comparison {
 
 /// Compares the candidate's answer with the recorded one under `rules`.
 pub fn compare(recorded: &Answer, candidate: &Answer, rules: &CompareRules) -> Comparison {
+    compare_rewritten(recorded, candidate, rules, None)
+}
+
+/// [`compare`], with the Host the tool rewrote undone in the candidate's
+/// answer (see [`OriginRewrite`]).
+pub fn compare_rewritten(
+    recorded: &Answer,
+    candidate: &Answer,
+    rules: &CompareRules,
+    origin: Option<&OriginRewrite>,
+) -> Comparison {
     let mut comparison = Comparison::default();
     compare_status(recorded.status, candidate.status, &mut comparison);
     if rules.compare_headers {
-        headers::compare_headers(recorded.headers, candidate.headers, rules, &mut comparison);
+        let (candidate_headers, rewritten) = match origin {
+            Some(origin) => origin.apply_to_headers(candidate.headers),
+            None => (std::borrow::Cow::Borrowed(candidate.headers), 0),
+        };
+        headers::compare_headers(recorded.headers, &candidate_headers, rules, &mut comparison);
+        comparison.count_equivalences(rule_names::HOST_REWRITE, rewritten);
     }
-    body::compare_bodies(recorded, candidate, rules, &mut comparison);
+    body::compare_bodies(recorded, candidate, rules, origin, &mut comparison);
     comparison
 }
 

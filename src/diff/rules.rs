@@ -10,6 +10,9 @@ pub mod rule_names {
     /// Content-Type values equal but for a parameter that means nothing for
     /// the media type (`charset=utf-8` on JSON).
     pub const MEDIA_TYPE_PARAMS: &str = "media_type_params";
+    /// The candidate's own origin (the tool rewrote Host) read as
+    /// production's in URL headers and bodies; per occurrence.
+    pub const HOST_REWRITE: &str = "host_rewrite";
     /// Bodies equal only after decoding their Content-Encoding.
     pub const CONTENT_ENCODING: &str = "content_encoding";
     /// Objects with the same keys in a different order.

@@ -58,6 +58,8 @@ pub struct CandidateClient {
     authority: Authority,
     base_path: String,
     host_header: HostHeader,
+    /// Add X-Forwarded-Host/-Proto when the Host is rewritten.
+    forwarded: bool,
     marker: Option<(HeaderName, HeaderValue)>,
     timeout: Duration,
     body_limit: usize,
@@ -138,6 +140,7 @@ impl CandidateClient {
             authority,
             base_path,
             host_header,
+            forwarded: config.forwarded_headers,
             marker,
             timeout: Duration::from_millis(config.timeout_ms),
             body_limit: body_limit.max(1),
@@ -181,6 +184,11 @@ impl CandidateClient {
         for (name, value) in self.forwarded_headers(request) {
             if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 headers.append(n, v);
+            }
+        }
+        for (name, value) in self.forwarding(request) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.append(name, v);
             }
         }
         // Without one (keep, none captured), hyper sets it from the target.
@@ -249,6 +257,11 @@ impl CandidateClient {
                 put(name.as_bytes(), value.as_bytes());
             }
         }
+        for (name, value) in self.forwarding(request) {
+            if is_header_value(&value) {
+                put(name.as_bytes(), value.as_bytes());
+            }
+        }
         if let Some((name, value)) = &self.marker {
             put(name.as_str().as_bytes(), value.as_bytes());
         }
@@ -279,6 +292,44 @@ impl CandidateClient {
                 && !marker.is_some_and(|m| name.eq_ignore_ascii_case(m))
         };
         request.payload.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(move |(name, _)| passed_on(name))
+    }
+
+    /// What production was asked for (Host, scheme), when the candidate is
+    /// sent another Host and the recorded request does not already carry
+    /// it: `X-Forwarded-Host`, `X-Forwarded-Proto`.
+    fn forwarding(&self, request: &Request) -> Vec<(&'static str, String)> {
+        let rewritten = !matches!(self.host_header, HostHeader::Keep);
+        let Some(host) = request.payload.header("host").filter(|_| self.forwarded && rewritten) else {
+            return Vec::new();
+        };
+        let mut added = Vec::with_capacity(2);
+        if request.payload.header("x-forwarded-host").is_none() {
+            added.push(("X-Forwarded-Host", host.trim().to_string()));
+        }
+        if request.payload.header("x-forwarded-proto").is_none() {
+            added.push(("X-Forwarded-Proto", "http".to_string()));
+        }
+        added
+    }
+
+    /// The origin the candidate may build its URLs from (its scheme and the
+    /// Host it was sent) and production's (the recorded Host), when the
+    /// Host was rewritten: comparison reads the first as the second.
+    pub fn origin_rewrite(&self, request: &Request) -> Option<crate::diff::OriginRewrite> {
+        let sent = match &self.host_header {
+            HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.as_ref()?.to_str().ok()?,
+            HostHeader::Keep => return None,
+        };
+        let recorded = request.payload.header("host")?.trim();
+        if recorded.is_empty() || recorded.eq_ignore_ascii_case(sent) {
+            return None;
+        }
+        let recorded_scheme =
+            request.payload.header("x-forwarded-proto").and_then(|p| p.split(',').next()).map_or("http", str::trim);
+        Some(crate::diff::OriginRewrite {
+            candidate: format!("{}://{sent}", self.scheme.as_str()),
+            recorded: format!("{recorded_scheme}://{recorded}"),
+        })
     }
 
     /// The candidate's own authority as a Host value.
@@ -417,10 +468,46 @@ mod tests {
         let (start, headers, body) = on_the_wire(&c.plain_request(&request, &request.uri).unwrap());
         assert_eq!(start, "POST /base/api/x?q=1 HTTP/1.1", "origin form under the candidate's base path");
         let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["host", "accept", "x-shadowtap-replay", "content-length"], "{headers:?}");
+        let want = ["host", "accept", "x-forwarded-host", "x-forwarded-proto", "x-shadowtap-replay", "content-length"];
+        assert_eq!(names, want, "{headers:?}");
         assert_eq!(headers[0].1, "127.0.0.1:8081", "Host is the candidate's by default");
-        assert_eq!(headers[2].1, "1", "our marker, once, replacing a captured one");
-        assert_eq!((headers[3].1.as_str(), body.as_slice()), ("7", &b"{\"a\":1}"[..]));
+        assert_eq!(
+            (headers[2].1.as_str(), headers[3].1.as_str()),
+            ("legacy.example", "http"),
+            "what production was asked"
+        );
+        assert_eq!(headers[4].1, "1", "our marker, once, replacing a captured one");
+        assert_eq!((headers[5].1.as_str(), body.as_slice()), ("7", &b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn forwarded_headers_only_when_the_host_is_rewritten_and_not_twice() {
+        let names = |headers: &[(&str, &str)], toml: &str| {
+            let request = captured("GET", "/x", headers, b"");
+            let (_, sent, _) =
+                on_the_wire(&client("http://127.0.0.1:8081", toml).plain_request(&request, "/x").unwrap());
+            sent.into_iter().filter(|(n, _)| n.starts_with("x-forwarded")).collect::<Vec<_>>()
+        };
+        assert!(names(&[("Host", "api")], "host_header = \"keep\"").is_empty());
+        assert!(names(&[("Host", "api")], "forwarded_headers = false").is_empty());
+        let behind_proxy = names(&[("Host", "api"), ("X-Forwarded-Host", "www"), ("X-Forwarded-Proto", "https")], "");
+        assert_eq!(
+            behind_proxy,
+            [("x-forwarded-host".into(), "www".into()), ("x-forwarded-proto".into(), "https".into())]
+        );
+        let c = client("http://127.0.0.1:8081", "");
+        let origin = c.origin_rewrite(&captured("GET", "/x", &[("Host", "api.example.com")], b"")).unwrap();
+        assert_eq!(
+            (origin.candidate.as_str(), origin.recorded.as_str()),
+            ("http://127.0.0.1:8081", "http://api.example.com")
+        );
+        let tls = c.origin_rewrite(&captured("GET", "/x", &[("Host", "api"), ("X-Forwarded-Proto", "https")], b""));
+        assert_eq!(tls.unwrap().recorded, "https://api");
+        assert!(
+            client("http://127.0.0.1:8081", "host_header = \"keep\"")
+                .origin_rewrite(&captured("GET", "/x", &[("Host", "api")], b""))
+                .is_none()
+        );
     }
 
     #[test]

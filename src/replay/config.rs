@@ -161,6 +161,10 @@ pub struct CandidateConfig {
     /// Which client speaks to an http candidate (https always goes
     /// through hyper).
     pub http_client: HttpClient,
+    /// When Host is rewritten: tell the candidate what production was
+    /// asked for (`X-Forwarded-Host`, `X-Forwarded-Proto`), unless the
+    /// recorded request already says, so it can build production's URLs.
+    pub forwarded_headers: bool,
 }
 
 /// The client for http candidates.
@@ -190,6 +194,7 @@ impl Default for CandidateConfig {
             pace: 0.0,
             ca_file: None,
             http_client: HttpClient::Shadowtap,
+            forwarded_headers: true,
         }
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::diff::{self, Answer, CompareRules, Difference};
-use crate::exchange::{Exchange, format_ts};
+use crate::exchange::{self, Exchange, format_ts};
 use client::{CandidateAnswer, CandidateClient};
 use config::Config;
 use endpoint::Template;
@@ -116,6 +116,7 @@ pub struct Replayer {
     /// Learned as traffic flows; kept across reloads.
     pub noise: Arc<triage::NoiseModel>,
     pub generated: Arc<triage::GeneratedValues>,
+    pub validators: Arc<triage::Validators>,
 }
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
@@ -137,6 +138,7 @@ impl Current {
         let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
         replayer.noise = slot.noise.clone();
         replayer.generated = slot.generated.clone();
+        replayer.validators = slot.validators.clone();
         *slot = Arc::new(replayer);
     }
 }
@@ -164,6 +166,7 @@ impl Replayer {
             primary,
             noise: Default::default(),
             generated: Default::default(),
+            validators: Default::default(),
         })
     }
 
@@ -252,6 +255,18 @@ impl Replayer {
             outcome.reason = Some(reason);
             return outcome;
         }
+        let mapped;
+        let sent = match self.validators.plan(exchange) {
+            triage::Plan::AsRecorded => exchange,
+            triage::Plan::Mapped(exchange) => {
+                mapped = exchange;
+                &*mapped
+            }
+            triage::Plan::Skip(reason) => {
+                outcome.reason = Some(reason);
+                return outcome;
+            }
+        };
         let (uri, used_ids) = self.generated.rewrite_uri(&exchange.request.uri);
         outcome.mapped_ids = used_ids;
         // The secondary is production (it shares production's datastores):
@@ -266,10 +281,10 @@ impl Replayer {
         };
         prefetch_recorded_answer(exchange);
         let sent_at = std::time::SystemTime::now();
-        let (answer, secondary) = tokio::join!(self.client.send_to(&exchange.request, &uri), secondary);
+        let (answer, secondary) = tokio::join!(self.client.send_to(&sent.request, &uri), secondary);
         let replayed = triage::Window::between(sent_at, std::time::SystemTime::now());
         if let Some(Ok(second)) = secondary {
-            let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second);
+            let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second, self.secondary.as_ref());
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
         }
         // Repeats are learned after the comparison, which has just read the
@@ -282,12 +297,40 @@ impl Replayer {
                 outcome.error = Some(e.to_string());
             }
             Ok(answer) => {
-                self.compare_into(&mut outcome, exchange, &answer);
+                let full;
+                let compared = match self.compare_with(sent, &answer) {
+                    triage::Compare::Recorded => sent,
+                    triage::Compare::FullAnswer(earlier) => {
+                        outcome.explained.push(Explained { path: "status".into(), by: "not_modified" });
+                        full = earlier;
+                        &*full
+                    }
+                    triage::Compare::Nothing(reason) => {
+                        self.learn_from_repeats(exchange, &outcome.endpoint);
+                        outcome.candidate_status = Some(answer.status);
+                        outcome.reason = Some(reason);
+                        return outcome;
+                    }
+                };
+                self.compare_into(&mut outcome, compared, &answer);
                 self.learn_from_repeats(exchange, &outcome.endpoint);
-                self.triage(&mut outcome, exchange, &answer, replayed).await;
+                self.triage(&mut outcome, compared, &answer, replayed).await;
             }
         }
         outcome
+    }
+
+    /// What the candidate's answer to a conditional request is compared
+    /// with (see [`triage::Validators`]); production's last full answer to
+    /// the same request comes from what repeats remember.
+    fn compare_with(&self, sent: &Exchange, answer: &CandidateAnswer) -> triage::Compare {
+        triage::Validators::compare_with(sent, answer.status, &answer.headers, |unconditional| {
+            let (status, headers, body) = self.noise.last_answer(unconditional, &self.config.noise)?;
+            let mut response = sent.response.clone()?;
+            response.status = status;
+            response.payload = exchange::Payload { headers, body_len: body.len() as u64, body, truncated: false };
+            Some(Exchange { request: unconditional.clone(), response: Some(response), ..sent.clone() })
+        })
     }
 
     fn learn_from_repeats(&self, exchange: &Exchange, endpoint: &str) {
@@ -303,9 +346,9 @@ impl Replayer {
             }
             Some(triage::Repeat::Changed(previous)) => previous,
         };
-        let (status, headers, body) = previous.into_answer();
+        let (status, headers, body) = previous.to_answer();
         let earlier = CandidateAnswer { status, headers, body, latency_us: 0, truncated: false };
-        let c = self.compare_with_recorded(exchange, endpoint, &earlier);
+        let c = self.compare_with_recorded(exchange, endpoint, &earlier, None);
         self.noise.learn(endpoint, &c.differences, "repeats");
     }
 
@@ -314,13 +357,23 @@ impl Replayer {
         self.endpoint_rules.iter().find(|(e, _)| e == endpoint).map_or(&self.config.compare, |(_, rules)| rules)
     }
 
-    fn compare_with_recorded(&self, exchange: &Exchange, endpoint: &str, other: &CandidateAnswer) -> diff::Comparison {
+    /// Compares another answer to this exchange's request with the recorded
+    /// one; `from` is the client that got it (its Host rewrite is undone),
+    /// `None` for an answer from the capture itself.
+    fn compare_with_recorded(
+        &self,
+        exchange: &Exchange,
+        endpoint: &str,
+        other: &CandidateAnswer,
+        from: Option<&CandidateClient>,
+    ) -> diff::Comparison {
         let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
         let rules = self.rules_for(endpoint);
         let recorded_answer =
             Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
         let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
-        let mut comparison = diff::compare(&recorded_answer, &other_answer, rules);
+        let origin = from.and_then(|client| client.origin_rewrite(&exchange.request));
+        let mut comparison = diff::compare_rewritten(&recorded_answer, &other_answer, rules, origin.as_ref());
         if other.truncated {
             // Only the start of the answer was kept: its body differs (the
             // recorded one is within the limit), and that is all we know.
@@ -338,7 +391,7 @@ impl Replayer {
     fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
         outcome.candidate_status = Some(answer.status);
         outcome.candidate_latency_us = Some(answer.latency_us);
-        let comparison = self.compare_with_recorded(exchange, &outcome.endpoint, answer);
+        let comparison = self.compare_with_recorded(exchange, &outcome.endpoint, answer, Some(&self.client));
         self.noise.count_candidate(&outcome.endpoint, &comparison.differences);
         outcome.outcome = if comparison.differences.is_empty() { OutcomeKind::Match } else { OutcomeKind::Diff };
         outcome.differences = comparison.differences;

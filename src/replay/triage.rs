@@ -34,8 +34,10 @@ use crate::exchange::Exchange;
 mod generated;
 mod holdback;
 mod repeats;
+mod validators;
 
 pub use generated::{Generated, GeneratedValues, MappedValue, Window};
+pub use validators::{Compare, Plan, Validators};
 
 pub use holdback::{HELD_PER_ENDPOINT, HELD_TOTAL, Holdback};
 use repeats::Recent;
@@ -235,6 +237,7 @@ impl Replayer {
                 None => true,
             });
         }
+        self.set_aside_validators(&mut rest, outcome, exchange);
         let mut real = Vec::new();
         let mut any_noise = false;
         for d in rest {
@@ -264,6 +267,30 @@ impl Replayer {
             (true, false) => OutcomeKind::Match,
         };
         outcome.differences = real;
+    }
+
+    /// Validators of the same content differ between implementations: where
+    /// no body difference remains, different `ETag`s and `Last-Modified`s
+    /// (both present) are set aside and the pair remembered for the URI;
+    /// a pair remembered before is set aside whatever the body.
+    fn set_aside_validators(&self, rest: &mut Vec<Difference>, outcome: &mut Outcome, exchange: &Exchange) {
+        let uri = &exchange.request.uri;
+        let bodies_agree = !rest.iter().any(|d| d.path.is_empty() || d.path.starts_with('/'));
+        rest.retain(|d| {
+            if !validators::is_validator_header(&d.path) {
+                return true;
+            }
+            let known = self.validators.explains(uri, d);
+            let learnable = bodies_agree && d.kind == diff::DiffKind::Changed;
+            if !(known || learnable) {
+                return true;
+            }
+            if let (false, Some(r), Some(c)) = (known, d.recorded.as_str(), d.candidate.as_str()) {
+                self.validators.learn(uri, r, c);
+            }
+            outcome.explained.push(Explained { path: d.path.clone(), by: "validator" });
+            false
+        });
     }
 
     /// What kind of value this write generated at this difference, if any.
@@ -312,7 +339,7 @@ impl Replayer {
         if now_vs_candidate.differences.is_empty() {
             return true;
         }
-        let moved = self.compare_with_recorded(exchange, endpoint, &now);
+        let moved = self.compare_with_recorded(exchange, endpoint, &now, Some(primary));
         let moved_fields: std::collections::HashSet<&str> = moved.differences.iter().map(|d| d.path.as_str()).collect();
         // Production having moved at a field does not make the candidate's
         // value there right: recorded 70, production now 71, candidate 72

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
 
 use super::{NoiseConfig, NoiseModel};
-use crate::exchange::{Exchange, Nanos};
+use crate::exchange::{Exchange, Nanos, Request};
 
 /// An answer production gave: status, headers, body.
 pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -93,7 +93,7 @@ impl StoredAnswer {
         self.fingerprint == fingerprint(status, headers, body)
     }
 
-    pub fn into_answer(self) -> RecordedAnswer {
+    pub fn to_answer(&self) -> RecordedAnswer {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let (headers, body) = self.parts();
         (self.status, headers.map(|(n, v)| (text(n), text(v))).collect(), body.to_vec())
@@ -158,8 +158,7 @@ fn ignorable(name: &str, ignored: &[String]) -> bool {
 /// answer. A plain GET and a conditional one (`If-None-Match`), a `Range`,
 /// another `Accept-Encoding`, `Prefer`, user or cookie are other requests:
 /// production answering them differently is not noise.
-fn request_key(exchange: &Exchange, ignored: &[String]) -> RequestKey {
-    let r = &exchange.request;
+fn request_key(r: &Request, ignored: &[String]) -> RequestKey {
     let mut headers: Vec<RequestKey> = r
         .payload
         .headers
@@ -200,6 +199,14 @@ fn hash128(feed: impl Fn(&mut std::hash::DefaultHasher)) -> RequestKey {
 }
 
 impl NoiseModel {
+    /// Production's last answer in the capture to this request, if it is
+    /// still remembered (within `[noise] repeat_window_s`).
+    pub fn last_answer(&self, request: &Request, config: &NoiseConfig) -> Option<RecordedAnswer> {
+        let key = request_key(request, &config.repeat_ignore_headers);
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.by_key.get(&key).map(|(_, stored)| stored.to_answer())
+    }
+
     /// Checks the capture for an earlier answer to the same request within
     /// the window, and remembers this one. The stored copy is replaced
     /// only when the answer changed: repeats of the same answer, the usual
@@ -210,7 +217,7 @@ impl NoiseModel {
         if !exchange.request.method.eq_ignore_ascii_case("GET") || exchange.gap || response.payload.truncated {
             return None;
         }
-        let key = request_key(exchange, &config.repeat_ignore_headers);
+        let key = request_key(&exchange.request, &config.repeat_ignore_headers);
         let now = exchange.request.ts;
         let (status, headers, body) = (response.status, &response.payload.headers, &response.payload.body);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,7 +277,7 @@ mod tests {
     }
 
     fn key(headers: &[(&str, &str)]) -> RequestKey {
-        request_key(&get(headers, ""), &NoiseConfig::default().repeat_ignore_headers)
+        request_key(&get(headers, "").request, &NoiseConfig::default().repeat_ignore_headers)
     }
 
     const PLAIN: &[(&str, &str)] = &[("Host", "api"), ("Accept", "application/json")];
@@ -307,10 +314,11 @@ mod tests {
             assert_ne!(with(extra), key(PLAIN), "{extra:?}");
         }
         let ignored = NoiseConfig::default().repeat_ignore_headers;
-        assert_ne!(request_key(&get(PLAIN, "a"), &ignored), request_key(&get(PLAIN, "b"), &ignored));
+        assert_ne!(request_key(&get(PLAIN, "a").request, &ignored), request_key(&get(PLAIN, "b").request, &ignored));
         // Configuring them as ignorable does not make them so.
         let everything: Vec<String> = ["authorization", "if-none-match", "user-agent"].map(String::from).to_vec();
         let auth = [("Host", "api"), ("Authorization", "Bearer x")];
-        assert_ne!(request_key(&get(&auth, ""), &everything), request_key(&get(&auth[..1], ""), &everything));
+        let key = |headers: &[(&str, &str)]| request_key(&get(headers, "").request, &everything);
+        assert_ne!(key(&auth), key(&auth[..1]));
     }
 }
