@@ -112,6 +112,9 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
     };
     for batch in exchanges.iter() {
         let replayer = current.get();
+        for exchange in &batch {
+            replayer.note_in_capture_order(exchange);
+        }
         if !one_at_a_time && !batch.iter().any(|e| replayer.is_replayed_write(e)) {
             for (lane, part) in deal(batch, lanes.len(), &mut next) {
                 if !send(lane, part) {

@@ -301,12 +301,8 @@ impl Replayer {
             let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second, self.secondary.as_ref());
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
         }
-        // Repeats are learned after the comparison, which has just read the
-        // recorded answer (warm in cache), and before triage, which uses
-        // what was learned.
         match answer {
             Err(e) => {
-                self.learn_from_repeats(exchange, &outcome.endpoint);
                 outcome.outcome = OutcomeKind::Error;
                 outcome.error = Some(e.to_string());
             }
@@ -320,14 +316,12 @@ impl Replayer {
                         &*full
                     }
                     triage::Compare::Nothing(reason) => {
-                        self.learn_from_repeats(exchange, &outcome.endpoint);
                         outcome.candidate_status = Some(answer.status);
                         outcome.reason = Some(reason);
                         return outcome;
                     }
                 };
                 self.compare_into(&mut outcome, compared, &answer);
-                self.learn_from_repeats(exchange, &outcome.endpoint);
                 self.triage(&mut outcome, compared, &answer, replayed).await;
             }
         }
@@ -345,6 +339,18 @@ impl Replayer {
             response.payload = exchange::Payload { headers, body_len: body.len() as u64, body, truncated: false };
             Some(Exchange { request: unconditional.clone(), response: Some(response), ..sent.clone() })
         })
+    }
+
+    /// Called by the schedulers for each exchange in capture order, before
+    /// it is handed out for replay: what production's own answers teach
+    /// (repeats) is learned in the order production gave them, and the
+    /// last full answer to each request is known before any later
+    /// conditional request to it is compared (replays finish in any
+    /// order). Requests we sent ourselves are not production's.
+    pub fn note_in_capture_order(&self, exchange: &Exchange) {
+        if !self.is_own_replay(exchange) {
+            self.learn_from_repeats(exchange, &self.endpoint(exchange));
+        }
     }
 
     fn learn_from_repeats(&self, exchange: &Exchange, endpoint: &str) {
