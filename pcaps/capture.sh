@@ -26,6 +26,7 @@ P_NGINX=18083      # nginx: static files, used by wrk and pipelining
 P_GZIP=18084       # nginx: gzip on + gzip_static
 P_STATUS=18085     # nginx: 204 / 304
 P_API6=18086       # tools/json_api.py on ::1
+P_BROKEN=18087     # tools/broken_server.py: broken framing, early answers
 
 WORK=$(mktemp -d /tmp/shadowtap-capture.XXXXXX)
 chmod 755 "$WORK"          # nginx workers (unprivileged) read files below it
@@ -173,8 +174,9 @@ start_servers() {
     start_bg json_api6 "$PY" "$TOOLS/json_api.py" --host ::1 --port $P_API6
     start_bg chunked   "$PY" "$TOOLS/chunked_server.py" --port $P_CHUNKED
     start_bg http10    "$PY" "$TOOLS/http10_server.py" --port $P_HTTP10
+    start_bg broken    "$PY" "$TOOLS/broken_server.py" --port $P_BROKEN
     local p
-    for p in $P_API $P_API6 $P_CHUNKED $P_HTTP10 $P_NGINX $P_GZIP $P_STATUS; do
+    for p in $P_API $P_API6 $P_CHUNKED $P_HTTP10 $P_NGINX $P_GZIP $P_STATUS $P_BROKEN; do
         wait_listen "$p"
     done
 }
@@ -307,8 +309,26 @@ cap_status-nobody() {
     stop_capture
 }
 
+cap_broken-framing() {
+    # One keep-alive connection: each answer breaks framing another way.
+    start_capture broken-framing.pcap -i lo "tcp port $P_BROKEN"
+    "$PY" "$TOOLS/broken_server.py" --client broken --port $P_BROKEN
+    stop_capture
+}
+
+cap_early-answer() {
+    # Answers sent while the client is still uploading: 413 and close, 401
+    # on a connection that goes on with a GET, and 431 while the client is
+    # still sending the request head.
+    start_capture early-answer.pcap -i lo "tcp port $P_BROKEN"
+    "$PY" "$TOOLS/broken_server.py" --client early-413 --port $P_BROKEN
+    "$PY" "$TOOLS/broken_server.py" --client early-401 --port $P_BROKEN
+    "$PY" "$TOOLS/broken_server.py" --client early-431 --port $P_BROKEN
+    stop_capture
+}
+
 ALL=(curl-get pipelined chunked any-interface any-sll1 wrk-nginx
-     post-and-methods http10-close ipv6 gzip status-nobody)
+     post-and-methods http10-close ipv6 gzip status-nobody broken-framing early-answer)
 
 # ------------------------------------------------------------------- main --
 
