@@ -26,6 +26,7 @@ P_NGINX=18083      # nginx: static files, used by wrk and pipelining
 P_GZIP=18084       # nginx: gzip on + gzip_static
 P_STATUS=18085     # nginx: 204 / 304
 P_API6=18086       # tools/json_api.py on ::1
+P_BROKEN=18087     # tools/broken_server.py: broken framing, early answers
 
 WORK=$(mktemp -d /tmp/shadowtap-capture.XXXXXX)
 chmod 755 "$WORK"          # nginx workers (unprivileged) read files below it
@@ -173,8 +174,9 @@ start_servers() {
     start_bg json_api6 "$PY" "$TOOLS/json_api.py" --host ::1 --port $P_API6
     start_bg chunked   "$PY" "$TOOLS/chunked_server.py" --port $P_CHUNKED
     start_bg http10    "$PY" "$TOOLS/http10_server.py" --port $P_HTTP10
+    start_bg broken    "$PY" "$TOOLS/broken_server.py" --port $P_BROKEN
     local p
-    for p in $P_API $P_API6 $P_CHUNKED $P_HTTP10 $P_NGINX $P_GZIP $P_STATUS; do
+    for p in $P_API $P_API6 $P_CHUNKED $P_HTTP10 $P_NGINX $P_GZIP $P_STATUS $P_BROKEN; do
         wait_listen "$p"
     done
 }
@@ -193,6 +195,13 @@ cap_curl-get() {
     c "$API/no/such/thing"                                     # 404
     c -I "$API/api/users/42"                                   # HEAD
     stop_capture
+}
+
+cap_mirror-reordered() {
+    # Not recorded: curl-get.pcap with packets reordered across directions
+    # as a mirror port shows them (an ACK captured before the data it
+    # acknowledges, by at most 10 ms).
+    "$PY" "$TOOLS/reorder_pcap.py" "$HERE/curl-get.pcap" "$HERE/mirror-reordered.pcap"
 }
 
 cap_pipelined() {
@@ -307,8 +316,26 @@ cap_status-nobody() {
     stop_capture
 }
 
-ALL=(curl-get pipelined chunked any-interface any-sll1 wrk-nginx
-     post-and-methods http10-close ipv6 gzip status-nobody)
+cap_broken-framing() {
+    # One keep-alive connection: each answer breaks framing another way.
+    start_capture broken-framing.pcap -i lo "tcp port $P_BROKEN"
+    "$PY" "$TOOLS/broken_server.py" --client broken --port $P_BROKEN
+    stop_capture
+}
+
+cap_early-answer() {
+    # Answers sent while the client is still uploading: 413 and close, 401
+    # on a connection that goes on with a GET, and 431 while the client is
+    # still sending the request head.
+    start_capture early-answer.pcap -i lo "tcp port $P_BROKEN"
+    "$PY" "$TOOLS/broken_server.py" --client early-413 --port $P_BROKEN
+    "$PY" "$TOOLS/broken_server.py" --client early-401 --port $P_BROKEN
+    "$PY" "$TOOLS/broken_server.py" --client early-431 --port $P_BROKEN
+    stop_capture
+}
+
+ALL=(curl-get mirror-reordered pipelined chunked any-interface any-sll1 wrk-nginx
+     post-and-methods http10-close ipv6 gzip status-nobody broken-framing early-answer)
 
 # ------------------------------------------------------------------- main --
 
@@ -325,7 +352,12 @@ done
 if [[ -n ${KEEP_LOGS:-} ]]; then cp -r "$WORK" "$KEEP_LOGS"; fi
 
 # Per-exchange listing of every capture (tools/http_summary.py, no tshark)
-for f in "$HERE"/*.pcap; do "$PY" "$TOOLS/http_summary.py" "$f"; done \
+# (not the broken-framing captures: that reader applies the strict RFC 9112
+# rules, and cannot tell which bytes came before an early answer)
+for f in "$HERE"/*.pcap; do
+    case ${f##*/} in broken-framing.pcap|early-answer.pcap) continue ;; esac
+    "$PY" "$TOOLS/http_summary.py" "$f"
+done \
     | sed "s|$HERE/||" >"$HERE/summary.txt"
 
 # Counts: messages (http_summary.py) and frames (tshark, if installed)

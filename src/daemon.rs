@@ -118,6 +118,7 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
         shard_ooo_bytes: (config.capture.max_buffer_mb << 20) / shards,
         max_flows: (config.capture.max_flows / shards).max(1),
         idle_timeout_ns: config.capture.idle_timeout_s as i64 * 1_000_000_000,
+        reorder_window_ns: config.capture.reorder_window_ms as i64 * 1_000_000,
     };
     let running = pipeline::start(Source::Live(live), pipeline_config);
     let current = Arc::new(Current::new(replayer));

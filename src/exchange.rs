@@ -50,6 +50,10 @@ pub struct Response {
     pub reason: String,
     pub version: String,
     pub payload: Payload,
+    /// Why the answer's framing was broken (a server bug), when it was: it
+    /// was read as a browser would, its body up to the next status line or
+    /// close.
+    pub malformed: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +157,10 @@ impl Exchange {
                 out.extend_from_slice(b",\"version\":");
                 write_json_str(out, &resp.version);
                 write_payload(out, &resp.payload);
+                if let Some(reason) = &resp.malformed {
+                    out.extend_from_slice(b",\"malformed\":");
+                    write_json_str(out, reason);
+                }
                 out.push(b'}');
             }
         }

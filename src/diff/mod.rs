@@ -68,6 +68,10 @@ pub enum DiffKind {
     Extra,
     /// Both present with different JSON types (e.g. string vs number).
     Type,
+    /// The recorded answer's framing was broken (`recorded` says why), so
+    /// its body is not compared: a difference the user must look at.
+    #[serde(rename = "malformed_recorded")]
+    MalformedRecorded,
 }
 
 /// One difference between the recorded and the candidate answer.

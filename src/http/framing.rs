@@ -4,7 +4,7 @@
 //! line by line for a start line. The parser state lives in [`Side`]; the
 //! connection logic that decides between these is in the parent module.
 
-use super::head;
+use super::{head, lenient};
 use crate::exchange::{Nanos, Payload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub(super) enum State {
     ChunkDataEnd,
     Trailers,
     UntilClose,
+    /// The body of an answer whose framing cannot be trusted: up to the
+    /// next status line at a line start, or close (complete lines in `buf`).
+    UntilStartLine,
     /// Lost: looking for the next start line, a line at a time in `buf`.
     Resync,
     /// The client sent a request whose framing a server must reject (RFC
@@ -80,7 +83,14 @@ pub(super) fn take_head(buf: &mut Vec<u8>, data: &[u8], max_head: usize, request
         buf.truncate(end);
         return Some((end.saturating_sub(old_len), end));
     }
-    let end = head::head_end(buf, old_len.saturating_sub(3))?;
+    let regular = head::head_end(buf, old_len.saturating_sub(3));
+    // A response head may end in bare CRs (a server bug browsers accept);
+    // a request's may not (lenience there is what smuggling exploits).
+    let bare_cr = if request { None } else { lenient::bare_cr_head_end(buf, old_len.saturating_sub(2)) };
+    let end = match (regular, bare_cr) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
     buf.truncate(end);
     Some((end - old_len, end))
 }
@@ -155,13 +165,14 @@ pub(super) fn read_body(
                 let too_long = side.buf.len() > MAX_LINE;
                 return (used, if too_long { BodyOutcome::Malformed } else { BodyOutcome::More });
             }
-            let line = std::mem::take(&mut side.buf);
-            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let raw = std::mem::take(&mut side.buf);
+            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if side.state == State::Trailers {
                 return (used, if line.is_empty() { BodyOutcome::Done } else { BodyOutcome::More });
             }
-            match head::parse_chunk_size(line) {
+            let size = head::parse_chunk_size(line);
+            match size {
                 Some(0) => {
                     side.state = State::Trailers;
                     (used, BodyOutcome::More)
@@ -170,10 +181,16 @@ pub(super) fn read_body(
                     side.state = State::ChunkData(size);
                     (used, BodyOutcome::More)
                 }
-                None => (used, BodyOutcome::Malformed),
+                None => {
+                    // Left for the caller: a malformed answer keeps it.
+                    side.buf = raw;
+                    (used, BodyOutcome::Malformed)
+                }
             }
         }
-        State::Idle | State::Head | State::Resync | State::Discard => (0, BodyOutcome::Malformed),
+        State::Idle | State::Head | State::Resync | State::Discard | State::UntilStartLine => {
+            (0, BodyOutcome::Malformed)
+        }
     }
 }
 

@@ -41,7 +41,7 @@ fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
     headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect()
 }
 
-fn version_string(minor: Option<u8>) -> String {
+pub(super) fn version_string(minor: Option<u8>) -> String {
     match minor.unwrap_or(1) {
         0 => "HTTP/1.0".into(),
         1 => "HTTP/1.1".into(),
@@ -99,7 +99,7 @@ fn parse_request_leniently(head: &[u8]) -> Option<RequestHead> {
 }
 
 /// `Name: value` lines, skipping those without a colon.
-fn lenient_headers(rest: &[u8]) -> Vec<Header> {
+pub(super) fn lenient_headers(rest: &[u8]) -> Vec<Header> {
     rest.split(|&b| b == b'\n')
         .filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -142,6 +142,15 @@ fn trim_spaces(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// Parses a response head as a browser would read it, even with framing a
+/// server should not send; returns the head and, when it was broken, a
+/// short reason (the `malformed` field of `pairs`). See [`super::lenient`].
+pub fn parse_response_leniently(head: &[u8]) -> Option<(ResponseHead, Option<String>)> {
+    super::lenient::parse_response(head)
+}
+
+/// Parses a well-formed response head (the candidate's answers are held to
+/// this).
 pub fn parse_response(head: &[u8]) -> Option<ResponseHead> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut slots);
@@ -224,13 +233,18 @@ pub fn is_versionless_request_line(line: &[u8]) -> bool {
     })
 }
 
-/// Is this whole line a status line (`HTTP/1.x NNN ...`)?
+/// Is this whole line a status line (`HTTP/1.x NNN ...`)? A minor
+/// version of two digits (`HTTP/1.01`, sent by broken servers) counts too.
 pub fn is_status_line(line: &[u8]) -> bool {
-    line.len() >= 12 && is_version(&line[..8]) && line[8] == b' ' && line[9..12].iter().all(u8::is_ascii_digit)
+    let version_len = if line.get(8) == Some(&b' ') { 8 } else { 9 };
+    line.len() >= version_len + 4
+        && is_version(&line[..version_len])
+        && line[version_len] == b' '
+        && line[version_len + 1..version_len + 4].iter().all(u8::is_ascii_digit)
 }
 
 fn is_version(v: &[u8]) -> bool {
-    v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit()
+    v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7..].iter().all(u8::is_ascii_digit)
 }
 
 /// Values of every header named `name`, each split on commas (a list-valued
@@ -378,6 +392,8 @@ mod tests {
         assert!(!is_request_line(b"SSH-2.0-OpenSSH_9.2"));
         assert!(is_status_line(b"HTTP/1.0 200 OK"));
         assert!(!is_status_line(b"HTTP/1.0 2x0 OK"));
+        assert!(is_status_line(b"HTTP/1.01 200 OK"));
+        assert!(!is_status_line(b"HTTP/1.012 200 OK"));
         assert!(may_start_request(b"PO"));
         assert!(!may_start_request(b"SSH-2.0"));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nBODY", 0), Some(24));

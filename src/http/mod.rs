@@ -12,6 +12,7 @@
 pub mod answer;
 mod framing;
 pub mod head;
+mod lenient;
 mod request;
 mod response;
 mod resync;
@@ -292,3 +293,6 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -136,6 +136,33 @@ impl Conn {
         self.req.buf.clear();
     }
 
+    /// The server answered while the request head was still arriving (a
+    /// 431 or 413 to a client still sending): the request as far as its
+    /// complete lines go is kept, marked truncated, to pair with that
+    /// answer. The server closes after such an answer; the rest of what
+    /// the client sends is answered by nobody.
+    pub(super) fn request_cut_short_by_answer(&mut self, ctx: &mut Ctx) {
+        let head_in_progress = self.req.state == State::Head && self.req_registered;
+        if !head_in_progress || self.reading.is_some() || !self.waiting.is_empty() {
+            return;
+        }
+        let Some(last_newline) = memchr::memrchr(b'\n', &self.req.buf) else { return };
+        let mut head = self.req.buf[..=last_newline].to_vec();
+        head.extend_from_slice(b"\r\n");
+        let Some(parsed) = head::parse_request(&head) else { return };
+        ctx.stats.requests += 1;
+        let request = Request {
+            ts: self.req.msg_ts,
+            method: parsed.method,
+            uri: parsed.uri,
+            version: parsed.version,
+            payload: Payload { headers: parsed.headers, truncated: true, ..Default::default() },
+        };
+        self.reading = Some(PendingRequest { request, gap: false, complete: false });
+        self.req.buf.clear();
+        self.req.state = State::Discard;
+    }
+
     /// A request whose head never completed will not be emitted.
     fn forget_partial_request(&mut self, ctx: &mut Ctx) {
         if self.req_registered {

@@ -2,9 +2,9 @@
 //! response paired with the oldest pending request and emitted as an
 //! exchange. Interim 1xx answers are skipped; tunnels end parsing.
 
-use super::framing::{BodyOutcome, State, read_body, skip_body, take_head, trim_leading_newlines};
+use super::framing::{BodyOutcome, State, keep_body, read_body, skip_body, take_head, trim_leading_newlines};
 use super::head::{self, Framing, ResponseFraming};
-use super::{Conn, Ctx, Mode, PendingRequest};
+use super::{Conn, Ctx, Mode, PendingRequest, lenient};
 use crate::exchange::{Exchange, Nanos, Payload, Response};
 
 impl Conn {
@@ -15,6 +15,7 @@ impl Conn {
                 State::Head => self.response_head(ctx, data),
                 State::Resync => self.resync(ctx, false, data, ts),
                 State::Discard => data.len(),
+                State::UntilStartLine => self.response_until_start_line(ctx, data, ts),
                 _ => self.response_body(ctx, data),
             };
             data = &data[used..];
@@ -38,9 +39,9 @@ impl Conn {
             }
             return data.len();
         };
-        let parsed = head::parse_response(&self.resp.buf[..head_len]);
+        let parsed = head::parse_response_leniently(&self.resp.buf[..head_len]);
         self.resp.buf.clear();
-        let Some(parsed) = parsed else {
+        let Some((parsed, mut malformed)) = parsed else {
             self.response_malformed(ctx);
             return used;
         };
@@ -51,17 +52,27 @@ impl Conn {
         if interim {
             ctx.stats.interim_responses += 1;
         }
+        if !interim {
+            self.request_cut_short_by_answer(ctx);
+        }
         let answered = self.waiting.front().or(self.reading.as_ref()).is_some();
         if !answered && !interim {
             ctx.stats.orphan_responses += 1;
         }
         self.response_discard = interim || !answered;
+        if framing == ResponseFraming::Body(Framing::Invalid) {
+            malformed.get_or_insert_with(|| lenient::BAD_CONTENT_LENGTH.to_string());
+        }
+        if malformed.is_some() {
+            ctx.stats.malformed += 1;
+        }
         let response = Response {
             ts: self.resp.msg_ts,
             status,
             reason: parsed.reason,
             version: parsed.version,
             payload: Payload { headers: parsed.headers, ..Default::default() },
+            malformed,
         };
         let closes =
             head::header_list(&response.payload.headers, "connection").any(|v| v.eq_ignore_ascii_case("close"));
@@ -74,9 +85,10 @@ impl Conn {
         match framing {
             ResponseFraming::Body(Framing::Length(n)) => self.resp.state = State::Fixed(n),
             ResponseFraming::Body(Framing::Chunked) => self.resp.state = State::ChunkSize,
-            ResponseFraming::Body(Framing::Absent | Framing::UntilClose | Framing::Invalid) => {
-                self.resp.state = State::UntilClose
-            }
+            ResponseFraming::Body(Framing::Absent | Framing::UntilClose) => self.resp.state = State::UntilClose,
+            // What a bad length would frame is a guess: the body is what
+            // comes up to the next answer, or close.
+            ResponseFraming::Body(Framing::Invalid) => self.resp.state = State::UntilStartLine,
             ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => self.response_done(ctx),
             ResponseFraming::Tunnel => {
                 self.response_done(ctx);
@@ -101,13 +113,60 @@ impl Conn {
         match outcome {
             BodyOutcome::More => {}
             BodyOutcome::Done => self.response_done(ctx),
-            BodyOutcome::Malformed => {
-                ctx.stats.malformed += 1;
-                self.response_done(ctx);
-                self.resp.state = State::Resync;
-            }
+            BodyOutcome::Malformed => self.chunked_body_broken(ctx),
         }
         used
+    }
+
+    /// A body sent as chunked is not (or stops being) chunked: the answer
+    /// is kept, marked, with the rest of its bytes up to the next status
+    /// line or close, the offending line included.
+    fn chunked_body_broken(&mut self, ctx: &mut Ctx) {
+        let line = std::mem::take(&mut self.resp.buf);
+        self.resp.state = State::UntilStartLine;
+        let Some((response, _)) = self.response.as_mut() else {
+            ctx.stats.malformed += 1;
+            self.resp.state = State::Resync;
+            return;
+        };
+        if response.malformed.is_none() {
+            ctx.stats.malformed += 1;
+            let never_chunked = response.payload.body_len == 0;
+            let reason = if never_chunked { lenient::NOT_CHUNKED } else { lenient::BAD_CHUNK };
+            response.malformed = Some(reason.to_string());
+        }
+        self.body_line(ctx, line);
+    }
+
+    /// Reads a malformed answer's body a line at a time (a line is held
+    /// until complete, up to a bound) so that a status line at a line start
+    /// ends it and begins the next answer.
+    fn response_until_start_line(&mut self, ctx: &mut Ctx, data: &[u8], ts: Nanos) -> usize {
+        const MAX_LINE: usize = 4096;
+        let newline = memchr::memchr(b'\n', data);
+        let used = newline.map_or(data.len(), |i| i + 1);
+        if self.resp.buf.is_empty() {
+            self.resp.msg_ts = ts;
+        }
+        self.resp.buf.extend_from_slice(&data[..used]);
+        if newline.is_some() || self.resp.buf.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.resp.buf);
+            self.body_line(ctx, line);
+        }
+        used
+    }
+
+    /// One line of a malformed answer's body, or the next answer's start.
+    fn body_line(&mut self, ctx: &mut Ctx, line: Vec<u8>) {
+        if line.ends_with(b"\n") && head::is_status_line(head::first_line(&line)) {
+            let ts = self.resp.msg_ts;
+            self.response_done(ctx);
+            self.resp.buf = line;
+            self.rejoin_response(ctx, ts);
+            return;
+        }
+        let limit = ctx.config.body_limit;
+        keep_body(self.response.as_mut().map(|(r, _)| &mut r.payload), &line, limit);
     }
 
     /// The response in progress is complete: pair it with its request.
@@ -123,9 +182,11 @@ impl Conn {
             Some(p) => p,
             None => match self.reading.take() {
                 // Answered before the request finished (an early error, or
-                // 100-continue refused): the rest of its body is not kept.
-                Some(p) => {
+                // 100-continue refused): the rest of its body is not kept,
+                // and the request says so.
+                Some(mut p) => {
                     self.req_registered = false;
+                    p.request.payload.truncated = true;
                     p
                 }
                 None => return,
@@ -166,6 +227,10 @@ impl Conn {
     /// The server stopped sending: a body read to close is now complete; a
     /// response cut short is still paired with what arrived.
     pub(super) fn response_eof(&mut self, ctx: &mut Ctx, _ts: Nanos) {
+        if self.resp.state == State::UntilStartLine {
+            let rest = std::mem::take(&mut self.resp.buf);
+            keep_body(self.response.as_mut().map(|(r, _)| &mut r.payload), &rest, ctx.config.body_limit);
+        }
         if self.response.is_some() {
             self.response_done(ctx);
         }

@@ -72,9 +72,12 @@ impl Conn {
         self.request_head(ctx, b"");
     }
 
+    /// A status line sits in `resp.buf`: it is read again as the start of
+    /// an answer. With bare CR line ends that "line" may hold a whole head
+    /// and the start of a body, which the head reader then tells apart.
     pub(super) fn rejoin_response(&mut self, ctx: &mut Ctx, ts: Nanos) {
-        self.resp.state = State::Head;
-        self.resp.msg_ts = ts;
-        self.response_head(ctx, b"");
+        self.resp.state = State::Idle;
+        let line = std::mem::take(&mut self.resp.buf);
+        self.feed_response(ctx, &line, ts);
     }
 }

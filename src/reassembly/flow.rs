@@ -27,6 +27,12 @@ pub(super) struct Stream {
     pub(super) acked: Option<u64>,
     /// Sequence number of the SYN that opened this direction.
     pub(super) syn_seq: Option<u32>,
+    /// The hole at `next` that the peer acknowledged past, and the capture
+    /// time that was first seen. On a mirror port the two directions take
+    /// different paths, so an ACK can be captured before the data it
+    /// acknowledges: the hole is given up only once the reordering window
+    /// has passed since (see [`Flow::give_up_acked_holes`]).
+    pub(super) acked_hole: Option<(u64, Nanos)>,
 }
 
 impl Stream {
@@ -95,7 +101,7 @@ impl<H: Handler> Flow<H> {
             self.note_syn(ctx, dir, seg);
         }
         if seg.flags & FLAG_ACK != 0 {
-            self.note_ack(ctx, 1 - dir, seg.ack, seg.ts, budget);
+            self.note_ack(1 - dir, seg.ack);
         }
         if !seg.payload.is_empty() {
             self.had_data = true;
@@ -111,9 +117,43 @@ impl<H: Handler> Flow<H> {
                 self.end_stream(ctx, dir, seg.ts);
             }
         }
+        self.give_up_acked_holes(ctx, seg.ts, budget);
         if seg.flags & FLAG_RST != 0 || self.streams.iter().all(|s| s.finished) {
             self.closed = true;
         }
+    }
+
+    /// Gives up, in each direction, a hole the peer acknowledged past at
+    /// least the reordering window ago (capture time `now`): the bytes were
+    /// received, but not by the capture. Cheap when nothing is held.
+    pub(super) fn give_up_acked_holes(&mut self, ctx: &mut H::Ctx, now: Nanos, budget: &mut Budget<'_>) {
+        for dir in 0..2 {
+            let stream = &mut self.streams[dir];
+            let (Some(next), Some(first), Some(acked)) = (stream.next, stream.first_ooo(), stream.acked) else {
+                continue;
+            };
+            if acked <= next {
+                continue;
+            }
+            let since = match stream.acked_hole {
+                Some((at, since)) if at == next => since,
+                _ => {
+                    stream.acked_hole = Some((next, now));
+                    now
+                }
+            };
+            if now.saturating_sub(since) < budget.limits.reorder_window_ns {
+                continue;
+            }
+            stream.acked_hole = None;
+            self.skip_to(ctx, dir, first.min(acked), now, budget);
+            self.drain(ctx, dir, budget);
+        }
+    }
+
+    /// A hole acknowledged past is still waiting for its window to pass.
+    pub(super) fn has_acked_hole(&self) -> bool {
+        self.streams.iter().any(|s| s.acked_hole.is_some() && !s.ooo.is_empty())
     }
 
     pub(super) fn note_syn(&mut self, ctx: &mut H::Ctx, dir: Dir, seg: &Segment<'_>) {
@@ -131,22 +171,15 @@ impl<H: Handler> Flow<H> {
     }
 
     /// The peer acknowledged up to `ack` of stream `dir`: bytes before it
-    /// that we never saw are lost from the capture, so a hole waiting there
-    /// will not fill.
-    pub(super) fn note_ack(&mut self, ctx: &mut H::Ctx, dir: Dir, ack: u32, ts: Nanos, budget: &mut Budget<'_>) {
+    /// that we never saw were received, so a hole waiting there will not
+    /// fill once the reordering window has passed (the caller checks).
+    pub(super) fn note_ack(&mut self, dir: Dir, ack: u32) {
         let stream = &mut self.streams[dir];
         if stream.anchor.is_none() {
             return;
         }
         let acked = stream.peek_extend(ack);
         stream.acked = Some(stream.acked.map_or(acked, |a| a.max(acked)));
-        let (Some(next), Some(first)) = (stream.next, stream.first_ooo()) else {
-            return;
-        };
-        if acked > next {
-            self.skip_to(ctx, dir, first.min(acked), ts, budget);
-            self.drain(ctx, dir, budget);
-        }
     }
 
     pub(super) fn data(

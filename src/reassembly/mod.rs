@@ -79,6 +79,11 @@ pub trait Handler: Sized {
     fn wants_data(&self) -> bool;
 }
 
+/// Default reordering window: mirror ports and TAPs reorder the two
+/// directions by well under a millisecond to a few; 50 ms leaves margin
+/// while a given-up hole still surfaces quickly.
+pub const DEFAULT_REORDER_WINDOW_NS: Nanos = 50_000_000;
+
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Out-of-order bytes one direction may hold before its hole is given up.
@@ -89,6 +94,10 @@ pub struct Limits {
     pub max_flows: usize,
     /// A flow with no packet for this long (capture time) is closed.
     pub idle_timeout_ns: Nanos,
+    /// How long (capture time) a hole the peer acknowledged past is still
+    /// waited for: on a mirror port an ACK can be captured before the data
+    /// it acknowledges. 0 gives it up at the first such ACK.
+    pub reorder_window_ns: Nanos,
 }
 
 impl Default for Limits {
@@ -98,6 +107,7 @@ impl Default for Limits {
             shard_ooo_bytes: 64 << 20,
             max_flows: 500_000,
             idle_timeout_ns: 120 * 1_000_000_000,
+            reorder_window_ns: DEFAULT_REORDER_WINDOW_NS,
         }
     }
 }
@@ -295,11 +305,21 @@ impl<H: Handler> Reassembler<H> {
         self.last_sweep = now;
         let linger_deadline = now.saturating_sub(CLOSED_LINGER_NS);
         self.closed.retain(|_, c| c.at >= linger_deadline);
+        self.give_up_acked_holes(ctx, now);
         let deadline = now.saturating_sub(self.limits.idle_timeout_ns);
         let idle: Vec<FlowKey> = self.flows.iter().filter(|(_, f)| f.last_seen < deadline).map(|(k, _)| *k).collect();
         for key in idle {
             self.stats.idle_closed += 1;
             self.close(ctx, key, now);
+        }
+    }
+
+    /// Quiet flows get no segment that would give up a hole once its
+    /// reordering window has passed: the sweep does it for them.
+    fn give_up_acked_holes(&mut self, ctx: &mut H::Ctx, now: Nanos) {
+        let mut budget = Budget { total: &mut self.ooo_total, limits: &self.limits, stats: &mut self.stats };
+        for flow in self.flows.values_mut().filter(|f| f.has_acked_hole()) {
+            flow.give_up_acked_holes(ctx, now, &mut budget);
         }
     }
 
@@ -320,136 +340,4 @@ impl<H: Handler> Reassembler<H> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decode::FLAG_FIN;
-
-    /// Collects each direction's bytes, with `#` for every gap.
-    #[derive(Default)]
-    struct Collect {
-        bytes: [Vec<u8>; 2],
-        fins: [bool; 2],
-        closed: bool,
-    }
-
-    impl Handler for Collect {
-        type Ctx = ();
-        fn open(_: &mut (), _: FlowKey, _: Option<Dir>) -> Self {
-            Collect::default()
-        }
-        fn on_data(&mut self, _: &mut (), dir: Dir, data: &[u8], _: Nanos) {
-            self.bytes[dir].extend_from_slice(data);
-        }
-        fn on_gap(&mut self, _: &mut (), dir: Dir, _: u64, _: Nanos) {
-            self.bytes[dir].push(b'#');
-        }
-        fn on_fin(&mut self, _: &mut (), dir: Dir, _: Nanos) {
-            self.fins[dir] = true;
-        }
-        fn on_close(&mut self, _: &mut (), _: Nanos) {
-            self.closed = true;
-        }
-        fn wants_data(&self) -> bool {
-            true
-        }
-    }
-
-    fn seg(seq: u32, flags: u8, payload: &[u8]) -> Segment<'_> {
-        Segment {
-            src: "10.0.0.2:5000".parse().unwrap(),
-            dst: "10.0.0.1:80".parse().unwrap(),
-            seq,
-            ack: 0,
-            flags,
-            ts: 1,
-            payload,
-        }
-    }
-
-    fn stream_of(r: &Reassembler<Collect>) -> Vec<u8> {
-        let flow = r.flows.values().next().unwrap();
-        flow.handler.bytes[1].clone()
-    }
-
-    #[test]
-    fn out_of_order_and_duplicate_segments_come_out_in_order_once() {
-        let mut r = Reassembler::<Collect>::new(Limits::default());
-        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(107, 0, b"world"));
-        r.segment(&mut (), &seg(101, 0, b"hello "));
-        r.segment(&mut (), &seg(101, 0, b"hello "));
-        r.segment(&mut (), &seg(104, 0, b"lo wo"));
-        assert_eq!(stream_of(&r), b"hello world");
-        assert_eq!(r.stats.out_of_order, 1);
-        assert_eq!(r.stats.retransmitted, 2);
-    }
-
-    #[test]
-    fn sequence_numbers_wrap_around_zero() {
-        let mut r = Reassembler::<Collect>::new(Limits::default());
-        r.segment(&mut (), &seg(u32::MAX - 2, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(u32::MAX - 1, 0, b"ab"));
-        r.segment(&mut (), &seg(1, 0, b"cd"));
-        r.segment(&mut (), &seg(0, 0, b"X"));
-        assert_eq!(stream_of(&r), b"abXcd");
-    }
-
-    #[test]
-    fn an_acknowledged_hole_becomes_a_gap_at_once() {
-        let mut r = Reassembler::<Collect>::new(Limits::default());
-        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(101, 0, b"aa"));
-        r.segment(&mut (), &seg(105, 0, b"cc"));
-        let mut ack = seg(9000, FLAG_ACK, b"");
-        std::mem::swap(&mut ack.src, &mut ack.dst);
-        ack.ack = 107;
-        r.segment(&mut (), &ack);
-        assert_eq!(stream_of(&r), b"aa#cc");
-        assert_eq!(r.stats.gap_bytes, 2);
-    }
-
-    #[test]
-    fn fin_then_close_flushes_and_removes_the_flow() {
-        let mut r = Reassembler::<Collect>::new(Limits::default());
-        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(101, FLAG_FIN, b"bye"));
-        assert_eq!(r.active_flows(), 1);
-        let mut fin = seg(500, FLAG_FIN | FLAG_ACK, b"");
-        std::mem::swap(&mut fin.src, &mut fin.dst);
-        r.segment(&mut (), &fin);
-        assert_eq!(r.active_flows(), 0);
-    }
-
-    /// Found by tests/reassembly_props.rs: a duplicate of the request that
-    /// arrived after both FINs opened a new, mid-stream connection, and the
-    /// HTTP stage emitted the request a second time, unanswered.
-    #[test]
-    fn a_late_copy_of_a_closed_connections_data_opens_nothing() {
-        let mut r = Reassembler::<Collect>::new(Limits::default());
-        r.segment(&mut (), &seg(u32::MAX - 1, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(u32::MAX, FLAG_FIN, b"request"));
-        let mut fin = seg(500, FLAG_FIN | FLAG_ACK, b"");
-        std::mem::swap(&mut fin.src, &mut fin.dst);
-        r.segment(&mut (), &fin);
-        assert_eq!(r.active_flows(), 0);
-        // Its sequence numbers wrapped; the copy ends at the FIN.
-        r.segment(&mut (), &seg(u32::MAX, FLAG_ACK, b"request"));
-        assert_eq!((r.active_flows(), r.stats.connections), (0, 1));
-        // A new SYN on the same addresses is a new connection.
-        r.segment(&mut (), &seg(7, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(8, 0, b"again"));
-        assert_eq!(stream_of(&r), b"again");
-        assert_eq!(r.stats.connections, 2);
-    }
-
-    #[test]
-    fn per_flow_bound_gives_up_the_hole_and_counts_it() {
-        let limits = Limits { per_flow_ooo_bytes: 8, ..Limits::default() };
-        let mut r = Reassembler::<Collect>::new(limits);
-        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
-        r.segment(&mut (), &seg(111, 0, b"12345"));
-        r.segment(&mut (), &seg(116, 0, b"67890"));
-        assert_eq!(stream_of(&r), b"#1234567890");
-        assert_eq!(r.stats.bound_gaps, 1);
-    }
-}
+mod tests;

@@ -78,6 +78,9 @@ pub struct CaptureConfig {
     /// Out-of-order bytes held per connection direction, and in all.
     pub max_flow_buffer_kb: usize,
     pub max_buffer_mb: usize,
+    /// How long a hole the peer acknowledged past is still waited for (a
+    /// mirror port can show an ACK before the data it acknowledges).
+    pub reorder_window_ms: u64,
 }
 
 impl Default for CaptureConfig {
@@ -95,6 +98,7 @@ impl Default for CaptureConfig {
             idle_timeout_s: 120,
             max_flow_buffer_kb: 2048,
             max_buffer_mb: 128,
+            reorder_window_ms: 50,
         }
     }
 }

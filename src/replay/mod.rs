@@ -323,6 +323,7 @@ impl Replayer {
                 };
                 self.compare_into(&mut outcome, compared, &answer);
                 self.triage(&mut outcome, compared, &answer, replayed).await;
+                report_malformed_recorded(&mut outcome, compared, &answer);
             }
         }
         outcome
@@ -337,6 +338,7 @@ impl Replayer {
             let mut response = sent.response.clone()?;
             response.status = status;
             response.payload = exchange::Payload { headers, body_len: body.len() as u64, body, truncated: false };
+            response.malformed = None;
             Some(Exchange { request: unconditional.clone(), response: Some(response), ..sent.clone() })
         })
     }
@@ -394,7 +396,12 @@ impl Replayer {
         let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
         let origin = from.and_then(|client| client.origin_rewrite(&exchange.request));
         let mut comparison = diff::compare_rewritten(&recorded_answer, &other_answer, rules, origin.as_ref());
-        if other.truncated {
+        if recorded.malformed.is_some() {
+            // Production's framing was broken: its body is what a browser
+            // would guess, so no body comparison is trusted (see
+            // `report_malformed_recorded`).
+            comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
+        } else if other.truncated {
             // Only the start of the answer was kept: its body differs (the
             // recorded one is within the limit), and that is all we know.
             comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
@@ -417,6 +424,22 @@ impl Replayer {
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
     }
+}
+
+/// A recorded answer with broken framing: its body becomes one difference
+/// of kind `malformed_recorded`, added after triage so that neither noise
+/// nor a race can explain it away, and the outcome is a diff.
+fn report_malformed_recorded(outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+    let Some(reason) = exchange.response.as_ref().and_then(|r| r.malformed.as_ref()) else {
+        return;
+    };
+    outcome.differences.push(Difference {
+        path: String::new(),
+        kind: diff::DiffKind::MalformedRecorded,
+        recorded: reason.as_str().into(),
+        candidate: format!("{} bytes", answer.body.len()).into(),
+    });
+    outcome.outcome = OutcomeKind::Diff;
 }
 
 /// Asks the CPU to bring the recorded answer (built on a capture thread,

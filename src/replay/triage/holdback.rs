@@ -93,7 +93,10 @@ impl Replayer {
         }
         let (noisy, real): (Vec<Difference>, Vec<Difference>) = std::mem::take(&mut outcome.differences)
             .into_iter()
-            .partition(|d| self.noise.is_noisy(&outcome.endpoint, d, config));
+            // A recorded answer with broken framing is never noise.
+            .partition(|d| {
+                d.kind != crate::diff::DiffKind::MalformedRecorded && self.noise.is_noisy(&outcome.endpoint, d, config)
+            });
         outcome.explained.extend(noisy.iter().map(|d| Explained { path: d.path.clone(), by: "noise" }));
         if real.is_empty() {
             outcome.outcome = OutcomeKind::Noise;

@@ -220,6 +220,7 @@ mod tests {
                 reason: String::new(),
                 version: "HTTP/1.1".into(),
                 payload: payload(&[]),
+                malformed: None,
             }),
             gap: false,
         }
