@@ -88,3 +88,31 @@ fn answers_with_broken_framing_are_replayed_and_their_bodies_are_malformed_recor
         .sum();
     assert_eq!(body_diffs, 6, "{report}");
 }
+
+/// Answers production sent before the request was all sent (a 413 or 401
+/// during an upload, a 431 to a head too long) are paired with their
+/// requests; such a request is not replayed, and the reason says why, not
+/// that a body was over the limit.
+#[test]
+fn requests_answered_before_they_were_all_sent_are_skipped_with_the_reason() {
+    let candidate = well_formed_candidate();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let pcap = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/early-answer.pcap");
+    let result = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["replay", pcap, "--candidate", &format!("http://{candidate}"), "--out", out.to_str().unwrap()])
+        .args(["--allow-writes", "POST /upload-413", "--allow-writes", "POST /upload-401"])
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_uri: BTreeMap<&str, &serde_json::Value> = lines.iter().map(|l| (l["uri"].as_str().unwrap(), l)).collect();
+    for (uri, status) in [("/upload-413", 413), ("/upload-401", 401), ("/huge-head", 431)] {
+        let line = by_uri[uri];
+        assert_eq!((&line["outcome"], &line["recorded_status"]), (&"skipped".into(), &status.into()), "{line}");
+        let reason = line["reason"].as_str().unwrap();
+        assert!(reason.contains("answered before the client had sent it all"), "{line}");
+    }
+    assert_eq!(by_uri["/ok"]["outcome"], "match");
+}

@@ -213,6 +213,12 @@ impl Replayer {
         if exchange.gap {
             return Some("capture gap in this exchange".into());
         }
+        let limit = self.config.capture.body_limit;
+        if request.payload.truncated && request.payload.body.len() < limit {
+            // Cut short, not cut at the limit: production answered before
+            // the client had sent it all (a 413, a 401 during an upload).
+            return Some("request incomplete: production answered before the client had sent it all".into());
+        }
         if request.payload.truncated || response.payload.truncated {
             return Some("body larger than --body-limit".into());
         }
