@@ -18,6 +18,8 @@
 
 #[path = "common/needs.rs"]
 mod needs;
+#[path = "common/outcomes.rs"]
+mod outcomes;
 #[path = "common/tcpdump.rs"]
 mod tcpdump;
 #[path = "common/wait.rs"]
@@ -30,10 +32,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use outcomes::{difference_paths, explained, replay};
 use serde_json::Value;
 use tcpdump::Tcpdump;
-
-const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -160,52 +161,6 @@ fn capture(dir: &Path, name: &str, server: &Server, traffic: impl FnOnce() -> us
     let answered = traffic();
     tcpdump.finish(answered);
     pcap
-}
-
-struct Replay {
-    lines: Vec<Value>,
-    report: Value,
-}
-
-impl Replay {
-    fn by_uri(&self, uri: &str) -> Vec<&Value> {
-        self.lines.iter().filter(|l| l["uri"] == uri).collect()
-    }
-}
-
-fn replay(dir: &Path, name: &str, pcap: &Path, candidate: &str, args: &[&str]) -> Replay {
-    let (out, report) = (dir.join(format!("{name}.jsonl")), dir.join(format!("{name}.report.json")));
-    let result = Command::new(BIN)
-        .arg("replay")
-        .arg(pcap)
-        .args(["--candidate", candidate, "--out"])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "replay {name}: {}", String::from_utf8_lossy(&result.stderr));
-    let mut lines: Vec<Value> =
-        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    lines.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    let report = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    Replay { lines, report }
-}
-
-fn explained(line: &Value) -> Vec<(&str, &str)> {
-    let mut v: Vec<(&str, &str)> = line["explained"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["path"].as_str().unwrap(), e["by"].as_str().unwrap()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn difference_paths(line: &Value) -> Vec<&str> {
-    line["differences"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect()
 }
 
 /// The planted regression is a diff at `status`, and `status` is never

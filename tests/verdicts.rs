@@ -34,6 +34,8 @@
 mod items;
 #[path = "common/needs.rs"]
 mod needs;
+#[path = "common/outcomes.rs"]
+mod outcomes;
 #[path = "common/tcpdump.rs"]
 mod tcpdump;
 #[path = "common/wait.rs"]
@@ -44,6 +46,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use items::{CANDIDATE_FIRST_ID, Client, LEGACY_FIRST_ID, Service, Stamps, seeded};
+use outcomes::{Replay, difference_paths, explained};
 use serde_json::{Value, json};
 use tcpdump::Tcpdump;
 
@@ -68,56 +71,9 @@ fn capture(dir: &Path, name: &str, legacy: &Service, traffic: impl FnOnce(&mut C
 
 // ---- replay and verdict -------------------------------------------------
 
-struct Replay {
-    /// Outcome lines sorted by request time (capture order).
-    lines: Vec<Value>,
-    report: Value,
-    report_path: PathBuf,
-}
-
-impl Replay {
-    fn endpoint(&self, name: &str) -> &Value {
-        self.report["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["endpoint"] == name)
-            .unwrap_or_else(|| panic!("no {name} in the report: {:#}", self.report))
-    }
-
-    /// The noisy field `path` of endpoint `name` in the report.
-    fn noisy_field(&self, name: &str, path: &str) -> &Value {
-        let e = self.endpoint(name);
-        e["noisy_fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["path"] == path)
-            .unwrap_or_else(|| panic!("{path} is not a noisy field of {name}: {:#}", e["noisy_fields"]))
-    }
-}
-
-/// `shadowtap replay PCAP --candidate URL ARGS...`, which must succeed.
+/// `shadowtap replay` to an items service.
 fn replay(dir: &Path, name: &str, pcap: &Path, candidate: &Service, args: &[&str]) -> Replay {
-    let (out, report) = (dir.join(format!("{name}.jsonl")), dir.join(format!("{name}.report.json")));
-    let result = Command::new(BIN)
-        .arg("replay")
-        .arg(pcap)
-        .args(["--candidate", &candidate.url, "--out"])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "replay {name}: {}", String::from_utf8_lossy(&result.stderr));
-    let mut lines: Vec<Value> =
-        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    // Outcomes come in completion order; `ts` (RFC 3339, µs, UTC, fixed
-    // width) sorts as the capture does. The sort is stable for equal ts.
-    lines.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    let report_json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    Replay { lines, report: report_json, report_path: report }
+    outcomes::replay(dir, name, pcap, &candidate.url, args)
 }
 
 fn verdict(report: &Path, args: &[&str]) -> Output {
@@ -137,22 +93,6 @@ fn s(path: &Path) -> &str {
 /// The id at the end of an outcome's URI.
 fn id_of(line: &Value) -> u64 {
     line["uri"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap()
-}
-
-fn difference_paths(line: &Value) -> Vec<&str> {
-    line["differences"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect()
-}
-
-/// `(path, by)` of what was set aside, sorted.
-fn explained(line: &Value) -> Vec<(&str, &str)> {
-    let mut v: Vec<(&str, &str)> = line["explained"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["path"].as_str().unwrap(), e["by"].as_str().unwrap()))
-        .collect();
-    v.sort();
-    v
 }
 
 const NOISE: [(&str, &str); 2] = [("/request_id", "noise"), ("/served_at", "noise")];
