@@ -8,6 +8,8 @@ use crate::exchange::Nanos;
 /// How replay is fed and paced.
 #[derive(Clone, Debug)]
 pub struct Schedule {
+    /// Requests in flight at most; 0: no more than production had in
+    /// flight at each point of the recording (see [`super::load`]).
     pub concurrency: usize,
     /// Requests per second at most (0: unlimited).
     pub rate: f64,
@@ -75,6 +77,22 @@ impl Pacer {
         let due = first_at + Duration::from_secs_f64(offset);
         let now = Instant::now();
         (due > now).then(|| due - now)
+    }
+
+    /// Moves the pace on by `waited` (time spent waiting for the
+    /// candidate): later requests are due that much later.
+    pub(crate) fn shift(&mut self, waited: Duration) {
+        if let Some((_, first_at)) = &mut self.start {
+            *first_at += waited;
+        }
+    }
+
+    /// How far behind the captured pace a request captured at `ts` is
+    /// now (zero when not paced or on time).
+    pub(crate) fn lateness(&self, ts: Nanos) -> Duration {
+        let Some((first_ts, first_at)) = self.start.filter(|_| self.factor > 0.0) else { return Duration::ZERO };
+        let due = first_at + Duration::from_secs_f64((ts - first_ts).max(0) as f64 / 1e9 / self.factor);
+        Instant::now().saturating_duration_since(due)
     }
 
     pub(crate) async fn wait_for(&mut self, ts: Nanos) {
