@@ -28,6 +28,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
+use super::schedule::ConnectionPacer;
 use super::session::OutcomeSink;
 use super::triage::Holdback;
 use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
@@ -119,6 +120,7 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
     let mut pacer = Pacer::new(schedule.pace);
     let mut limiter = RateLimiter::new(schedule.rate);
     let mut recorded = RecordedLoad::ordered();
+    let mut connections = ConnectionPacer::default();
     let as_recorded = schedule.concurrency == 0;
     let one_at_a_time = pacer.is_paced() || limiter.is_limited() || as_recorded;
     let mut next = 0usize;
@@ -161,6 +163,7 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
                 wait(limiter.delay());
                 if as_recorded {
                     pacer.shift(o.wait_until_below((job.recorded_in_flight as usize).clamp(1, AS_RECORDED_MAX)));
+                    wait(connections.delay_for(job.exchange.client, ts));
                 }
                 job.late = pacer.lateness(ts) > late_after;
             }
