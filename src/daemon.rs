@@ -65,6 +65,7 @@ impl Shared {
             report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
             report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
             report.load.packets = self.progress.packets.load(Ordering::Relaxed);
+            report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
             let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
             options.noise = self.current.get().noise.snapshot();
             report.to_json(&options)

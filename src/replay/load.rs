@@ -175,6 +175,9 @@ pub struct Load {
     /// Packets the kernel dropped before capture saw them (live only).
     pub kernel_drops: u64,
     pub packets: u64,
+    /// Share of connections replayed (live `--sample`); the others were
+    /// never seen by replay, so counts are of this share.
+    pub sample_percent: Option<f64>,
 }
 
 /// One side's load in the report.
@@ -221,6 +224,8 @@ pub struct LoadSummary {
     pub ratio: f64,
     pub max_load_ratio: f64,
     pub kernel_drops: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_percent: Option<f64>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -277,6 +282,7 @@ impl Load {
         }
         self.kernel_drops += other.kernel_drops;
         self.packets += other.packets;
+        self.sample_percent = self.sample_percent.or(other.sample_percent);
     }
 
     fn sides(c: &Counts) -> (SideLoad, SideLoad) {
@@ -311,6 +317,7 @@ impl Load {
             ratio: round2(self.total.ratio()),
             max_load_ratio: verdict.max_load_ratio,
             kernel_drops: self.kernel_drops,
+            sample_percent: self.sample_percent,
         }
     }
 }
