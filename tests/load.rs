@@ -6,7 +6,9 @@
 //! which must come out ready, with replay never having more requests in
 //! flight than the recording had; and to a candidate 150 ms slower on one
 //! endpoint, which must come out not ready on that endpoint at the default
-//! load and at a much higher one (where its latency is not judged).
+//! load and at a much higher one (where its latency is not judged). And
+//! an answer arriving while a long comparison runs on the same replay
+//! thread is timed when it arrives.
 //!
 //! tcpdump and live capture need root or CAP_NET_RAW (CI runs as root): a
 //! capture that cannot start is a failure, never a skip.
@@ -306,4 +308,100 @@ fn run_replays_live_traffic_at_the_recorded_load_and_judges_the_slow_endpoint() 
     assert_eq!(fast["health"]["queue_drops"], 0, "{fast:#}");
     assert_eq!((&slow["ready"], &slow["latency_regression"]), (&false.into(), &true.into()), "{slow:#}");
     assert!(slow["why"].as_str().unwrap().contains("candidate p99"), "{slow:#}");
+}
+
+// ---- timing ----------------------------------------------------------------
+
+/// A server on loopback: `/big` answers at once with a long text, anything
+/// else after 100 ms with a short one; one connection per request.
+fn timing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || answer_timing_request(stream));
+        }
+    });
+    addr
+}
+
+fn answer_timing_request(mut stream: TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    let body = if head.starts_with(b"GET /big ") {
+        long_text("candidate")
+    } else {
+        std::thread::sleep(Duration::from_millis(100));
+        "short\n".to_string()
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// The same 20,000 lines on both sides, in another order on the
+/// candidate's: a line diff that runs until the comparison's deadline.
+fn long_text(side: &str) -> String {
+    let order = |i: u64| if side == "candidate" { i * 7919 % 20_000 } else { i };
+    (0..20_000).map(|i| format!("line {}\n", order(i))).collect()
+}
+
+fn recorded_get(path: &str, body: String) -> shadowtap::exchange::Exchange {
+    use shadowtap::exchange::{Exchange, Payload, Request, Response};
+    let payload = |headers: Vec<(String, String)>, body: Vec<u8>| Payload {
+        headers,
+        body_len: body.len() as u64,
+        body,
+        truncated: false,
+    };
+    let text = vec![("Content-Type".to_string(), "text/plain".to_string())];
+    Exchange {
+        client: "127.0.0.1:40000".parse().unwrap(),
+        server: "127.0.0.1:80".parse().unwrap(),
+        request: Request {
+            ts: 0,
+            method: "GET".into(),
+            uri: path.into(),
+            version: "HTTP/1.1".into(),
+            payload: payload(vec![("Host".into(), "legacy".into())], Vec::new()),
+        },
+        response: Some(Response {
+            ts: 1_000_000,
+            status: 200,
+            reason: "OK".into(),
+            version: "HTTP/1.1".into(),
+            payload: payload(text, body.into_bytes()),
+        }),
+        gap: false,
+    }
+}
+
+/// An answer that arrives while another answer on the same replay thread
+/// is being compared (a long text diff) is timed when it arrives, not when
+/// the comparison is over.
+#[test]
+fn a_long_comparison_does_not_delay_timing_the_answers_in_flight_beside_it() {
+    use shadowtap::replay::Replayer;
+    use shadowtap::replay::config::Config;
+    let addr = timing_server();
+    let replayer = Replayer::new(Config::default(), &format!("http://{addr}")).unwrap();
+    let (big, short) = (recorded_get("/big", long_text("recorded")), recorded_get("/short", "short\n".into()));
+    // One replay lane: a single-threaded runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let started = std::time::Instant::now();
+    let (short_outcome, big_outcome) =
+        runtime.block_on(async { tokio::join!(replayer.process(&short), replayer.process(&big)) });
+    let (elapsed, long_compare) = (started.elapsed(), Duration::from_millis(300));
+    assert_eq!((big_outcome.outcome.as_str(), short_outcome.outcome.as_str()), ("diff", "match"));
+    assert!(elapsed > long_compare, "the text diff must be long for this test to mean anything: {elapsed:?}");
+    let short_us = short_outcome.candidate_latency_us.unwrap();
+    assert!(
+        (100_000..250_000).contains(&short_us),
+        "the 100 ms answer was timed at {short_us} µs (all took {elapsed:?})"
+    );
 }
