@@ -386,7 +386,11 @@ pub fn table(report: &ReportJson) -> String {
         "ready"
     );
     for e in &report.endpoints {
-        let flag = if e.latency_regression { " SLOWER" } else { "" };
+        let flag = match (e.load.latency_judged, e.latency_regression) {
+            (false, _) => " LOAD",
+            (true, true) => " SLOWER",
+            (true, false) => "",
+        };
         let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
         let _ = writeln!(
             out,
