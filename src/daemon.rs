@@ -224,7 +224,7 @@ fn spawn_feeder(
                         // Thin evidence behind its endpoint: the report says so.
                         if let Some(exchange) = dropped.pop() {
                             let endpoint = shared.current.get().endpoint(&exchange);
-                            shared.report.lock().unwrap_or_else(|e| e.into_inner()).load.add_queue_drop(&endpoint);
+                            shared.report.lock().unwrap_or_else(|e| e.into_inner()).add_queue_drop(&endpoint);
                         }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return,

@@ -213,6 +213,16 @@ impl Report {
         }
     }
 
+    /// An exchange the live daemon dropped before replay (queue full):
+    /// missing evidence behind its endpoint, which is listed even if no
+    /// exchange of it was replayed.
+    pub fn add_queue_drop(&mut self, endpoint: &str) {
+        if !self.endpoints.contains_key(endpoint) {
+            self.endpoints.insert(endpoint.to_string(), EndpointStats::default());
+        }
+        self.load.add_queue_drop(endpoint);
+    }
+
     /// Folds in a report made elsewhere (another replay lane).
     pub fn merge(&mut self, other: Report) {
         for (name, theirs) in other.endpoints {
