@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, Progress, Source};
 use crate::replay::config::Config;
 use crate::replay::triage::Holdback;
-use crate::replay::{Current, Outcome};
+use crate::replay::{Current, Outcome, Replayed};
 use crate::report::{Report, ReportOptions};
 
 mod setup;
@@ -63,6 +63,9 @@ impl Shared {
         let json = {
             let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
             report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
+            report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
+            report.load.packets = self.progress.packets.load(Ordering::Relaxed);
+            report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
             let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
             options.noise = self.current.get().noise.snapshot();
             report.to_json(&options)
@@ -148,7 +151,7 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
                 tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics on {listen}"))?;
             tokio::spawn(serve_metrics(listener, shared.clone()));
         }
-        let (out_tx, out_rx) = mpsc::channel::<Outcome>(1024);
+        let (out_tx, out_rx) = mpsc::channel::<Replayed>(1024);
         tokio::spawn(crate::replay::run(current.clone(), rx, out_tx, schedule_of(&config)));
         let collector = tokio::spawn(collect(
             out_rx,
@@ -212,12 +215,18 @@ fn spawn_feeder(
     std::thread::Builder::new().name("replay-feed".into()).spawn(move || {
         for batch in exchanges.iter() {
             for exchange in batch {
+                note_if_late(&exchange, &shared);
                 // One exchange per slot: the queue bound and the drop count
                 // are in exchanges.
                 match tx.try_send(vec![exchange]) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(mpsc::error::TrySendError::Full(mut dropped)) => {
                         shared.queue_drops.fetch_add(1, Ordering::Relaxed);
+                        // Thin evidence behind its endpoint: the report says so.
+                        if let Some(exchange) = dropped.pop() {
+                            let endpoint = shared.current.get().endpoint(&exchange);
+                            shared.report.lock().unwrap_or_else(|e| e.into_inner()).add_queue_drop(&endpoint);
+                        }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
@@ -226,10 +235,26 @@ fn spawn_feeder(
     })
 }
 
+/// An exchange the pipeline delivered more than `[verdict] late_start_ms`
+/// after production answered it (the daemon's own lag: capture buffering,
+/// CPU) is counted late against its endpoint. Time waiting in the replay
+/// queue is not: that is waiting for the candidate (its full queue drops,
+/// counted apart).
+fn note_if_late(exchange: &Exchange, shared: &Shared) {
+    let replayer = shared.current.get();
+    let late_after = replayer.config().verdict.late_start_ms as i64 * 1_000_000;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let due = exchange.response.as_ref().map_or(exchange.request.ts, |r| r.ts);
+    if now - due > late_after && replayer.will_replay(exchange) {
+        let endpoint = replayer.endpoint(exchange);
+        shared.report.lock().unwrap_or_else(|e| e.into_inner()).load.add_late(&endpoint);
+    }
+}
+
 /// Writes outcomes line by line (flushed whenever the queue is empty),
 /// folds them into the report and metrics, and reopens the file on SIGHUP.
 async fn collect(
-    mut rx: mpsc::Receiver<Outcome>,
+    mut rx: mpsc::Receiver<Replayed>,
     shared: Arc<Shared>,
     current: Arc<Current>,
     mut out: Box<dyn Write + Send>,
@@ -242,7 +267,13 @@ async fn collect(
     loop {
         let ready = tokio::select! {
             received = rx.recv() => match received {
-                Some(outcome) => hold.offer(outcome, &current.get()),
+                Some((outcome, sample)) => {
+                    // The load is known now; the outcome may be held back.
+                    if let Some(sample) = sample {
+                        shared.report.lock().unwrap_or_else(|e| e.into_inner()).load.add(&outcome.endpoint, &sample);
+                    }
+                    hold.offer(outcome, &current.get())
+                }
                 None => break,
             },
             _ = tick.tick() => hold.expired(&current.get()),

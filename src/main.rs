@@ -60,7 +60,8 @@ struct ReplayArgs {
     /// Per-endpoint report as JSON.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Requests in flight to the candidate at most.
+    /// Requests in flight to the candidate at most (default: no more than
+    /// the recording had in flight at each point; 0 asks for that too).
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
     /// Requests per second at most.
@@ -364,7 +365,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config"))?;
     let schedule = Schedule {
-        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency).max(1),
+        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency),
         rate: args.rate.unwrap_or(config.candidate.rate),
         pace: args.pace.unwrap_or(config.candidate.pace),
         lanes: args.lanes.map_or(0, usize::from),

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::replay::Outcome;
+use crate::replay::load::{self, EndpointLoad, Health, Load, LoadSummary};
 
 /// Adds `n` to the count under `key`, making the key only when new.
 fn bump(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
@@ -60,6 +61,8 @@ pub struct Report {
     equivalences: BTreeMap<String, u64>,
     /// Exchanges the live daemon could not replay because the queue was full.
     pub replay_queue_drops: u64,
+    /// Production's load against replay's, and the replayer's health.
+    pub load: Load,
 }
 
 #[derive(Serialize)]
@@ -87,6 +90,10 @@ pub struct EndpointReport {
     pub candidate_max_us: Option<u64>,
     /// Candidate p99 worse than recorded by more than the configured margin.
     pub latency_regression: bool,
+    /// In flight in production and in replay; whether latency was judged.
+    pub load: EndpointLoad,
+    /// The replayer's health behind this endpoint's evidence.
+    pub health: Health,
     pub top_fields: Vec<FieldCount>,
     /// Cutover readiness: the old endpoint can be turned off.
     pub ready: bool,
@@ -167,6 +174,8 @@ pub struct Totals {
 pub struct ReportJson {
     pub endpoints: Vec<EndpointReport>,
     pub totals: Totals,
+    /// At what load the replay ran compared with the recording.
+    pub load: LoadSummary,
     pub equivalences: BTreeMap<String, u64>,
 }
 
@@ -190,6 +199,9 @@ impl Report {
         };
         stats.count += 1;
         bump(&mut stats.outcomes, outcome.outcome.as_str(), 1);
+        if outcome.reason.as_deref() == Some(crate::replay::GAP_REASON) {
+            self.load.add_capture_gap(&outcome.endpoint);
+        }
         if outcome.outcome.was_compared() {
             if let Some(us) = outcome.recorded_latency_us {
                 let _ = stats.recorded.record(us.max(1));
@@ -214,6 +226,16 @@ impl Report {
         }
     }
 
+    /// An exchange the live daemon dropped before replay (queue full):
+    /// missing evidence behind its endpoint, which is listed even if no
+    /// exchange of it was replayed.
+    pub fn add_queue_drop(&mut self, endpoint: &str) {
+        if !self.endpoints.contains_key(endpoint) {
+            self.endpoints.insert(endpoint.to_string(), EndpointStats::default());
+        }
+        self.load.add_queue_drop(endpoint);
+    }
+
     /// Folds in a report made elsewhere (another replay lane).
     pub fn merge(&mut self, other: Report) {
         for (name, theirs) in other.endpoints {
@@ -236,6 +258,7 @@ impl Report {
             bump(&mut self.equivalences, rule, *n);
         }
         self.replay_queue_drops += other.replay_queue_drops;
+        self.load.merge(other.load);
     }
 
     pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
@@ -275,6 +298,7 @@ impl Report {
                             .collect()
                     })
                     .unwrap_or_default();
+                let (load, health) = self.load.endpoint(name, &options.verdict);
                 let mut report = EndpointReport {
                     endpoint: name.clone(),
                     counts: OutcomeCounts {
@@ -297,17 +321,24 @@ impl Report {
                     candidate_p99_us: quantile(&s.candidate, 0.99),
                     candidate_max_us: (!s.candidate.is_empty()).then(|| s.candidate.max()),
                     latency_regression: is_slower(quantile(&s.recorded, 0.99), quantile(&s.candidate, 0.99), margin),
+                    load,
+                    health,
                     top_fields: top,
                     ready: false,
                     why: String::new(),
                 };
                 (report.ready, report.why) = readiness(&report, &options.verdict, margin);
+                if let Some(blocker) = load::capture_blocker(&self.load, &options.verdict) {
+                    report.why = if report.ready { blocker } else { format!("{}; {blocker}", report.why) };
+                    report.ready = false;
+                }
                 totals.ready_endpoints += u64::from(report.ready);
                 totals.counts.add(&report.counts);
                 report
             })
             .collect();
-        ReportJson { endpoints, totals, equivalences: self.equivalences.clone() }
+        let load = self.load.summary(&options.verdict);
+        ReportJson { endpoints, totals, load, equivalences: self.equivalences.clone() }
     }
 }
 
@@ -330,7 +361,10 @@ pub fn readiness(
     if c.error > v.max_error {
         blockers.push(format!("{} error", c.error));
     }
-    if e.latency_regression {
+    // Latency measured at a load production never saw is reported, not
+    // judged: not ready either way, with what to run instead.
+    blockers.extend(load::blockers(&e.load, &e.health, c.count, v));
+    if e.latency_regression && e.load.latency_judged {
         blockers.push(format!(
             "candidate p99 {} ms vs recorded {} ms (margin {}% and {} ms)",
             ms(e.candidate_p99_us),
@@ -384,7 +418,11 @@ pub fn table(report: &ReportJson) -> String {
         "ready"
     );
     for e in &report.endpoints {
-        let flag = if e.latency_regression { " SLOWER" } else { "" };
+        let flag = match (e.load.latency_judged, e.latency_regression) {
+            (false, _) => " LOAD",
+            (true, true) => " SLOWER",
+            (true, false) => "",
+        };
         let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
         let _ = writeln!(
             out,
@@ -421,6 +459,29 @@ pub fn table(report: &ReportJson) -> String {
     if !report.equivalences.is_empty() {
         let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(out, "differences explained by equivalence rules: {}", rules.join(", "));
+    }
+    let (rec, rep) = (&report.load.recorded, &report.load.replay);
+    let rate = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.0}/s"));
+    let _ = writeln!(
+        out,
+        "load: replay in flight peak {} mean {:.1}, {} vs recorded peak {} mean {:.1}, {} ({:.1}x)",
+        rep.peak_in_flight,
+        rep.mean_in_flight,
+        rate(rep.requests_per_s),
+        rec.peak_in_flight,
+        rec.mean_in_flight,
+        rate(rec.requests_per_s),
+        report.load.ratio
+    );
+    let unjudged: Vec<&str> =
+        report.endpoints.iter().filter(|e| !e.load.latency_judged).map(|e| e.endpoint.as_str()).collect();
+    if !unjudged.is_empty() {
+        let _ = writeln!(
+            out,
+            "latency not judged (replay load above {}x the recording's) on: {}; re-run without --concurrency, or with --pace 1",
+            report.load.max_load_ratio,
+            unjudged.join(", ")
+        );
     }
     if t.replay_queue_drops > 0 {
         let _ = writeln!(out, "exchanges dropped because replay fell behind: {}", t.replay_queue_drops);

@@ -681,6 +681,18 @@ fn a_full_replay_queue_drops_replays_but_not_capture() {
     eprintln!("queue full: {n} exchanges, {lines} replayed, {drops} dropped at the queue");
     assert_eq!(lines + drops, n as u64, "{lines} outcomes + {drops} queue drops: {}", report["totals"]);
     assert_eq!(report["totals"]["count"], lines, "{}", report["totals"]);
+    // Per endpoint too: the drops are evidence missing behind each one,
+    // and beyond [verdict] max_lost_percent (1 %) it is not ready.
+    let endpoints = report["endpoints"].as_array().unwrap();
+    let dropped = |e: &Value| e["health"]["queue_drops"].as_u64().unwrap();
+    assert_eq!(endpoints.iter().map(dropped).sum::<u64>(), drops, "{report:#}");
+    let thin: Vec<&Value> =
+        endpoints.iter().filter(|e| dropped(e) * 100 > e["count"].as_u64().unwrap() + dropped(e)).collect();
+    assert!(!thin.is_empty(), "a queue of 1 drops far more than 1 %: {report:#}");
+    for e in thin {
+        assert_eq!(e["ready"], false, "{e:#}");
+        assert!(e["why"].as_str().unwrap().contains("queue drops"), "{e:#}");
+    }
 }
 
 #[test]

@@ -119,7 +119,7 @@ pub(super) fn margin_of(config: &Config) -> LatencyMargin {
 }
 
 pub(super) fn schedule_of(config: &Config) -> Schedule {
-    Schedule { concurrency: config.candidate.concurrency.max(1), rate: config.candidate.rate, pace: 0.0, lanes: 0 }
+    Schedule { concurrency: config.candidate.concurrency, rate: config.candidate.rate, pace: 0.0, lanes: 0 }
 }
 
 pub(super) fn replayer_of(config: &Config) -> anyhow::Result<Replayer> {

@@ -48,11 +48,31 @@ pub struct VerdictConfig {
     pub min_compared: u64,
     pub max_diff: u64,
     pub max_error: u64,
+    /// Replay's in flight above production's by more than this factor:
+    /// the candidate's latency is reported but not judged (not ready).
+    pub max_load_ratio: f64,
+    /// A request sent later than this after it was due (with `--pace`: the
+    /// captured pace; live: production's answer) counts as started late.
+    pub late_start_ms: u64,
+    /// Share of an endpoint's requests started late above which its
+    /// evidence is too thin for readiness.
+    pub max_late_percent: f64,
+    /// Share of an endpoint's exchanges lost to queue drops and capture
+    /// gaps (and of packets to kernel drops) above which it is not ready.
+    pub max_lost_percent: f64,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
-        VerdictConfig { min_compared: 100, max_diff: 0, max_error: 0 }
+        VerdictConfig {
+            min_compared: 100,
+            max_diff: 0,
+            max_error: 0,
+            max_load_ratio: 2.0,
+            late_start_ms: 1000,
+            max_late_percent: 1.0,
+            max_lost_percent: 1.0,
+        }
     }
 }
 
@@ -153,6 +173,8 @@ pub struct CandidateConfig {
     pub marker_header: String,
     pub marker_value: String,
     pub timeout_ms: u64,
+    /// Requests in flight to the candidate at most; 0 (the default): no
+    /// more than production had in flight at that point of the recording.
     pub concurrency: usize,
     /// Requests per second at most (0: no limit).
     pub rate: f64,
@@ -193,7 +215,7 @@ impl Default for CandidateConfig {
             marker_header: "X-Shadowtap-Replay".into(),
             marker_value: "1".into(),
             timeout_ms: 10_000,
-            concurrency: 32,
+            concurrency: 0,
             rate: 0.0,
             pace: 0.0,
             ca_file: None,

@@ -27,6 +27,8 @@ use crossbeam_channel::Receiver;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
+use super::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
+use super::schedule::ConnectionPacer;
 use super::session::OutcomeSink;
 use super::triage::Holdback;
 use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
@@ -49,6 +51,15 @@ pub fn lane_count(asked: usize, concurrency: usize) -> usize {
     lanes.min(concurrency.max(1))
 }
 
+/// An exchange handed to a lane, with what the feeder knew of its load.
+struct Job {
+    exchange: Exchange,
+    /// Production's requests in flight when it started.
+    recorded_in_flight: u32,
+    /// Sent later than `[verdict] late_start_ms` after it was due.
+    late: bool,
+}
+
 /// What the lanes produced.
 pub struct Replayed {
     pub report: Report,
@@ -64,7 +75,10 @@ pub fn replay_on_lanes(
     schedule: &Schedule,
     sink: OutcomeSink,
 ) -> std::io::Result<Replayed> {
-    let concurrency = schedule.concurrency.max(1);
+    // 0: no more in flight than production had at each point (the feeder
+    // holds that); the lanes only bound it.
+    let as_recorded = schedule.concurrency == 0;
+    let concurrency = if as_recorded { AS_RECORDED_MAX } else { schedule.concurrency };
     let count = lane_count(schedule.lanes, concurrency);
     let shared = Arc::new(Shared { sink: Mutex::new((sink, Ok(()))), outstanding: Outstanding::default() });
     let mut lanes = Vec::with_capacity(count);
@@ -100,13 +114,17 @@ pub fn replay_on_lanes(
 }
 
 /// Deals batches out to the lanes; one exchange at a time when pacing,
-/// rate-limiting or around a write.
+/// rate-limiting, following the recorded load (no `--concurrency`) or
+/// around a write.
 fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, schedule: &Schedule, o: &Outstanding) {
     let mut pacer = Pacer::new(schedule.pace);
     let mut limiter = RateLimiter::new(schedule.rate);
-    let one_at_a_time = pacer.is_paced() || limiter.is_limited();
+    let mut recorded = RecordedLoad::ordered();
+    let mut connections = ConnectionPacer::default();
+    let as_recorded = schedule.concurrency == 0;
+    let one_at_a_time = pacer.is_paced() || limiter.is_limited() || as_recorded;
     let mut next = 0usize;
-    let send = |lane: usize, batch: Vec<Exchange>| -> bool {
+    let send = |lane: usize, batch: Vec<Job>| -> bool {
         o.add(batch.len());
         lanes[lane].tx.blocking_send(batch).is_ok()
     };
@@ -115,8 +133,17 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
         for exchange in &batch {
             replayer.note_in_capture_order(exchange);
         }
+        let late_after = std::time::Duration::from_millis(replayer.config().verdict.late_start_ms);
+        // Every exchange but our own replays counts in production's load,
+        // replayed or not.
+        let mut job_of = |exchange: Exchange| {
+            let recorded_in_flight =
+                if replayer.is_own_replay(&exchange) { 0 } else { recorded.in_flight_at(&exchange) };
+            Job { exchange, recorded_in_flight, late: false }
+        };
         if !one_at_a_time && !batch.iter().any(|e| replayer.is_replayed_write(e)) {
-            for (lane, part) in deal(batch, lanes.len(), &mut next) {
+            let jobs = batch.into_iter().map(&mut job_of).collect();
+            for (lane, part) in deal(jobs, lanes.len(), &mut next) {
                 if !send(lane, part) {
                     return;
                 }
@@ -126,12 +153,22 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
         for exchange in batch {
             let replayed = replayer.will_replay(&exchange);
             let write = replayed && replayer.is_write(&exchange);
+            let mut job = job_of(exchange);
+            // Time spent waiting for the candidate (answers to earlier
+            // requests) moves the pace along: it is not the replayer's lag,
+            // and catching up would send a burst production never sent.
             if write {
-                o.wait_until_idle();
+                pacer.shift(o.wait_until_idle());
             }
             if replayed {
-                wait(pacer.delay_for(exchange.request.ts));
+                let ts = job.exchange.request.ts;
+                wait(pacer.delay_for(ts));
                 wait(limiter.delay());
+                if as_recorded {
+                    pacer.shift(o.wait_until_below((job.recorded_in_flight as usize).clamp(1, AS_RECORDED_MAX)));
+                    wait(connections.delay_for(job.exchange.client, ts));
+                }
+                job.late = pacer.lateness(ts) > late_after;
             }
             let lane = if write {
                 0
@@ -140,11 +177,11 @@ fn feed(exchanges: &Receiver<Vec<Exchange>>, lanes: &[Lane], current: &Current, 
                 next = (next + 1) % lanes.len();
                 lane
             };
-            if !send(lane, vec![exchange]) {
+            if !send(lane, vec![job]) {
                 return;
             }
             if write {
-                o.wait_until_idle();
+                pacer.shift(o.wait_until_idle());
             }
         }
     }
@@ -159,8 +196,8 @@ fn wait(delay: Option<std::time::Duration>) {
 /// Splits a batch into one part per lane, in turns (so each lane's part
 /// keeps capture order and the lanes progress through the capture
 /// together), starting with lane `next`.
-fn deal(batch: Vec<Exchange>, lanes: usize, next: &mut usize) -> Vec<(usize, Vec<Exchange>)> {
-    let mut parts: Vec<Vec<Exchange>> = (0..lanes).map(|_| Vec::with_capacity(batch.len() / lanes + 1)).collect();
+fn deal<T>(batch: Vec<T>, lanes: usize, next: &mut usize) -> Vec<(usize, Vec<T>)> {
+    let mut parts: Vec<Vec<T>> = (0..lanes).map(|_| Vec::with_capacity(batch.len() / lanes + 1)).collect();
     for exchange in batch {
         parts[*next].push(exchange);
         *next = (*next + 1) % lanes;
@@ -173,10 +210,14 @@ struct Shared {
     outstanding: Outstanding,
 }
 
-/// Exchanges handed to lanes and not finished: a write waits for none.
+/// Exchanges handed to lanes and not finished: a write waits for none;
+/// following the recorded load, the next exchange waits for fewer than
+/// production had in flight.
 #[derive(Default)]
 struct Outstanding {
     count: AtomicUsize,
+    /// The feeder waits for the count to fall below this (0: nobody waits).
+    below: AtomicUsize,
     /// A lane stopped (it panicked): nobody waits for its exchanges.
     lane_gone: AtomicBool,
     lock: Mutex<()>,
@@ -189,7 +230,10 @@ impl Outstanding {
     }
 
     fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst with the waiter's store of `below`: either it sees this
+        // decrement, or this sees what it waits for.
+        let left = self.count.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left < self.below.load(Ordering::SeqCst) {
             self.wake();
         }
     }
@@ -201,16 +245,29 @@ impl Outstanding {
         self.idle.notify_all();
     }
 
-    fn wait_until_idle(&self) {
+    fn wait_until_idle(&self) -> std::time::Duration {
+        self.wait_until_below(1)
+    }
+
+    /// Until fewer than `n` are outstanding (or a lane is gone); how long
+    /// that took.
+    fn wait_until_below(&self, n: usize) -> std::time::Duration {
+        if self.count.load(Ordering::SeqCst) < n {
+            return std::time::Duration::ZERO;
+        }
+        let since = std::time::Instant::now();
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.count.load(Ordering::Acquire) > 0 && !self.lane_gone.load(Ordering::Acquire) {
+        self.below.store(n, Ordering::SeqCst);
+        while self.count.load(Ordering::SeqCst) >= n && !self.lane_gone.load(Ordering::Acquire) {
             guard = self.idle.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
+        self.below.store(0, Ordering::SeqCst);
+        since.elapsed()
     }
 }
 
 struct Lane {
-    tx: mpsc::Sender<Vec<Exchange>>,
+    tx: mpsc::Sender<Vec<Job>>,
     handle: JoinHandle<LaneDone>,
 }
 
@@ -233,7 +290,7 @@ impl Lane {
     fn start(index: usize, concurrency: usize, current: Arc<Current>, shared: Arc<Shared>) -> std::io::Result<Lane> {
         // Two batches waiting: enough to never run dry between hand-offs,
         // few enough that the pipeline stays only a little ahead.
-        let (tx, rx) = mpsc::channel::<Vec<Exchange>>(2);
+        let (tx, rx) = mpsc::channel::<Vec<Job>>(2);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = std::thread::Builder::new().name(format!("replay-{index}")).spawn(move || {
             let _gone = GoneOnDrop(shared.clone());
@@ -246,7 +303,7 @@ impl Lane {
 /// One lane: at most `concurrency` exchanges in flight, outcomes folded
 /// into the lane's report and written in chunks.
 async fn run_lane(
-    mut rx: mpsc::Receiver<Vec<Exchange>>,
+    mut rx: mpsc::Receiver<Vec<Job>>,
     concurrency: usize,
     current: Arc<Current>,
     shared: Arc<Shared>,
@@ -260,8 +317,8 @@ async fn run_lane(
     let mut hold = Holdback::default();
     loop {
         while in_flight.len() < concurrency {
-            let Some(exchange) = pending.pop_front() else { break };
-            in_flight.push(replay_one(current.get(), exchange));
+            let Some(job) = pending.pop_front() else { break };
+            in_flight.push(replay_one(current.get(), job));
         }
         if in_flight.is_empty() && pending.is_empty() && !open {
             break;
@@ -269,7 +326,10 @@ async fn run_lane(
         tokio::select! {
             biased;
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(outcome) = outcome {
+                if let Some((outcome, sample)) = outcome {
+                    if let Some(sample) = sample {
+                        out.report.load.add(&outcome.endpoint, &sample);
+                    }
                     for ready in hold.offer(outcome, &current.get()) {
                         out.record(&ready, &shared);
                     }
@@ -290,11 +350,20 @@ async fn run_lane(
     LaneDone { report: out.report, outcomes: out.outcomes }
 }
 
-async fn replay_one(replayer: Arc<Replayer>, exchange: Exchange) -> Option<Outcome> {
-    if replayer.is_own_replay(&exchange) {
+async fn replay_one(replayer: Arc<Replayer>, job: Job) -> Option<(Outcome, Option<Sample>)> {
+    if replayer.is_own_replay(&job.exchange) {
         return None;
     }
-    Some(replayer.process(&exchange).await)
+    let (outcome, sent) = replayer.process_measured(&job.exchange).await;
+    let sample = sent.map(|sent| Sample {
+        recorded_in_flight: job.recorded_in_flight,
+        replay_in_flight: sent.in_flight,
+        recorded_ts: job.exchange.request.ts,
+        sent: sent.at,
+        done: sent.done,
+        late: job.late,
+    });
+    Some((outcome, sample))
 }
 
 struct LaneOutput {

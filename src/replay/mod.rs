@@ -14,23 +14,26 @@ pub mod config;
 pub mod endpoint;
 pub mod lanes;
 mod live;
+pub mod load;
 mod plain;
 mod schedule;
 pub mod session;
 mod tls;
 pub mod triage;
 
-pub use live::run;
+pub use live::{Replayed, run};
 pub use schedule::Schedule;
 pub(crate) use schedule::{Pacer, RateLimiter};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::diff::{self, Answer, CompareRules, Difference};
-use crate::exchange::{self, Exchange, format_ts};
+use crate::exchange::{self, Exchange, Response, format_ts};
 use client::{CandidateAnswer, CandidateClient};
 use config::Config;
 use endpoint::Template;
@@ -106,6 +109,10 @@ pub struct Outcome {
     pub noise_barred: bool,
 }
 
+/// Why an exchange a capture gap touched is not replayed (the report counts
+/// these as thin evidence behind its endpoint).
+pub const GAP_REASON: &str = "capture gap in this exchange";
+
 /// Everything replay needs, shared by its tasks.
 pub struct Replayer {
     config: Config,
@@ -121,7 +128,43 @@ pub struct Replayer {
     pub noise: Arc<triage::NoiseModel>,
     pub generated: Arc<triage::GeneratedValues>,
     pub validators: Arc<triage::Validators>,
+    /// Requests in flight to the candidate right now, over all lanes and
+    /// workers; kept across reloads.
+    in_flight: Arc<AtomicUsize>,
 }
+
+/// When a request went to the candidate, how many were in flight then
+/// (itself included), and when its answer (or error) came.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent {
+    pub in_flight: u32,
+    pub at: Instant,
+    pub done: Instant,
+}
+
+/// Counts a request in flight until dropped (also when its future is
+/// dropped half way, by a timeout or a panic).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// Enters, returning the guard and the count with this one.
+    fn enter(gauge: &'a AtomicUsize) -> (InFlight<'a>, u32) {
+        let now = gauge.fetch_add(1, Ordering::AcqRel) + 1;
+        (InFlight(gauge), now.min(u32::MAX as usize) as u32)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Bodies (recorded plus candidate) up to this size are compared where the
+/// answer was read; larger differing ones on a blocking thread, so that a
+/// long comparison (a text diff may take hundreds of ms) never delays
+/// reading, and so timing, the other answers in flight on that thread.
+const INLINE_COMPARE_BYTES: usize = 8 << 10;
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
 /// already running finish with the one they started with. Taken once per
@@ -143,6 +186,7 @@ impl Current {
         replayer.noise = slot.noise.clone();
         replayer.generated = slot.generated.clone();
         replayer.validators = slot.validators.clone();
+        replayer.in_flight = slot.in_flight.clone();
         *slot = Arc::new(replayer);
     }
 }
@@ -180,6 +224,7 @@ impl Replayer {
             noise: Default::default(),
             generated: Default::default(),
             validators: Default::default(),
+            in_flight: Default::default(),
         })
     }
 
@@ -194,7 +239,7 @@ impl Replayer {
         !marker.is_empty() && exchange.request.payload.header(marker).is_some()
     }
 
-    fn endpoint(&self, exchange: &Exchange) -> String {
+    pub(crate) fn endpoint(&self, exchange: &Exchange) -> String {
         endpoint::endpoint_of(&exchange.request.method, &exchange.request.uri, &self.templates)
     }
 
@@ -211,7 +256,7 @@ impl Replayer {
             return Some("no recorded response".into());
         };
         if exchange.gap {
-            return Some("capture gap in this exchange".into());
+            return Some(GAP_REASON.into());
         }
         let limit = self.config.capture.body_limit;
         if request.payload.truncated && request.payload.body.len() < limit {
@@ -269,14 +314,20 @@ impl Replayer {
     /// Replays one exchange (or says why not) and compares the answers,
     /// then sets aside what is noise, timing or generated ids.
     pub async fn process(&self, exchange: &Exchange) -> Outcome {
+        self.process_measured(exchange).await.0
+    }
+
+    /// [`Self::process`], and when the request went to the candidate and
+    /// how many were in flight then (`None`: not sent).
+    pub async fn process_measured(&self, exchange: &Exchange) -> (Outcome, Option<Sent>) {
         let endpoint = self.endpoint(exchange);
         let mut outcome = self.base_outcome(exchange, endpoint);
         if let Some(reason) = self.skip_reason(exchange) {
             outcome.reason = Some(reason);
-            return outcome;
+            return (outcome, None);
         }
         let mapped;
-        let sent = match self.validators.plan(exchange) {
+        let to_send = match self.validators.plan(exchange) {
             triage::Plan::AsRecorded => exchange,
             triage::Plan::Mapped(exchange) => {
                 mapped = exchange;
@@ -284,7 +335,7 @@ impl Replayer {
             }
             triage::Plan::Skip(reason) => {
                 outcome.reason = Some(reason);
-                return outcome;
+                return (outcome, None);
             }
         };
         let (uri, used_ids) = self.generated.rewrite_uri(&exchange.request.uri);
@@ -299,12 +350,21 @@ impl Replayer {
                 _ => None,
             }
         };
+        let candidate = async {
+            // Timed where the answer is read; the comparisons below never
+            // run on this thread while other answers wait (see
+            // INLINE_COMPARE_BYTES).
+            let (_guard, in_flight) = InFlight::enter(&self.in_flight);
+            let at = Instant::now();
+            let answer = self.client.send_to(&to_send.request, &uri).await;
+            (answer, Sent { in_flight, at, done: Instant::now() })
+        };
         prefetch_recorded_answer(exchange);
         let sent_at = std::time::SystemTime::now();
-        let (answer, secondary) = tokio::join!(self.client.send_to(&sent.request, &uri), secondary);
+        let ((answer, sent), secondary) = tokio::join!(candidate, secondary);
         let replayed = triage::Window::between(sent_at, std::time::SystemTime::now());
         if let Some(Ok(second)) = secondary {
-            let c = self.compare_with_recorded(exchange, &outcome.endpoint, &second, self.secondary.as_ref());
+            let (c, _) = self.compare_answer(exchange, &outcome.endpoint, second, self.secondary.as_ref()).await;
             self.noise.learn(&outcome.endpoint, &c.differences, "secondary");
         }
         match answer {
@@ -314,8 +374,8 @@ impl Replayer {
             }
             Ok(answer) => {
                 let full;
-                let compared = match self.compare_with(sent, &answer) {
-                    triage::Compare::Recorded => sent,
+                let compared = match self.compare_with(to_send, &answer) {
+                    triage::Compare::Recorded => to_send,
                     triage::Compare::FullAnswer(earlier) => {
                         outcome.explained.push(Explained { path: "status".into(), by: "not_modified" });
                         full = earlier;
@@ -324,15 +384,15 @@ impl Replayer {
                     triage::Compare::Nothing(reason) => {
                         outcome.candidate_status = Some(answer.status);
                         outcome.reason = Some(reason);
-                        return outcome;
+                        return (outcome, Some(sent));
                     }
                 };
-                self.compare_into(&mut outcome, compared, &answer);
+                let answer = self.compare_into(&mut outcome, compared, answer).await;
                 self.triage(&mut outcome, compared, &answer, replayed).await;
                 report_malformed_recorded(&mut outcome, compared, &answer);
             }
         }
-        outcome
+        (outcome, Some(sent))
     }
 
     /// What the candidate's answer to a conditional request is compared
@@ -396,39 +456,53 @@ impl Replayer {
         from: Option<&CandidateClient>,
     ) -> diff::Comparison {
         let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
-        let rules = self.rules_for(endpoint);
-        let recorded_answer =
-            Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
-        let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
         let origin = from.and_then(|client| client.origin_rewrite(&exchange.request));
-        let mut comparison = diff::compare_rewritten(&recorded_answer, &other_answer, rules, origin.as_ref());
-        if recorded.malformed.is_some() {
-            // Production's framing was broken: its body is what a browser
-            // would guess, so no body comparison is trusted (see
-            // `report_malformed_recorded`).
-            comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
-        } else if other.truncated {
-            // Only the start of the answer was kept: its body differs (the
-            // recorded one is within the limit), and that is all we know.
-            comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
-            comparison.differences.push(diff::Difference {
-                path: String::new(),
-                kind: diff::DiffKind::Changed,
-                recorded: format!("{} bytes", recorded.payload.body.len()).into(),
-                candidate: format!("more than {} bytes (the body limit)", self.config.capture.body_limit).into(),
-            });
-        }
-        comparison
+        compare_response(recorded, other, self.rules_for(endpoint), self.config.capture.body_limit, origin.as_ref())
     }
 
-    fn compare_into(&self, outcome: &mut Outcome, exchange: &Exchange, answer: &CandidateAnswer) {
+    /// [`Self::compare_with_recorded`], off this thread when the bodies are
+    /// large and differ (see [`INLINE_COMPARE_BYTES`]); hands `other` back.
+    async fn compare_answer(
+        &self,
+        exchange: &Exchange,
+        endpoint: &str,
+        other: CandidateAnswer,
+        from: Option<&CandidateClient>,
+    ) -> (diff::Comparison, CandidateAnswer) {
+        let recorded = exchange.response.as_ref().expect("replayed exchanges have a response");
+        let body = &recorded.payload.body;
+        if body.len() + other.body.len() <= INLINE_COMPARE_BYTES || *body == other.body {
+            return (self.compare_with_recorded(exchange, endpoint, &other, from), other);
+        }
+        // Copies: the blocking thread cannot borrow. A copy of a large body
+        // costs far less than comparing it.
+        let (recorded, rules) = (recorded.clone(), self.rules_for(endpoint).clone());
+        let origin = from.and_then(|client| client.origin_rewrite(&exchange.request));
+        let limit = self.config.capture.body_limit;
+        let compared = tokio::task::spawn_blocking(move || {
+            (compare_response(&recorded, &other, &rules, limit, origin.as_ref()), other)
+        });
+        match compared.await {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("comparison cancelled: {e}"),
+        }
+    }
+
+    async fn compare_into(
+        &self,
+        outcome: &mut Outcome,
+        exchange: &Exchange,
+        answer: CandidateAnswer,
+    ) -> CandidateAnswer {
         outcome.candidate_status = Some(answer.status);
         outcome.candidate_latency_us = Some(answer.latency_us);
-        let comparison = self.compare_with_recorded(exchange, &outcome.endpoint, answer, Some(&self.client));
+        let (comparison, answer) = self.compare_answer(exchange, &outcome.endpoint, answer, Some(&self.client)).await;
         self.noise.count_candidate(&outcome.endpoint, &comparison.differences);
         outcome.outcome = if comparison.differences.is_empty() { OutcomeKind::Match } else { OutcomeKind::Diff };
         outcome.differences = comparison.differences;
         outcome.equivalences = comparison.equivalences;
+        answer
     }
 }
 
@@ -446,6 +520,39 @@ fn report_malformed_recorded(outcome: &mut Outcome, exchange: &Exchange, answer:
         candidate: format!("{} bytes", answer.body.len()).into(),
     });
     outcome.outcome = OutcomeKind::Diff;
+}
+
+/// A recorded answer against another one (the candidate's, the
+/// secondary's, an earlier recorded one) by `rules`, with the Host rewrite
+/// the asking client made undone (`origin`).
+fn compare_response(
+    recorded: &Response,
+    other: &CandidateAnswer,
+    rules: &CompareRules,
+    body_limit: usize,
+    origin: Option<&diff::OriginRewrite>,
+) -> diff::Comparison {
+    let recorded_answer =
+        Answer { status: recorded.status, headers: &recorded.payload.headers, body: &recorded.payload.body };
+    let other_answer = Answer { status: other.status, headers: &other.headers, body: &other.body };
+    let mut comparison = diff::compare_rewritten(&recorded_answer, &other_answer, rules, origin);
+    if recorded.malformed.is_some() {
+        // Production's framing was broken: its body is what a browser
+        // would guess, so no body comparison is trusted (see
+        // `report_malformed_recorded`).
+        comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
+    } else if other.truncated {
+        // Only the start of the answer was kept: its body differs (the
+        // recorded one is within the limit), and that is all we know.
+        comparison.differences.retain(|d| d.path == "status" || d.path.starts_with("header:"));
+        comparison.differences.push(diff::Difference {
+            path: String::new(),
+            kind: diff::DiffKind::Changed,
+            recorded: format!("{} bytes", recorded.payload.body.len()).into(),
+            candidate: format!("more than {} bytes (the body limit)", body_limit).into(),
+        });
+    }
+    comparison
 }
 
 /// Asks the CPU to bring the recorded answer (built on a capture thread,
