@@ -8,6 +8,7 @@
 pub mod classify;
 pub mod distinct;
 pub mod learn;
+pub mod scan;
 
 pub use learn::{Learned, Learner};
 

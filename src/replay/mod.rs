@@ -122,6 +122,9 @@ pub struct Replayer {
     /// Learned as traffic flows; kept across reloads.
     pub noise: Arc<triage::NoiseModel>,
     pub ids: Arc<triage::IdMap>,
+    /// Endpoint templates learned from the traffic (a scan of the files
+    /// first, or the daemon as it goes); kept across reloads.
+    pub names: Arc<endpoint::Names>,
 }
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
@@ -143,6 +146,7 @@ impl Current {
         let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
         replayer.noise = slot.noise.clone();
         replayer.ids = slot.ids.clone();
+        replayer.names = slot.names.clone();
         *slot = Arc::new(replayer);
     }
 }
@@ -170,6 +174,7 @@ impl Replayer {
             primary,
             noise: Default::default(),
             ids: Default::default(),
+            names: Default::default(),
         })
     }
 
@@ -185,7 +190,12 @@ impl Replayer {
     }
 
     fn endpoint(&self, exchange: &Exchange) -> String {
-        endpoint::endpoint_of(&exchange.request.method, &exchange.request.uri, &self.templates)
+        self.names.name(&exchange.request.method, &exchange.request.uri, &self.templates)
+    }
+
+    /// The configured templates (they win over learned ones).
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
     }
 
     /// Why this exchange must not be replayed, if so.
