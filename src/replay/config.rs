@@ -60,7 +60,7 @@ pub struct NamingConfig {
 
 impl Default for NamingConfig {
     fn default() -> Self {
-        NamingConfig { learn: true, settle_exchanges: 2000, settle_s: 30, include: Vec::new() }
+        NamingConfig { learn: true, settle_exchanges: 1000, settle_s: 5, include: Vec::new() }
     }
 }
 
@@ -409,7 +409,7 @@ mod tests {
             .join("\n");
         let every = Config::parse(&uncommented, "uncommented").unwrap();
         assert!(every.legacy.secondary.is_some() && every.verdict.min_compared == 100, "{uncommented}");
-        assert!(shipped.naming.learn && every.naming.settle_exchanges == 2000, "{uncommented}");
+        assert!(shipped.naming.learn && every.naming.settle_exchanges == 1000, "{uncommented}");
         assert!(shipped.candidate.ca_file.is_none() && every.candidate.ca_file.is_some(), "{uncommented}");
     }
 

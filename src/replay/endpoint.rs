@@ -92,35 +92,16 @@ pub fn path_and_query(uri: &str) -> &str {
 
 /// The endpoint an exchange belongs to, without learned templates.
 pub fn endpoint_of(method: &str, uri: &str, templates: &[Template]) -> String {
-    Names::default().name(method, uri, templates)
+    name_with(&Learned::default(), method, uri, templates)
 }
 
-/// Learned templates in use: replaced as a whole when learning moves on
-/// (the daemon), read once per exchange.
-#[derive(Default)]
-pub struct Names(std::sync::RwLock<std::sync::Arc<Learned>>);
-
-impl Names {
-    pub fn new(learned: Learned) -> Names {
-        Names(std::sync::RwLock::new(std::sync::Arc::new(learned)))
-    }
-
-    pub fn get(&self) -> std::sync::Arc<Learned> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set(&self, learned: Learned) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(learned);
-    }
-
-    /// The endpoint of a request: a configured template, else the learned
-    /// name (which falls back to value classes).
-    pub fn name(&self, method: &str, uri: &str, templates: &[Template]) -> String {
-        let path = path_of(uri);
-        if let Some(t) = templates.iter().find(|t| t.matches(method, path)) {
-            return t.text.clone();
-        }
-        self.get().name(method, path)
+/// The endpoint of a request: a configured template, else the learned
+/// name (which falls back to value classes).
+pub fn name_with(learned: &Learned, method: &str, uri: &str, templates: &[Template]) -> String {
+    let path = path_of(uri);
+    match templates.iter().find(|t| t.matches(method, path)) {
+        Some(t) => t.text.clone(),
+        None => learned.name(method, path),
     }
 }
 

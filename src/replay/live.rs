@@ -47,6 +47,7 @@ pub async fn run(
         if replayer.is_own_replay(&exchange) {
             continue;
         }
+        replayer.names.observe(&exchange, replayer.templates(), &replayer.config().naming);
         if replayer.skip_reason(&exchange).is_some() {
             let outcome = replayer.process(&exchange).await;
             if output.send(outcome).await.is_err() {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod endpoint;
 pub mod lanes;
 mod live;
+pub mod naming;
 mod plain;
 mod schedule;
 pub mod session;
@@ -124,7 +125,7 @@ pub struct Replayer {
     pub ids: Arc<triage::IdMap>,
     /// Endpoint templates learned from the traffic (a scan of the files
     /// first, or the daemon as it goes); kept across reloads.
-    pub names: Arc<endpoint::Names>,
+    pub names: Arc<naming::Names>,
 }
 
 /// The replayer in use. The daemon swaps in a new one on reload; tasks

@@ -176,7 +176,18 @@ impl Learner {
     /// The templates the paths so far imply. A pure function of the
     /// multiset of paths observed (within the bounds).
     pub fn learn(&self) -> Learned {
-        let roots = self.roots.iter().map(|(method, node)| (method.clone(), decide(&[node], false, 0))).collect();
+        self.learn_after(&Learned::default())
+    }
+
+    /// Learns again, keeping every position `previous` found variable
+    /// variable (the daemon: names only ever get more general while it
+    /// runs, never split again as counts move).
+    pub fn learn_after(&self, previous: &Learned) -> Learned {
+        let roots = self
+            .roots
+            .iter()
+            .map(|(method, node)| (method.clone(), decide(&[node], false, 0, previous.roots.get(method))))
+            .collect();
         Learned { roots }
     }
 }
@@ -216,7 +227,7 @@ pub struct Learned {
 
 /// Decides the position after the prefix shared by `nodes` (one node,
 /// or several merged into a variable one level up).
-fn decide(nodes: &[&Node], after_placeholder: bool, depth: usize) -> Prefix {
+fn decide(nodes: &[&Node], after_placeholder: bool, depth: usize, previous: Option<&Prefix>) -> Prefix {
     let mut ends: [Option<Ends>; 2] = [None, None];
     for node in nodes {
         for (slot, theirs) in ends.iter_mut().zip(&node.ends) {
@@ -235,13 +246,23 @@ fn decide(nodes: &[&Node], after_placeholder: bool, depth: usize) -> Prefix {
     if values.is_empty() {
         return Prefix { ends, next: Next::Nothing };
     }
-    let next = if is_variable_by_counts(&values) {
-        variable(&values, depth)
-    } else {
-        let literal = literal_branches(&values, after_placeholder, depth);
-        // Deciding a branch both ways doubles the work per level: only
-        // near the root, where names of things sit in real APIs.
-        if depth < SHAPE_DEPTH && shares_a_shape(&literal) { variable(&values, depth) } else { Next::Literal(literal) }
+    let next = match previous.map(|p| &p.next) {
+        Some(Next::Variable { child, .. }) => variable(&values, depth, Some(child)),
+        _ if is_variable_by_counts(&values) => variable(&values, depth, None),
+        previous_next => {
+            let previous = match previous_next {
+                Some(Next::Literal(branches)) => Some(branches),
+                _ => None,
+            };
+            let literal = literal_branches(&values, after_placeholder, depth, previous);
+            // Deciding a branch both ways doubles the work per level: only
+            // near the root, where names of things sit in real APIs.
+            if depth < SHAPE_DEPTH && shares_a_shape(&literal) {
+                variable(&values, depth, None)
+            } else {
+                Next::Literal(literal)
+            }
+        }
     };
     Prefix { ends, next }
 }
@@ -282,11 +303,11 @@ fn is_variable_by_counts(values: &BTreeMap<&str, Vec<&Node>>) -> bool {
     (placeholder_paths > 0 && all_rare) || (literals >= SOME && rare_paths * 100 > literal_paths * RARE_PERCENT)
 }
 
-fn variable(values: &BTreeMap<&str, Vec<&Node>>, depth: usize) -> Next {
+fn variable(values: &BTreeMap<&str, Vec<&Node>>, depth: usize, previous: Option<&Prefix>) -> Next {
     let weighted = values.iter().filter(|(v, _)| **v != OVERFLOW).map(|(v, nodes)| (*v, through(nodes)));
     let name = classify::variable_name(weighted);
     let all: Vec<&Node> = values.values().flatten().copied().collect();
-    Next::Variable { name, child: Box::new(decide(&all, true, depth + 1)) }
+    Next::Variable { name, child: Box::new(decide(&all, true, depth + 1, previous)) }
 }
 
 /// Each value its own branch; slugs after a placeholder share `{slug}`.
@@ -294,6 +315,7 @@ fn literal_branches(
     values: &BTreeMap<&str, Vec<&Node>>,
     after_placeholder: bool,
     depth: usize,
+    previous: Option<&BTreeMap<String, Prefix>>,
 ) -> BTreeMap<String, Prefix> {
     let mut groups: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
     for (value, nodes) in values {
@@ -301,7 +323,10 @@ fn literal_branches(
     }
     groups
         .into_iter()
-        .map(|(value, nodes)| (value.to_string(), decide(&nodes, classify::is_placeholder(value), depth + 1)))
+        .map(|(value, nodes)| {
+            let previous = previous.and_then(|p| p.get(value));
+            (value.to_string(), decide(&nodes, classify::is_placeholder(value), depth + 1, previous))
+        })
         .collect()
 }
 
