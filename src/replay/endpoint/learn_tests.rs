@@ -224,3 +224,59 @@ fn a_variable_stays_variable_when_learning_again() {
     // ... but a running daemon keeps the names it has given out.
     assert_eq!(learner.learn_after(&early).name("GET", "/u/ann"), "GET /u/{name}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::super::Template;
+    use super::*;
+
+    /// Paths from a small grammar: literals, numbers, base36, names, slugs,
+    /// other characters a request target may carry, trailing slashes.
+    fn path() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            prop::sample::select(vec!["api", "r", "user", "comments", "hot.json", "v1", "{x}"])
+                .prop_map(str::to_string),
+            (0u32..5000).prop_map(|n| n.to_string()),
+            "[a-z0-9]{6}",
+            "[a-z]{2,8}",
+            "[a-z]{2,5}(_[a-z]{2,5}){2,4}",
+            "[a-zA-Z0-9._~%@:+-]{1,4}",
+        ];
+        (prop::collection::vec(segment, 0..6), any::<bool>())
+            .prop_map(|(segments, slash)| format!("/{}{}", segments.join("/"), if slash { "/" } else { "" }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Order does not matter, and every name is a template matching its
+        /// own path (so pinning the printed templates names paths the same).
+        #[test]
+        fn names_are_order_free_templates_of_their_paths(
+            paths in prop::collection::vec(path(), 1..300),
+            seed in any::<u64>(),
+        ) {
+            let mut learner = Learner::default();
+            for p in &paths {
+                learner.observe("GET", p);
+            }
+            let learned = learner.learn();
+            let mut shuffled = paths.clone();
+            let mut rng = Rng(seed | 1);
+            for i in (1..shuffled.len()).rev() {
+                shuffled.swap(i, rng.below(i + 1));
+            }
+            let mut again = Learner::default();
+            for p in &shuffled {
+                again.observe("GET", p);
+            }
+            prop_assert_eq!(again.learn().templates(), learned.templates());
+            for p in &paths {
+                let name = learned.name("GET", p);
+                let template = Template::parse(&name);
+                prop_assert!(template.is_some_and(|t| t.matches("GET", p)), "{} for {}", name, p);
+            }
+        }
+    }
+}
