@@ -42,7 +42,7 @@ pub const RARE: u64 = 1;
 /// above which the position is variable.
 pub const RARE_PERCENT: u64 = 30;
 /// Paths through a position needed to decide it from counts.
-pub const EVIDENCE: u64 = 12;
+pub const EVIDENCE: u64 = 24;
 
 /// Memory bounds of a learner.
 #[derive(Clone, Copy, Debug)]

@@ -208,10 +208,10 @@ fn memory_is_bounded_and_overflow_makes_a_variable() {
 fn a_variable_stays_variable_when_learning_again() {
     let mut learner = Learner::default();
     let five = ["ann", "bob", "cy", "dee", "eve"];
-    for i in 0..10 {
+    for i in 0..20 {
         learner.observe("GET", &format!("/u/{}", five[i % 5]));
     }
-    for name in ["fay", "gus", "hal", "ivy", "jo", "kit", "lu", "max"] {
+    for name in ["fay", "gus", "hal", "ivy", "jo", "kit", "lu", "max", "ned", "oz", "pat", "quin"] {
         learner.observe("GET", &format!("/u/{name}"));
     }
     let early = learner.learn();
@@ -279,4 +279,17 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_sparse_sample_of_static_routes_is_not_a_variable() {
+    // A short capture: a few users, and four static routes seen once each.
+    let mut paths: Vec<(String, String)> =
+        (0..16).map(|i| ("GET".to_string(), format!("/api/v1/users/{}", i % 3))).collect();
+    for route in ["health", "metrics", "status", "version"] {
+        paths.push(("GET".to_string(), format!("/api/v1/{route}")));
+    }
+    let learned = learn(&paths);
+    assert_eq!(learned.name("GET", "/api/v1/health"), "GET /api/v1/health");
+    assert_eq!(learned.name("GET", "/api/v1/users/2"), "GET /api/v1/users/{id}");
 }
