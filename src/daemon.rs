@@ -246,12 +246,12 @@ async fn collect(
         let replayer = current.get();
         let ready = tokio::select! {
             received = rx.recv() => match received {
-                Some(outcome) => settling.offer(outcome, &replayer).into_iter().flat_map(|o| hold.offer(o, &replayer)).collect(),
+                Some(outcome) => named_then_judged(settling.offer(outcome, &replayer), &mut hold, &replayer),
                 None => break,
             },
             _ = tick.tick() => {
                 rename_report_endpoints(&shared, &replayer, &mut names_seen);
-                let mut ready: Vec<Outcome> = settling.tick(&replayer).into_iter().flat_map(|o| hold.offer(o, &replayer)).collect();
+                let mut ready = named_then_judged(settling.tick(&replayer), &mut hold, &replayer);
                 ready.extend(hold.expired(&replayer));
                 ready
             }
@@ -265,12 +265,18 @@ async fn collect(
     }
     let replayer = current.get();
     replayer.names.settle_now();
-    let settled: Vec<Outcome> = settling.drain(&replayer).into_iter().flat_map(|o| hold.offer(o, &replayer)).collect();
+    let settled = named_then_judged(settling.drain(&replayer), &mut hold, &replayer);
     for outcome in settled.iter().chain(&hold.drain(&replayer)) {
         emit(outcome, &shared, &mut out, &path);
     }
     rename_report_endpoints(&shared, &replayer, &mut names_seen);
     let _ = out.flush();
+}
+
+/// Outcomes out of the naming hold (final names) go through the noise
+/// warm-up hold, which counts samples per final endpoint.
+fn named_then_judged(named: Vec<Outcome>, hold: &mut Holdback, replayer: &crate::replay::Replayer) -> Vec<Outcome> {
+    named.into_iter().flat_map(|o| hold.offer(o, replayer)).collect()
 }
 
 /// Learning made names more general: the report's endpoints follow.
