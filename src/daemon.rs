@@ -19,6 +19,7 @@ use crate::exchange::Exchange;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Progress, Source};
 use crate::replay::config::Config;
+use crate::replay::naming::Settling;
 use crate::replay::triage::Holdback;
 use crate::replay::{Current, Outcome, Replayed};
 use crate::report::{Report, ReportOptions};
@@ -263,20 +264,31 @@ async fn collect(
     // Diffs of endpoints whose noise is not known yet wait here (bounded,
     // at most [noise] warmup_max_s), then are judged again.
     let mut hold = Holdback::default();
+    // Outcomes wait here first, until endpoint names are learned.
+    let mut settling = Settling::default();
+    let mut names_seen = current.get().names.generation();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let replayer = current.get();
         let ready = tokio::select! {
             received = rx.recv() => match received {
                 Some((outcome, sample)) => {
-                    // The load is known now; the outcome may be held back.
+                    // The load is known now, under the name the outcome has
+                    // now (the report renames it with the endpoint once
+                    // names settle); the outcome may be held back.
                     if let Some(sample) = sample {
                         shared.report.lock().unwrap_or_else(|e| e.into_inner()).load.add(&outcome.endpoint, &sample);
                     }
-                    hold.offer(outcome, &current.get())
+                    named_then_judged(settling.offer(outcome, &replayer), &mut hold, &replayer)
                 }
                 None => break,
             },
-            _ = tick.tick() => hold.expired(&current.get()),
+            _ = tick.tick() => {
+                rename_report_endpoints(&shared, &replayer, &mut names_seen);
+                let mut ready = named_then_judged(settling.tick(&replayer), &mut hold, &replayer);
+                ready.extend(hold.expired(&replayer));
+                ready
+            }
         };
         for outcome in ready {
             emit(&outcome, &shared, &mut out, &path);
@@ -285,10 +297,30 @@ async fn collect(
             let _ = out.flush();
         }
     }
-    for outcome in hold.drain(&current.get()) {
-        emit(&outcome, &shared, &mut out, &path);
+    let replayer = current.get();
+    replayer.names.settle_now();
+    let settled = named_then_judged(settling.drain(&replayer), &mut hold, &replayer);
+    for outcome in settled.iter().chain(&hold.drain(&replayer)) {
+        emit(outcome, &shared, &mut out, &path);
     }
+    rename_report_endpoints(&shared, &replayer, &mut names_seen);
     let _ = out.flush();
+}
+
+/// Outcomes out of the naming hold (final names) go through the noise
+/// warm-up hold, which counts samples per final endpoint.
+fn named_then_judged(named: Vec<Outcome>, hold: &mut Holdback, replayer: &crate::replay::Replayer) -> Vec<Outcome> {
+    named.into_iter().flat_map(|o| hold.offer(o, replayer)).collect()
+}
+
+/// Learning made names more general: the report's endpoints follow.
+fn rename_report_endpoints(shared: &Shared, replayer: &crate::replay::Replayer, seen: &mut u64) {
+    let generation = replayer.names.generation();
+    if generation != *seen && replayer.names.is_settled() {
+        *seen = generation;
+        let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
+        report.rename(|name| replayer.names.rename(name, replayer.templates()));
+    }
 }
 
 /// One outcome to the metrics, the report and the --out file.

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shadowtap::pipeline::{self, Source, Summary};
 use shadowtap::replay::config::Config;
+use shadowtap::replay::endpoint::scan;
 use shadowtap::replay::session::{OutcomeSink, replay_pipeline};
 use shadowtap::replay::{Replayer, Schedule};
 use shadowtap::report::{LatencyMargin, ReportOptions};
@@ -35,6 +36,9 @@ enum Command {
     Replay(ReplayArgs),
     /// The live tap daemon: capture on an interface, replay, compare, report.
     Run(RunArgs),
+    /// Learn endpoint templates from captures; print them as `[[endpoints]]`
+    /// configuration with counts and example paths.
+    Endpoints(EndpointsArgs),
     /// Print the cutover verdict of a report; exit 0 only when every named
     /// endpoint (all by default) is ready.
     Verdict(VerdictArgs),
@@ -164,6 +168,21 @@ struct CaptureArgs {
 }
 
 #[derive(Args)]
+struct EndpointsArgs {
+    /// pcap or pcapng files (optionally .gz), read in order as one stream.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Write the templates here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Configuration whose templates are left out (they already name their requests).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    capture: CaptureArgs,
+}
+
+#[derive(Args)]
 struct PairsArgs {
     /// pcap or pcapng files (optionally .gz), read in order as one stream.
     #[arg(required = true, value_name = "FILE")]
@@ -213,6 +232,7 @@ fn main() -> ExitCode {
             allow_writes: args.triage.allow_writes,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::Endpoints(args) => endpoints(args),
         Command::Verdict(args) => verdict(args),
         Command::Demo(args) => {
             shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
@@ -372,7 +392,13 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
     let options = ReportOptions::new(margin, config.verdict.clone());
+    let learn = config.naming.learn;
     let replayer = Replayer::new(config, &candidate)?;
+    if learn {
+        // Names must be final before the first outcome: learn them first.
+        let scanned = scan::scan(args.files.clone(), pipeline_config(&args.capture), replayer.templates());
+        replayer.names.set(scanned.learner.learn());
+    }
     let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
@@ -399,6 +425,31 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         print!("{table}");
     }
     if let Some(error) = finished.capture_error {
+        eprintln!("shadowtap: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let scanned = scan::scan(args.files.clone(), pipeline_config(&args.capture), &config.templates());
+    if let Some(error) = &scanned.error
+        && scanned.summary.capture.packets == 0
+    {
+        eprintln!("shadowtap: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    let sources: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+    let toml = scan::to_toml(&scanned.learner.learn(), &sources.join(", "), scanned.learned_from);
+    match &args.out {
+        Some(path) => std::fs::write(path, toml).with_context(|| format!("{}: cannot write", path.display()))?,
+        None => print!("{toml}"),
+    }
+    if let Some(error) = scanned.error {
         eprintln!("shadowtap: {error}");
         return Ok(ExitCode::from(2));
     }

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::replay::Outcome;
+use crate::replay::endpoint::distinct::Distinct;
 use crate::replay::load::{self, EndpointLoad, Health, Load, LoadSummary};
 
 /// Adds `n` to the count under `key`, making the key only when new.
@@ -39,11 +40,17 @@ struct EndpointStats {
     recorded: Histogram<u64>,
     candidate: Histogram<u64>,
     fields: HashMap<String, u64>,
+    /// Distinct request paths (query dropped) named by this endpoint.
+    raw_paths: Distinct,
 }
+
+/// Raw paths per endpoint are counted exactly up to this many.
+const RAW_PATHS_EXACT: usize = 1024;
 
 impl Default for EndpointStats {
     fn default() -> Self {
         EndpointStats {
+            raw_paths: Distinct::new(RAW_PATHS_EXACT),
             count: 0,
             outcomes: BTreeMap::new(),
             explanations: BTreeMap::new(),
@@ -76,6 +83,9 @@ pub struct EndpointReport {
     pub endpoint: String,
     #[serde(flatten)]
     pub counts: OutcomeCounts,
+    /// Distinct request paths (without query) this endpoint holds: exact
+    /// up to 1024, estimated within a few percent beyond.
+    pub raw_paths: u64,
     /// Differences set aside, by reason, counted per difference.
     pub explanations: BTreeMap<String, u64>,
     /// Fields where production disagreed with itself (learned noise).
@@ -198,6 +208,7 @@ impl Report {
             None => self.endpoints.entry(outcome.endpoint.clone()).or_default(),
         };
         stats.count += 1;
+        stats.raw_paths.insert(crate::replay::endpoint::path_of(&outcome.uri));
         bump(&mut stats.outcomes, outcome.outcome.as_str(), 1);
         if outcome.reason.as_deref() == Some(crate::replay::GAP_REASON) {
             self.load.add_capture_gap(&outcome.endpoint);
@@ -239,26 +250,43 @@ impl Report {
     /// Folds in a report made elsewhere (another replay lane).
     pub fn merge(&mut self, other: Report) {
         for (name, theirs) in other.endpoints {
-            let ours = self.endpoints.entry(name).or_default();
-            ours.count += theirs.count;
-            for (k, n) in &theirs.outcomes {
-                bump(&mut ours.outcomes, k, *n);
-            }
-            for (k, n) in &theirs.explanations {
-                bump(&mut ours.explanations, k, *n);
-            }
-            // Auto-resizing histograms take any values; this cannot fail.
-            let _ = ours.recorded.add(&theirs.recorded);
-            let _ = ours.candidate.add(&theirs.candidate);
-            for (path, n) in theirs.fields {
-                *ours.fields.entry(path).or_default() += n;
-            }
+            self.merge_endpoint(name, theirs);
         }
         for (rule, n) in &other.equivalences {
             bump(&mut self.equivalences, rule, *n);
         }
         self.replay_queue_drops += other.replay_queue_drops;
         self.load.merge(other.load);
+    }
+
+    /// Gives endpoints new names (the daemon learned more); endpoints that
+    /// get the same name are merged.
+    pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {
+        if self.endpoints.keys().all(|name| new_name(name) == *name) {
+            return;
+        }
+        for (name, stats) in std::mem::take(&mut self.endpoints) {
+            self.merge_endpoint(new_name(&name), stats);
+        }
+        self.load.rename(&new_name);
+    }
+
+    fn merge_endpoint(&mut self, name: String, theirs: EndpointStats) {
+        let ours = self.endpoints.entry(name).or_default();
+        ours.count += theirs.count;
+        ours.raw_paths.merge(&theirs.raw_paths);
+        for (k, n) in &theirs.outcomes {
+            bump(&mut ours.outcomes, k, *n);
+        }
+        for (k, n) in &theirs.explanations {
+            bump(&mut ours.explanations, k, *n);
+        }
+        // Auto-resizing histograms take any values; this cannot fail.
+        let _ = ours.recorded.add(&theirs.recorded);
+        let _ = ours.candidate.add(&theirs.candidate);
+        for (path, n) in theirs.fields {
+            *ours.fields.entry(path).or_default() += n;
+        }
     }
 
     pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
@@ -310,6 +338,7 @@ impl Report {
                         noise: get("noise"),
                         race: get("race"),
                     },
+                    raw_paths: s.raw_paths.count().min(s.count),
                     explanations: s.explanations.clone(),
                     noisy_fields,
                     recorded_p50_us: quantile(&s.recorded, 0.5),

@@ -18,6 +18,8 @@ pub struct Config {
     pub latency: LatencyConfig,
     /// Per-endpoint templates and rules, first match wins.
     pub endpoints: Vec<EndpointConfig>,
+    /// Endpoint templates learned from the traffic.
+    pub naming: NamingConfig,
     /// Other legacy instances used to tell noise and races from bugs.
     pub legacy: LegacyConfig,
     pub noise: super::triage::NoiseConfig,
@@ -38,6 +40,28 @@ pub struct LegacyConfig {
     /// The live legacy service (reads only): a diff is re-checked there,
     /// and if production's answer moved, the diff is a race.
     pub primary: Option<String>,
+}
+
+/// Endpoint names learned from the traffic (configured templates win).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamingConfig {
+    /// Learn templates (`replay`: from a scan of the files first; `run`: as
+    /// traffic flows). false: configured templates and value classes only.
+    pub learn: bool,
+    /// `run`: outcomes wait until this many requests were learned from (or
+    /// `settle_s` passed), then go out under their learned names.
+    pub settle_exchanges: u64,
+    pub settle_s: u64,
+    /// Files of `[[endpoints]]` (as `shadowtap endpoints --out` writes
+    /// them), added after this file's own; relative to this file.
+    pub include: Vec<std::path::PathBuf>,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        NamingConfig { learn: true, settle_exchanges: 1000, settle_s: 5, include: Vec::new() }
+    }
 }
 
 /// When an endpoint is ready for cutover.
@@ -296,7 +320,29 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for include in config.naming.include.clone() {
+            let included = Config::load_endpoints(&base.join(include))?;
+            config.endpoints.extend(included);
+        }
+        Ok(config)
+    }
+
+    /// The `[[endpoints]]` of an included file (nothing else is allowed there).
+    fn load_endpoints(path: &Path) -> Result<Vec<EndpointConfig>, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable { path: name.clone(), reason: e.to_string() })?;
+        let config = Config::parse(&text, &name)?;
+        if toml::from_str::<OnlyEndpoints>(&text).is_err() {
+            return Err(ConfigError::Invalid {
+                path: name,
+                line: 1,
+                reason: "only [[endpoints]] may be included".into(),
+            });
+        }
+        Ok(config.endpoints)
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
@@ -340,6 +386,14 @@ impl Config {
         }
         rules
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // only checked for its shape
+struct OnlyEndpoints {
+    #[serde(default)]
+    endpoints: Vec<toml::Value>,
 }
 
 /// For "unknown field `x`" the parser points at the table; the line of
@@ -395,7 +449,25 @@ mod tests {
             .join("\n");
         let every = Config::parse(&uncommented, "uncommented").unwrap();
         assert!(every.legacy.secondary.is_some() && every.verdict.min_compared == 100, "{uncommented}");
+        assert!(shipped.naming.learn && every.naming.settle_exchanges == 1000, "{uncommented}");
         assert!(shipped.candidate.ca_file.is_none() && every.candidate.ca_file.is_some(), "{uncommented}");
+    }
+
+    #[test]
+    fn included_endpoint_files_add_templates_after_the_own_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let learned = "[[endpoints]]\ntemplate = \"GET /user/{name}/about.json\"\n";
+        std::fs::write(dir.path().join("learned.toml"), learned).unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "[candidate]\nurl = \"http://x\"\n").unwrap();
+        let main = dir.path().join("main.toml");
+        let own = "[naming]\ninclude = [\"learned.toml\"]\n[[endpoints]]\ntemplate = \"GET /a/{id}\"\n";
+        std::fs::write(&main, own).unwrap();
+        let c = Config::load(&main).unwrap();
+        let texts: Vec<String> = c.templates().into_iter().map(|t| t.text).collect();
+        assert_eq!(texts, vec!["GET /a/{id}", "GET /user/{name}/about.json"]);
+        std::fs::write(&main, "[naming]\ninclude = [\"bad.toml\"]\n").unwrap();
+        let err = Config::load(&main).unwrap_err().to_string();
+        assert!(err.contains("bad.toml:1: only [[endpoints]]"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,16 @@
 //! Endpoint names: method plus a path template, so that `/api/users/42`
-//! and `/api/users/7` are one endpoint in the report. Numeric segments,
-//! UUIDs and long hex strings become `{id}`; the query is dropped.
-//! Templates given in the config win over the automatic ones.
+//! and `/api/users/7` are one endpoint in the report. The query is
+//! dropped. Templates given in the config win; then templates learned
+//! from the traffic ([`learn`]); then value classes recognised in any
+//! path ([`classify`]: numbers, UUIDs, long hex and base36/62 ids are
+//! `{id}`, and dates, e-mails and tokens have their own placeholders).
+
+pub mod classify;
+pub mod distinct;
+pub mod learn;
+pub mod scan;
+
+pub use learn::{Learned, Learner};
 
 /// A configured template such as `GET /api/users/{id}`: `{anything}`
 /// matches one path segment, `*` as the method matches any method.
@@ -41,9 +50,7 @@ impl Template {
     }
 }
 
-fn is_placeholder(segment: &str) -> bool {
-    segment.starts_with('{') && segment.ends_with('}')
-}
+use classify::is_placeholder;
 
 fn split_path(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
@@ -83,35 +90,19 @@ pub fn path_and_query(uri: &str) -> &str {
     if rest.is_empty() || rest == "*" { "/" } else { rest }
 }
 
-/// The endpoint an exchange belongs to.
+/// The endpoint an exchange belongs to, without learned templates.
 pub fn endpoint_of(method: &str, uri: &str, templates: &[Template]) -> String {
+    name_with(&Learned::default(), method, uri, templates)
+}
+
+/// The endpoint of a request: a configured template, else the learned
+/// name (which falls back to value classes).
+pub fn name_with(learned: &Learned, method: &str, uri: &str, templates: &[Template]) -> String {
     let path = path_of(uri);
-    if let Some(t) = templates.iter().find(|t| t.matches(method, path)) {
-        return t.text.clone();
+    match templates.iter().find(|t| t.matches(method, path)) {
+        Some(t) => t.text.clone(),
+        None => learned.name(method, path),
     }
-    let mut out = String::with_capacity(path.len() + method.len() + 1);
-    out.push_str(method);
-    out.push(' ');
-    for segment in split_path(path) {
-        out.push('/');
-        out.push_str(if looks_like_id(segment) { "{id}" } else { segment });
-    }
-    if path.is_empty() || path.ends_with('/') {
-        out.push('/');
-    }
-    out
-}
-
-fn looks_like_id(segment: &str) -> bool {
-    let all_digits = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
-    let long_hex = segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit());
-    all_digits || long_hex || is_uuid(segment)
-}
-
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

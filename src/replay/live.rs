@@ -81,6 +81,7 @@ pub async fn run(
         if replayer.is_own_replay(&exchange) {
             continue;
         }
+        replayer.names.observe(&exchange, replayer.templates(), &replayer.config().naming);
         replayer.note_in_capture_order(&exchange);
         let recorded_in_flight = recorded.in_flight_at(&exchange);
         if replayer.skip_reason(&exchange).is_some() {

@@ -267,6 +267,13 @@ impl Load {
     }
 
     /// Folds in the load of another replay lane.
+    /// Endpoint names became more general: their counts follow.
+    pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {
+        for (name, counts) in std::mem::take(&mut self.endpoints) {
+            self.counts(&new_name(&name)).merge(&counts);
+        }
+    }
+
     pub fn merge(&mut self, other: Load) {
         for (name, theirs) in &other.endpoints {
             self.counts(name).merge(theirs);

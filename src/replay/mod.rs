@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod lanes;
 mod live;
 pub mod load;
+pub mod naming;
 mod plain;
 mod schedule;
 pub mod session;
@@ -131,6 +132,9 @@ pub struct Replayer {
     /// Requests in flight to the candidate right now, over all lanes and
     /// workers; kept across reloads.
     in_flight: Arc<AtomicUsize>,
+    /// Endpoint templates learned from the traffic (a scan of the files
+    /// first, or the daemon as it goes); kept across reloads.
+    pub names: Arc<naming::Names>,
 }
 
 /// When a request went to the candidate, how many were in flight then
@@ -187,6 +191,7 @@ impl Current {
         replayer.generated = slot.generated.clone();
         replayer.validators = slot.validators.clone();
         replayer.in_flight = slot.in_flight.clone();
+        replayer.names = slot.names.clone();
         *slot = Arc::new(replayer);
     }
 }
@@ -225,6 +230,7 @@ impl Replayer {
             generated: Default::default(),
             validators: Default::default(),
             in_flight: Default::default(),
+            names: Default::default(),
         })
     }
 
@@ -240,7 +246,12 @@ impl Replayer {
     }
 
     pub(crate) fn endpoint(&self, exchange: &Exchange) -> String {
-        endpoint::endpoint_of(&exchange.request.method, &exchange.request.uri, &self.templates)
+        self.names.name(&exchange.request.method, &exchange.request.uri, &self.templates)
+    }
+
+    /// The configured templates (they win over learned ones).
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
     }
 
     /// Why this exchange must not be replayed, if so.
