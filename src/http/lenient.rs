@@ -78,6 +78,12 @@ fn bare_crs_as_newlines(head: &[u8]) -> Option<Vec<u8>> {
 /// Header lines the parser skipped, when there are more lines than
 /// headers (continuation lines of a folded header are not lines).
 fn header_lines_problem(head: &[u8], parsed: usize) -> Option<String> {
+    // The usual head: the status line, one line per header and the empty
+    // line, so no more newlines than that; counted with memchr, without
+    // splitting (this runs for every answer read).
+    if memchr::memchr_iter(b'\n', head).count() <= parsed + 2 {
+        return None;
+    }
     let mut lines = head.split(|&b| b == b'\n').skip(1).map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let header_lines: Vec<&[u8]> =
         lines.by_ref().take_while(|l| !l.is_empty()).filter(|l| l[0] != b' ' && l[0] != b'\t').collect();

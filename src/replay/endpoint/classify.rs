@@ -132,6 +132,10 @@ fn is_fullname(s: &str) -> bool {
 }
 
 fn is_email(s: &str) -> bool {
+    // Most segments have neither `@` nor `%40`: no allocation for them.
+    if memchr::memchr2(b'@', b'%', s.as_bytes()).is_none() {
+        return false;
+    }
     let s = s.replace("%40", "@");
     let Some((local, domain)) = s.split_once('@') else { return false };
     !local.is_empty()
