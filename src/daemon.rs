@@ -61,19 +61,22 @@ impl Shared {
 
     fn write_report(&self) {
         let Some(path) = self.report_path.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
-        let json = {
-            let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-            report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
-            report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
-            report.load.packets = self.progress.packets.load(Ordering::Relaxed);
-            report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
-            let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            options.noise = self.current.get().noise.snapshot();
-            report.to_json(&options)
-        };
+        let json = self.report_json();
         if let Err(e) = write_atomically(&path, &serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             tracing::error!(path = %path.display(), "cannot write report: {e}");
         }
+    }
+
+    /// The report as it stands (for the report file and `/report`).
+    fn report_json(&self) -> crate::report::ReportJson {
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
+        report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
+        report.load.packets = self.progress.packets.load(Ordering::Relaxed);
+        report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
+        let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        options.noise = self.current.get().noise.snapshot();
+        report.to_json(&options)
     }
 }
 
@@ -409,6 +412,11 @@ async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                             (200, shared.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
                         }
                         "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                        "/report" => {
+                            let evidence = crate::html::examples::Evidence::default();
+                            let page = crate::html::render(&shared.report_json(), &evidence, "shadowtap live report");
+                            (200, page, "text/html; charset=utf-8")
+                        }
                         _ => (404, "not found\n".to_string(), "text/plain"),
                     };
                     let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(body)));

@@ -7,6 +7,8 @@ pub mod decode;
 pub mod demo;
 pub mod diff;
 pub mod exchange;
+pub mod har;
+pub mod html;
 pub mod http;
 pub mod jsonl;
 pub mod metrics;

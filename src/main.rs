@@ -42,6 +42,8 @@ enum Command {
     /// Print the cutover verdict of a report; exit 0 only when every named
     /// endpoint (all by default) is ready.
     Verdict(VerdictArgs),
+    /// Merge reports (several hosts, several runs) into one, judged again.
+    Report(ReportArgs),
     /// Start a legacy and a candidate service on loopback, capture traffic
     /// to the legacy one, replay it to the candidate and show the report.
     Demo(DemoArgs),
@@ -142,6 +144,33 @@ struct VerdictArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// Reports written by `replay --report` or `run --report`.
+    #[arg(required = true, value_name = "REPORT")]
+    reports: Vec<PathBuf>,
+    /// Write the merged report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page here.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Outcome lines (`--out` of replay or run) for the HTML page's
+    /// examples and outcomes over time.
+    #[arg(long = "outcomes", value_name = "FILE.jsonl")]
+    outcomes: Vec<PathBuf>,
+    /// Judge with this configuration's [verdict] and [latency] instead of
+    /// the reports' own criteria.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the verdict and exit as `shadowtap verdict` does.
+    #[arg(long)]
+    verdict: bool,
+    /// With --verdict: endpoint template(s) to judge (default all).
+    #[arg(long = "endpoint", value_name = "TEMPLATE", requires = "verdict")]
+    endpoints: Vec<String>,
+}
+
+#[derive(Args)]
 struct DemoArgs {
     /// Exchanges to send to the legacy service.
     #[arg(long, default_value_t = 300)]
@@ -187,8 +216,17 @@ struct PairsArgs {
     /// pcap or pcapng files (optionally .gz), read in order as one stream.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Output format: JSON Lines, or one HAR 1.2 document.
+    #[arg(long, value_enum, default_value_t = PairsFormat::Jsonl)]
+    format: PairsFormat,
     #[command(flatten)]
     capture: CaptureArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PairsFormat {
+    Jsonl,
+    Har,
 }
 
 /// Exchanges are allocated on shard threads and freed on replay workers;
@@ -234,6 +272,7 @@ fn main() -> ExitCode {
         .map(|_| ExitCode::SUCCESS),
         Command::Endpoints(args) => endpoints(args),
         Command::Verdict(args) => verdict(args),
+        Command::Report(args) => merge_reports(args),
         Command::Demo(args) => {
             shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
         }
@@ -269,7 +308,10 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
-    let written = shadowtap::jsonl::write_ordered(running.exchanges.clone(), &mut out, workers);
+    let written = match args.format {
+        PairsFormat::Jsonl => shadowtap::jsonl::write_ordered(running.exchanges.clone(), &mut out, workers),
+        PairsFormat::Har => shadowtap::har::write_har(running.exchanges.clone(), &mut out).map(|_| ()),
+    };
     let flushed = out.flush();
     drop(out);
     let (summary, error) = running.finish();
@@ -464,12 +506,53 @@ fn verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
         serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
     let verdicts = shadowtap::report::verdicts(&report, &args.endpoints)
         .with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+    Ok(print_verdicts(&verdicts))
+}
+
+/// The verdict table; exit 0 only when every verdict is ready.
+fn print_verdicts(verdicts: &[shadowtap::report::Verdict]) -> ExitCode {
     let width = verdicts.iter().map(|v| v.endpoint.len()).max().unwrap_or(8).clamp(8, 60);
     println!("{:<width$}  {:<5}  why", "endpoint", "ready");
-    for v in &verdicts {
+    for v in verdicts {
         println!("{:<width$}  {:<5}  {}", v.endpoint, if v.ready { "yes" } else { "NO" }, v.why);
     }
     let all_ready = !verdicts.is_empty() && verdicts.iter().all(|v| v.ready);
     println!("{}", if all_ready { "verdict: ready to turn the old service off" } else { "verdict: not ready" });
-    Ok(if all_ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if all_ready { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn merge_reports(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let criteria = match &args.config {
+        Some(path) => Some(shadowtap::report::Criteria::of_config(&Config::load(path)?)),
+        None => None,
+    };
+    let mut merger = shadowtap::report::merge::Merger::default();
+    for path in &args.reports {
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        merger.add(&path.display().to_string(), &bytes)?;
+    }
+    let merged = merger.finish(criteria.as_ref())?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&merged)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        let wanted = shadowtap::html::wanted_fields(&merged);
+        let mut evidence = shadowtap::html::examples::Evidence::default();
+        for outcomes in &args.outcomes {
+            let file = std::fs::File::open(outcomes).with_context(|| format!("{}: cannot read", outcomes.display()))?;
+            evidence
+                .read(std::io::BufReader::new(file), &wanted)
+                .with_context(|| format!("{}: cannot read", outcomes.display()))?;
+        }
+        let page = shadowtap::html::render(&merged, &evidence, "shadowtap report");
+        std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if !args.verdict {
+        print!("{}", shadowtap::report::table(&merged));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verdicts = shadowtap::report::verdicts(&serde_json::to_value(&merged)?, &args.endpoints)
+        .context("the merged report cannot be read back")?;
+    Ok(print_verdicts(&verdicts))
 }

@@ -5,7 +5,6 @@
 //! table for people.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -13,6 +12,12 @@ use serde::Serialize;
 use crate::replay::Outcome;
 use crate::replay::endpoint::distinct::Distinct;
 use crate::replay::load::{self, EndpointLoad, Health, Load, LoadSummary};
+
+pub mod hdr;
+pub mod merge;
+mod table;
+
+pub use table::table;
 
 /// Adds `n` to the count under `key`, making the key only when new.
 fn bump(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
@@ -72,7 +77,7 @@ pub struct Report {
     pub load: Load,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct FieldCount {
     pub path: String,
     pub count: u64,
@@ -108,7 +113,20 @@ pub struct EndpointReport {
     /// Cutover readiness: the old endpoint can be turned off.
     pub ready: bool,
     pub why: String,
+    /// Production-against-production comparisons behind `noisy_fields`
+    /// (so noise rates add up when reports are merged).
+    pub noise_samples: u64,
+    /// Differing fields with their counts, the most frequent first (at most
+    /// [`FIELD_COUNTS_KEPT`]): what `top_fields` is cut from, for merging.
+    pub field_counts: Vec<FieldCount>,
+    /// The latency histograms behind the percentiles: HdrHistogram V2
+    /// serialisation, base64; absent when nothing was compared.
+    pub recorded_histogram: Option<String>,
+    pub candidate_histogram: Option<String>,
 }
+
+/// Differing fields kept per endpoint in `field_counts`.
+pub const FIELD_COUNTS_KEPT: usize = 100;
 
 #[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct NoisyField {
@@ -148,7 +166,7 @@ impl ReportOptions {
 }
 
 /// Exchanges by outcome: the same fields in each endpoint and in the totals.
-#[derive(Serialize, Default, Clone, Copy, Debug)]
+#[derive(Serialize, serde::Deserialize, Default, Clone, Copy, Debug)]
 pub struct OutcomeCounts {
     pub count: u64,
     #[serde(rename = "match")]
@@ -187,6 +205,43 @@ pub struct ReportJson {
     /// At what load the replay ran compared with the recording.
     pub load: LoadSummary,
     pub equivalences: BTreeMap<String, u64>,
+    /// What readiness was judged against, so merged reports are judged
+    /// again the same way.
+    pub criteria: Criteria,
+}
+
+/// The thresholds behind `ready`/`why`.
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
+pub struct Criteria {
+    pub p99_margin_percent: f64,
+    pub p99_margin_ms: f64,
+    pub verdict: crate::replay::config::VerdictConfig,
+}
+
+impl Criteria {
+    pub fn of(options: &ReportOptions) -> Criteria {
+        Criteria {
+            p99_margin_percent: options.margin.percent,
+            p99_margin_ms: options.margin.ms,
+            verdict: options.verdict.clone(),
+        }
+    }
+
+    /// A configuration's `[verdict]` and `[latency]`.
+    pub fn of_config(config: &crate::replay::config::Config) -> Criteria {
+        Criteria {
+            p99_margin_percent: config.latency.p99_margin_percent,
+            p99_margin_ms: config.latency.p99_margin_ms,
+            verdict: config.verdict.clone(),
+        }
+    }
+
+    pub fn options(&self) -> ReportOptions {
+        ReportOptions::new(
+            LatencyMargin { percent: self.p99_margin_percent, ms: self.p99_margin_ms },
+            self.verdict.clone(),
+        )
+    }
 }
 
 /// When a candidate's p99 counts as a regression.
@@ -297,10 +352,11 @@ impl Report {
             .iter()
             .map(|(name, s)| {
                 let get = |k: &str| s.outcomes.get(k).copied().unwrap_or(0);
-                let mut top: Vec<FieldCount> =
+                let mut field_counts: Vec<FieldCount> =
                     s.fields.iter().map(|(path, count)| FieldCount { path: path.clone(), count: *count }).collect();
-                top.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
-                top.truncate(5);
+                field_counts.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
+                field_counts.truncate(FIELD_COUNTS_KEPT);
+                let top: Vec<FieldCount> = field_counts.iter().take(5).cloned().collect();
                 let noisy_fields = options
                     .noise
                     .get(name)
@@ -355,6 +411,10 @@ impl Report {
                     top_fields: top,
                     ready: false,
                     why: String::new(),
+                    noise_samples: options.noise.get(name).map_or(0, |(samples, _)| *samples),
+                    field_counts,
+                    recorded_histogram: hdr::encode(&s.recorded),
+                    candidate_histogram: hdr::encode(&s.candidate),
                 };
                 (report.ready, report.why) = readiness(&report, &options.verdict, margin);
                 if let Some(blocker) = load::capture_blocker(&self.load, &options.verdict) {
@@ -367,7 +427,7 @@ impl Report {
             })
             .collect();
         let load = self.load.summary(&options.verdict);
-        ReportJson { endpoints, totals, load, equivalences: self.equivalences.clone() }
+        ReportJson { endpoints, totals, load, equivalences: self.equivalences.clone(), criteria: Criteria::of(options) }
     }
 }
 
@@ -423,103 +483,6 @@ pub fn is_slower(recorded_p99: Option<u64>, candidate_p99: Option<u64>, margin: 
 
 fn ms(us: Option<u64>) -> String {
     us.map_or_else(|| "-".to_string(), |us| format!("{:.1}", us as f64 / 1000.0))
-}
-
-/// The per-endpoint table people read at the end of a run.
-pub fn table(report: &ReportJson) -> String {
-    let width = report.endpoints.iter().map(|e| e.endpoint.len()).max().unwrap_or(8).clamp(8, 60);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>9} {:>9}  {:>9} {:>9}  {:<5}  top differing fields",
-        "endpoint",
-        "count",
-        "match",
-        "diff",
-        "noise",
-        "race",
-        "skip",
-        "error",
-        "rec p50",
-        "rec p99",
-        "cand p50",
-        "cand p99",
-        "ready"
-    );
-    for e in &report.endpoints {
-        let flag = match (e.load.latency_judged, e.latency_regression) {
-            (false, _) => " LOAD",
-            (true, true) => " SLOWER",
-            (true, false) => "",
-        };
-        let fields: Vec<String> = e.top_fields.iter().take(3).map(|f| format!("{} ({})", f.path, f.count)).collect();
-        let _ = writeln!(
-            out,
-            "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>7}ms {:>7}ms  {:>7}ms {:>7}ms  {:<5}{flag}  {}",
-            truncate(&e.endpoint, width),
-            e.counts.count,
-            e.counts.matched,
-            e.counts.diff,
-            e.counts.noise,
-            e.counts.race,
-            e.counts.skipped,
-            e.counts.error,
-            ms(e.recorded_p50_us),
-            ms(e.recorded_p99_us),
-            ms(e.candidate_p50_us),
-            ms(e.candidate_p99_us),
-            if e.ready { "yes" } else { "no" },
-            fields.join(", ")
-        );
-    }
-    let t = &report.totals;
-    let _ = writeln!(
-        out,
-        "{:<width$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>5} {:>5}",
-        "total",
-        t.counts.count,
-        t.counts.matched,
-        t.counts.diff,
-        t.counts.noise,
-        t.counts.race,
-        t.counts.skipped,
-        t.counts.error
-    );
-    if !report.equivalences.is_empty() {
-        let rules: Vec<String> = report.equivalences.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        let _ = writeln!(out, "differences explained by equivalence rules: {}", rules.join(", "));
-    }
-    let (rec, rep) = (&report.load.recorded, &report.load.replay);
-    let rate = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.0}/s"));
-    let _ = writeln!(
-        out,
-        "load: replay in flight peak {} mean {:.1}, {} vs recorded peak {} mean {:.1}, {} ({:.1}x)",
-        rep.peak_in_flight,
-        rep.mean_in_flight,
-        rate(rep.requests_per_s),
-        rec.peak_in_flight,
-        rec.mean_in_flight,
-        rate(rec.requests_per_s),
-        report.load.ratio
-    );
-    let unjudged: Vec<&str> =
-        report.endpoints.iter().filter(|e| !e.load.latency_judged).map(|e| e.endpoint.as_str()).collect();
-    if !unjudged.is_empty() {
-        let _ = writeln!(
-            out,
-            "latency not judged (replay load above {}x the recording's) on: {}; re-run without --concurrency, or with --pace 1",
-            report.load.max_load_ratio,
-            unjudged.join(", ")
-        );
-    }
-    if t.replay_queue_drops > 0 {
-        let _ = writeln!(out, "exchanges dropped because replay fell behind: {}", t.replay_queue_drops);
-    }
-    out
-}
-
-fn truncate(s: &str, width: usize) -> String {
-    if s.len() <= width { s.to_string() } else { format!("{}…", &s[..s.floor_char_boundary(width - 1)]) }
 }
 
 /// One endpoint's cutover verdict, read back from a report file.

@@ -110,6 +110,14 @@ fn the_daemon_learns_names_and_every_output_carries_them() {
         .filter_map(|l| l.split("endpoint=\"").nth(1)?.split('"').next().map(str::to_string))
         .collect();
     assert_eq!(labelled, expected, "metric labels");
+    // The same report as a page, live, on the metrics address.
+    let page = get(metrics, "/report").unwrap();
+    let (head, html) = page.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("text/html"), "{head}");
+    for name in &expected {
+        assert!(html.contains(&format!("data-endpoint=\"{name}\"")), "{name} has no plot on /report");
+    }
+    assert_eq!(html.matches("class=\"latency-plot\"").count(), expected.len(), "one plot per endpoint");
 
     // SAFETY: kill(2) on our child, not reaped yet.
     assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) }, 0);

@@ -65,7 +65,7 @@ impl Default for NamingConfig {
 }
 
 /// When an endpoint is ready for cutover.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerdictConfig {
     /// Compared exchanges (match, noise or race) needed at least.

@@ -18,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::VerdictConfig;
 use crate::exchange::{Exchange, Nanos};
@@ -181,7 +181,7 @@ pub struct Load {
 }
 
 /// One side's load in the report.
-#[derive(Serialize, Debug, Clone, Copy)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
 pub struct SideLoad {
     pub peak_in_flight: u32,
     pub mean_in_flight: f64,
@@ -193,7 +193,7 @@ pub struct SideLoad {
 
 /// An endpoint's load: production's against replay's, and whether its
 /// latency could be judged.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct EndpointLoad {
     pub recorded: SideLoad,
     pub replay: SideLoad,
@@ -203,10 +203,18 @@ pub struct EndpointLoad {
     /// The ratio was within `[verdict] max_load_ratio`: the candidate's
     /// latency is judged; otherwise only reported.
     pub latency_judged: bool,
+    /// Replayed requests behind these figures, and the sums of both
+    /// in-flight counts over them (so merged reports get exact means).
+    #[serde(default)]
+    pub samples: u64,
+    #[serde(default)]
+    pub recorded_in_flight_sum: u64,
+    #[serde(default)]
+    pub replay_in_flight_sum: u64,
 }
 
 /// The replayer's own health behind an endpoint's evidence.
-#[derive(Serialize, Debug, Clone, Copy, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]
 pub struct Health {
     /// Requests sent later than `[verdict] late_start_ms` after they were due.
     pub started_late: u64,
@@ -217,13 +225,16 @@ pub struct Health {
 }
 
 /// The whole replay's load, for the report's top level.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct LoadSummary {
     pub recorded: SideLoad,
     pub replay: SideLoad,
     pub ratio: f64,
     pub max_load_ratio: f64,
     pub kernel_drops: u64,
+    /// Packets captured (live), against which kernel drops are judged.
+    #[serde(default)]
+    pub packets: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_percent: Option<f64>,
 }
@@ -305,8 +316,15 @@ impl Load {
         let c = self.endpoints.get(endpoint).copied().unwrap_or_default();
         let (recorded, replay) = Load::sides(&c);
         let ratio = c.ratio();
-        let load =
-            EndpointLoad { recorded, replay, ratio: round2(ratio), latency_judged: ratio <= verdict.max_load_ratio };
+        let load = EndpointLoad {
+            recorded,
+            replay,
+            ratio: round2(ratio),
+            latency_judged: ratio <= verdict.max_load_ratio,
+            samples: c.samples,
+            recorded_in_flight_sum: c.recorded_sum,
+            replay_in_flight_sum: c.replay_sum,
+        };
         let health = Health { started_late: c.late, queue_drops: c.queue_drops, capture_gaps: c.capture_gaps };
         (load, health)
     }
@@ -324,8 +342,27 @@ impl Load {
             ratio: round2(self.total.ratio()),
             max_load_ratio: verdict.max_load_ratio,
             kernel_drops: self.kernel_drops,
+            packets: self.packets,
             sample_percent: self.sample_percent,
         }
+    }
+
+    /// Folds in one endpoint's figures read back from a report (merging
+    /// reports). The total's peaks are the largest endpoint peaks: each
+    /// sample's in-flight count is of all requests, whatever their endpoint.
+    pub fn absorb_endpoint(&mut self, endpoint: &str, load: &EndpointLoad, health: &Health) {
+        let c = Counts {
+            samples: load.samples,
+            recorded_sum: load.recorded_in_flight_sum,
+            recorded_peak: load.recorded.peak_in_flight,
+            replay_sum: load.replay_in_flight_sum,
+            replay_peak: load.replay.peak_in_flight,
+            late: health.started_late,
+            queue_drops: health.queue_drops,
+            capture_gaps: health.capture_gaps,
+        };
+        self.counts(endpoint).merge(&c);
+        self.total.merge(&c);
     }
 }
 
