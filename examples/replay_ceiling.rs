@@ -10,7 +10,7 @@
 //!
 //! - `pool`: hyper-util's legacy `Client` (keep-alive pool), as
 //!   `src/replay/client.rs` uses it, one `tokio::spawn` per request under a
-//!   semaphore, like `replay::run`;
+//!   semaphore, like `topology::dispatch::run`;
 //! - `conn`: C long-lived tasks, each owning one `hyper::client::conn::http1`
 //!   connection and sending its share of the requests in a loop.
 //!

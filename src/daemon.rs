@@ -1,33 +1,40 @@
 //! `shadowtap run`: the live tap daemon. Capture on an interface, the same
 //! pipeline and replay as `replay`, plus what a service on a legacy host
 //! needs: outputs that survive logrotate, a periodic report, Prometheus
-//! metrics, signals (TERM/INT drain and exit, HUP reload), and systemd
+//! metrics, signals (TERM/INT drain and exit, HUP reload; `tokio::signal`, one
+//! shutdown signal every task watches, tasks in a `JoinSet`), and systemd
 //! readiness and watchdog. Capture never waits: a replay that falls behind
 //! loses exchanges at a bounded queue, counted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::sync::mpsc;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
-use crate::capture::{LiveCapture, LiveCounters, LiveOptions};
+use crate::capture::LiveCounters;
 use crate::exchange::Exchange;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Progress, Source};
+use crate::replay::Current;
 use crate::replay::config::Config;
-use crate::replay::naming::Settling;
-use crate::replay::triage::Holdback;
-use crate::replay::{Current, Outcome, Replayed};
 use crate::report::{Report, ReportOptions};
+use crate::topology::build::{self, capture_filter};
+use crate::topology::dispatch::{self, Replayed};
+use crate::topology::{Consumer, Flags, OutcomeSink, SourceChoice};
 
+mod outcomes;
 mod setup;
 
-pub use setup::{DEFAULT_CONFIG, Overrides, capture_filter, load_config};
-use setup::{margin_of, replayer_of, schedule_of};
+use outcomes::OutcomeWriter;
+pub use setup::{DEFAULT_CONFIG, load_config};
+
+/// The command line of `run`: see [`crate::topology::flags`].
+pub type Overrides = Flags;
 
 /// What the daemon's tasks share.
 struct Shared {
@@ -42,9 +49,6 @@ struct Shared {
     /// open at shutdown.
     queue: mpsc::WeakSender<Vec<Exchange>>,
     queue_drops: AtomicU64,
-    reload: AtomicBool,
-    reopen: AtomicBool,
-    stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
     live: Arc<LiveCounters>,
 }
@@ -87,7 +91,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn open_out(path: &Option<PathBuf>) -> std::io::Result<Box<dyn Write + Send>> {
+fn open_out(path: &Option<PathBuf>) -> std::io::Result<OutcomeSink> {
     match path {
         Some(p) if p.as_os_str() != "-" => {
             let file = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
@@ -97,88 +101,54 @@ fn open_out(path: &Option<PathBuf>) -> std::io::Result<Box<dyn Write + Send>> {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(overrides: Overrides) -> anyhow::Result<()> {
-    let config = load_config(&overrides)?;
+/// Runs the daemon until SIGTERM or SIGINT (or until one of its tasks
+/// panics: an error).
+pub fn run(flags: Flags) -> anyhow::Result<()> {
+    let config = load_config(&flags)?;
     let filter = capture_filter(&config);
     let interface = config.capture.interface.clone().unwrap_or_default();
+    // The capture thread's stop (libpcap polls on a thread of its own).
     let stop = Arc::new(AtomicBool::new(false));
-    let options = LiveOptions {
-        interface: interface.clone(),
-        filter: filter.clone(),
-        snaplen: config.capture.snaplen,
-        buffer_bytes: config.capture.buffer_mb.saturating_mul(1 << 20),
-        promiscuous: config.capture.promiscuous,
+    let replayer = build::replayer(&config)?;
+    let out = open_out(&config.output.out).with_context(|| format!("opening {:?}", config.output.out))?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
+    // Before the capture opens: from then on TERM drains, never kills.
+    let signals = {
+        let _runtime = runtime.enter();
+        Signals::listen()?
     };
-    let replayer = replayer_of(&config)?;
-    let mut out = open_out(&config.output.out).with_context(|| format!("opening {:?}", config.output.out))?;
-    let live = LiveCapture::open(&options, stop.clone())?;
-    let live_counters = live.counters.clone();
+    let source_choice = SourceChoice::Live { interface: interface.clone(), filter: filter.clone() };
+    let pipeline_config = build::pipeline_config(&config, &source_choice, Consumer::Dispatch, None);
+    let source = source_choice.open(&config, stop.clone())?;
+    let live_counters = match &source {
+        Source::Live(live) => live.counters.clone(),
+        Source::Files(_) => Arc::default(),
+    };
     tracing::info!(%interface, %filter, candidate = config.candidate.url.as_deref().unwrap_or(""), "capturing");
-    let mut pipeline_config = pipeline::Config { ordered: false, block_when_full: false, ..Default::default() };
-    pipeline_config.http.ports = config.capture.ports.clone();
-    pipeline_config.http.body_limit = config.capture.body_limit;
-    pipeline_config.sample_percent = config.capture.sample_percent;
-    let shards = pipeline_config.shards.max(1);
-    pipeline_config.limits = crate::reassembly::Limits {
-        per_flow_ooo_bytes: config.capture.max_flow_buffer_kb << 10,
-        shard_ooo_bytes: (config.capture.max_buffer_mb << 20) / shards,
-        max_flows: (config.capture.max_flows / shards).max(1),
-        idle_timeout_ns: config.capture.idle_timeout_s as i64 * 1_000_000_000,
-        reorder_window_ns: config.capture.reorder_window_ms as i64 * 1_000_000,
-    };
-    let running = pipeline::start(Source::Live(live), pipeline_config);
+    let running = pipeline::start(source, pipeline_config);
     let current = Arc::new(Current::new(replayer));
     let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         report: Mutex::new(Report::default()),
-        options: Mutex::new(ReportOptions::new(margin_of(&config), config.verdict.clone())),
+        options: Mutex::new(build::report_options(&config)),
         current: current.clone(),
         report_path: Mutex::new(config.output.report.clone()),
         queue: tx.downgrade(),
         queue_drops: AtomicU64::new(0),
-        reload: AtomicBool::new(false),
-        reopen: AtomicBool::new(false),
-        stop: stop.clone(),
         progress: running.progress.clone(),
         live: live_counters,
     });
-    spawn_signal_thread(shared.clone())?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
+    let writer = OutcomeWriter::start(out, config.output.out.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
-    let drain = Duration::from_secs(config.daemon.drain_timeout_s);
-    runtime.block_on(async {
-        if let Some(listen) = &config.metrics.listen {
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics on {listen}"))?;
-            tokio::spawn(serve_metrics(listener, shared.clone()));
-        }
-        let (out_tx, out_rx) = mpsc::channel::<Replayed>(1024);
-        tokio::spawn(crate::replay::run(current.clone(), rx, out_tx, schedule_of(&config)));
-        let collector = tokio::spawn(collect(
-            out_rx,
-            shared.clone(),
-            current.clone(),
-            std::mem::replace(&mut out, Box::new(std::io::sink())),
-            config.output.out.clone(),
-        ));
-        tokio::spawn(report_every(Duration::from_secs(config.output.report_interval_s.max(1)), shared.clone()));
-        tokio::spawn(reload_on_hup(overrides.clone(), config.clone(), current.clone(), shared.clone()));
-        notify_ready_and_watch(shared.clone());
-        while !shared.stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        tracing::info!("stopping: draining the pipeline and replays");
-        if tokio::time::timeout(drain, collector).await.is_err() {
-            tracing::warn!(seconds = drain.as_secs(), "drain timed out; exiting with replays still in flight");
-        }
-        Ok::<_, anyhow::Error>(())
-    })?;
+    let served = runtime.block_on(serve(&flags, &config, shared.clone(), rx, &writer, signals, &stop));
+    // Also on an error: the capture stops, the pipeline drains, and what
+    // was replayed is reported.
+    stop.store(true, Ordering::Relaxed);
     shared.write_report();
     drop(runtime);
+    writer.finish();
     let _ = feeder.join();
     let (summary, error) = running.finish();
     tracing::info!(
@@ -187,27 +157,127 @@ pub fn run(overrides: Overrides) -> anyhow::Result<()> {
         queue_drops = shared.queue_drops.load(Ordering::Relaxed),
         "stopped"
     );
+    served?;
     if let Some(error) = error {
         bail!(error);
     }
     Ok(())
 }
 
-fn spawn_signal_thread(shared: Arc<Shared>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for signal in signals.forever() {
-            if signal == SIGHUP {
-                shared.reload.store(true, Ordering::Relaxed);
-                shared.reopen.store(true, Ordering::Relaxed);
-            } else {
-                shared.stop.store(true, Ordering::Relaxed);
-                break;
+/// The daemon's tasks, in one `JoinSet`, until TERM or INT (HUP reloads):
+/// then the capture stops, and the pipeline, the dispatcher and the
+/// collector drain (at most `[daemon] drain_timeout_s`) before the
+/// periodic tasks are told to stop and every task is awaited. A task that
+/// panics is noticed: logged, and the daemon stops with an error.
+async fn serve(
+    flags: &Flags,
+    config: &Config,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Vec<Exchange>>,
+    writer: &OutcomeWriter,
+    mut signals: Signals,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (reload_tx, reload_rx) = mpsc::channel::<()>(1);
+    let mut tasks = JoinSet::new();
+    if let Some(listen) = &config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics on {listen}"))?;
+        tasks.spawn(serve_metrics(listener, shared.clone(), shutdown.clone()));
+    }
+    let (out_tx, out_rx) = mpsc::channel::<Replayed>(1024);
+    tasks.spawn(dispatch::run(shared.current.clone(), rx, out_tx, build::schedule(config, 0)));
+    let collector =
+        Some(tasks.spawn(outcomes::collect(out_rx, shared.clone(), shared.current.clone(), writer.sender())).id());
+    let interval = Duration::from_secs(config.output.report_interval_s.max(1));
+    tasks.spawn(report_every(interval, shared.clone(), shutdown.clone()));
+    tasks.spawn(reload_on_hup(flags.clone(), config.clone(), shared.clone(), reload_rx, shutdown.clone()));
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tasks.spawn(watchdog(period, shutdown.clone()));
+    }
+    let mut ended = Ended { collector, ..Default::default() };
+    loop {
+        tokio::select! {
+            _ = signals.terminate.recv() => break,
+            _ = signals.interrupt.recv() => break,
+            _ = signals.hangup.recv() => {
+                writer.reopen.store(true, Ordering::Relaxed);
+                // A reload already waiting covers this one too.
+                let _ = reload_tx.try_send(());
             }
+            Some(task) = tasks.join_next_with_id() => if ended.note(task) {
+                break;
+            },
         }
-    })?;
-    Ok(())
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("stopping: draining the pipeline and replays");
+    stop.store(true, Ordering::Relaxed);
+    let drain = Duration::from_secs(config.daemon.drain_timeout_s);
+    let drained = tokio::time::timeout(drain, async {
+        while !ended.collected {
+            let Some(task) = tasks.join_next_with_id().await else { break };
+            ended.note(task);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(seconds = drain.as_secs(), "drain timed out; exiting with replays still in flight");
+        tasks.abort_all();
+    }
+    let _ = shutdown_tx.send(true);
+    while let Some(task) = tasks.join_next_with_id().await {
+        ended.note(task);
+    }
+    match ended.panicked {
+        Some(what) => bail!("a daemon task panicked: {what}"),
+        None => Ok(()),
+    }
+}
+
+/// The signals the daemon acts on (`tokio::signal`: no thread of its own).
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    /// Starts listening (inside the runtime): from now on these signals
+    /// are delivered here instead of ending the process.
+    fn listen() -> std::io::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// What the daemon's finished tasks said.
+#[derive(Default)]
+struct Ended {
+    collector: Option<tokio::task::Id>,
+    /// The collector is done: every outcome was written.
+    collected: bool,
+    /// The first panic, if a task panicked (logged as it is noticed).
+    panicked: Option<String>,
+}
+
+impl Ended {
+    /// Notes a finished task; true when it panicked.
+    fn note(&mut self, task: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> bool {
+        let id = task.as_ref().map_or_else(|e| e.id(), |(id, _)| *id);
+        self.collected |= Some(id) == self.collector;
+        let Err(error) = task else { return false };
+        if !error.is_panic() {
+            return false;
+        }
+        tracing::error!("a daemon task panicked: {error}");
+        self.panicked.get_or_insert(error.to_string());
+        true
+    }
 }
 
 /// Hands exchanges from the pipeline to replay; a full queue drops and counts.
@@ -255,125 +325,57 @@ fn note_if_late(exchange: &Exchange, shared: &Shared) {
     }
 }
 
-/// Writes outcomes line by line (flushed whenever the queue is empty),
-/// folds them into the report and metrics, and reopens the file on SIGHUP.
-async fn collect(
-    mut rx: mpsc::Receiver<Replayed>,
-    shared: Arc<Shared>,
-    current: Arc<Current>,
-    mut out: Box<dyn Write + Send>,
-    path: Option<PathBuf>,
-) {
-    // Diffs of endpoints whose noise is not known yet wait here (bounded,
-    // at most [noise] warmup_max_s), then are judged again.
-    let mut hold = Holdback::default();
-    // Outcomes wait here first, until endpoint names are learned.
-    let mut settling = Settling::default();
-    let mut names_seen = current.get().names.generation();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let replayer = current.get();
-        let ready = tokio::select! {
-            received = rx.recv() => match received {
-                Some((outcome, sample)) => {
-                    // The load is known now, under the name the outcome has
-                    // now (the report renames it with the endpoint once
-                    // names settle); the outcome may be held back.
-                    if let Some(sample) = sample {
-                        shared.report.lock().unwrap_or_else(|e| e.into_inner()).load.add(&outcome.endpoint, &sample);
-                    }
-                    named_then_judged(settling.offer(outcome, &replayer), &mut hold, &replayer)
-                }
-                None => break,
-            },
-            _ = tick.tick() => {
-                rename_report_endpoints(&shared, &replayer, &mut names_seen);
-                let mut ready = named_then_judged(settling.tick(&replayer), &mut hold, &replayer);
-                ready.extend(hold.expired(&replayer));
-                ready
-            }
-        };
-        for outcome in ready {
-            emit(&outcome, &shared, &mut out, &path);
-        }
-        if rx.is_empty() {
-            let _ = out.flush();
-        }
-    }
-    let replayer = current.get();
-    replayer.names.settle_now();
-    let settled = named_then_judged(settling.drain(&replayer), &mut hold, &replayer);
-    for outcome in settled.iter().chain(&hold.drain(&replayer)) {
-        emit(outcome, &shared, &mut out, &path);
-    }
-    rename_report_endpoints(&shared, &replayer, &mut names_seen);
-    let _ = out.flush();
-}
-
-/// Outcomes out of the naming hold (final names) go through the noise
-/// warm-up hold, which counts samples per final endpoint.
-fn named_then_judged(named: Vec<Outcome>, hold: &mut Holdback, replayer: &crate::replay::Replayer) -> Vec<Outcome> {
-    named.into_iter().flat_map(|o| hold.offer(o, replayer)).collect()
-}
-
-/// Learning made names more general: the report's endpoints follow.
-fn rename_report_endpoints(shared: &Shared, replayer: &crate::replay::Replayer, seen: &mut u64) {
-    let generation = replayer.names.generation();
-    if generation != *seen && replayer.names.is_settled() {
-        *seen = generation;
-        let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
-        report.rename(|name| replayer.names.rename(name, replayer.templates()));
-    }
-}
-
-/// One outcome to the metrics, the report and the --out file.
-fn emit(outcome: &Outcome, shared: &Shared, out: &mut Box<dyn Write + Send>, path: &Option<PathBuf>) {
-    if shared.reopen.swap(false, Ordering::Relaxed) {
-        let _ = out.flush();
-        match open_out(path) {
-            Ok(reopened) => *out = reopened,
-            Err(e) => tracing::error!("cannot reopen {:?}: {e}", path),
-        }
-    }
-    shared.metrics.observe(outcome);
-    shared.report.lock().unwrap_or_else(|e| e.into_inner()).add(outcome);
-    let line = serde_json::to_vec(outcome).unwrap_or_default();
-    if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
-        tracing::error!("cannot write outcome");
-    }
-}
-
-async fn report_every(interval: Duration, shared: Arc<Shared>) {
+/// Writes the report every `interval` (on a blocking thread: file writes
+/// stay off the async workers) until shutdown.
+async fn report_every(interval: Duration, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
-        ticker.tick().await;
-        shared.write_report();
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.write_report()).await;
     }
 }
 
 /// On SIGHUP: reload the configuration. A new candidate, rules and sampling
 /// take effect for new exchanges; flows in progress are kept. An invalid
-/// file is refused and the old configuration stays.
-async fn reload_on_hup(overrides: Overrides, mut active: Config, current: Arc<Current>, shared: Arc<Shared>) {
+/// file is refused and the old configuration stays. Reading the file,
+/// building the client (CA file) and the filter (DNS) block: they run on
+/// a blocking thread.
+async fn reload_on_hup(
+    flags: Flags,
+    mut active: Config,
+    shared: Arc<Shared>,
+    mut reloads: mpsc::Receiver<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if !shared.reload.swap(false, Ordering::Relaxed) {
-            continue;
+        tokio::select! {
+            Some(()) = reloads.recv() => {}
+            _ = shutdown.changed() => return,
         }
-        let reloaded = load_config(&overrides).and_then(|c| replayer_of(&c).map(|r| (c, r)));
+        let (flags, previous) = (flags.clone(), active.clone());
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let config = load_config(&flags)?;
+            let replayer = build::replayer(&config)?;
+            let refilter = config.capture.interface != previous.capture.interface
+                || capture_filter(&config) != capture_filter(&previous);
+            Ok::<_, anyhow::Error>((config, replayer, refilter))
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("reload failed: {e}")));
         match reloaded {
             Err(e) => tracing::error!("reload refused, keeping the running configuration: {e:#}"),
-            Ok((config, replayer)) => {
-                if config.capture.interface != active.capture.interface
-                    || capture_filter(&config) != capture_filter(&active)
-                {
+            Ok((config, replayer, refilter)) => {
+                if refilter {
                     tracing::warn!("interface and capture filter changes need a restart; the rest is reloaded");
                 }
-                current.set(replayer);
+                shared.current.set(replayer);
                 shared.progress.set_sample_percent(config.capture.sample_percent);
-                *shared.options.lock().unwrap_or_else(|e| e.into_inner()) =
-                    ReportOptions::new(margin_of(&config), config.verdict.clone());
+                *shared.options.lock().unwrap_or_else(|e| e.into_inner()) = build::report_options(&config);
                 *shared.report_path.lock().unwrap_or_else(|e| e.into_inner()) = config.output.report.clone();
                 tracing::info!(
                     candidate = config.candidate.url.as_deref().unwrap_or(""),
@@ -386,23 +388,34 @@ async fn reload_on_hup(overrides: Overrides, mut active: Config, current: Arc<Cu
     }
 }
 
-fn notify_ready_and_watch(shared: Arc<Shared>) {
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let Some(period) = sd_notify::watchdog_enabled() else { return };
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period / 2);
-        while !shared.stop.load(Ordering::Relaxed) {
-            ticker.tick().await;
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+/// Tells systemd's watchdog we are alive, twice per period, until shutdown.
+async fn watchdog(period: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+            _ = shutdown.changed() => return,
         }
-    });
+    }
 }
 
-async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+/// Serves `/metrics` and `/healthz` until shutdown; its connections are
+/// tasks of its own set, dropped (cancelled) with it.
+async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     use http_body_util::Full;
-    while let Ok((stream, _)) = listener.accept().await {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => return,
+            },
+            // Finished connections are reaped as they end.
+            Some(_) = connections.join_next() => continue,
+            _ = shutdown.changed() => return,
+        };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 async move {

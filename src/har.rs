@@ -14,7 +14,8 @@ use base64::Engine as _;
 use crossbeam_channel::Receiver;
 use serde_json::{Value, json};
 
-use crate::exchange::{Exchange, Payload, format_ts};
+use crate::calendar::format_ts;
+use crate::exchange::{Exchange, Payload};
 
 /// Headers whose values never leave the machine in a HAR file.
 const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];

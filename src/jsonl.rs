@@ -8,6 +8,8 @@ use std::io::Write;
 
 use crossbeam_channel::{Receiver, bounded};
 
+mod exchange_line;
+
 /// Renders each batch's items as JSON Lines on `workers` threads and
 /// writes them to `out` in input order. Memory stays bounded: at most a few
 /// batches per worker are in flight. On a write error the remaining input
@@ -62,7 +64,7 @@ pub trait JsonLine {
 
 impl JsonLine for crate::exchange::Exchange {
     fn write_json_line(&self, out: &mut Vec<u8>) {
-        crate::exchange::Exchange::write_json_line(self, out)
+        exchange_line::write_exchange_line(self, out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! shadowtap: tap-compare from the wire. See ARCHITECTURE.md for the
 //! data flow; each module is one stage.
 
+pub mod calendar;
 pub mod capture;
 pub mod daemon;
 pub mod decode;
@@ -16,3 +17,5 @@ pub mod pipeline;
 pub mod reassembly;
 pub mod replay;
 pub mod report;
+pub mod semantics;
+pub mod topology;

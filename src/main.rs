@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use shadowtap::pipeline::{self, Source, Summary};
+use shadowtap::pipeline::{self, Summary};
 use shadowtap::replay::config::Config;
 use shadowtap::replay::endpoint::scan;
-use shadowtap::replay::session::{OutcomeSink, replay_pipeline};
-use shadowtap::replay::{Replayer, Schedule};
-use shadowtap::report::{LatencyMargin, ReportOptions};
+use shadowtap::topology::build::{self, Consumer, SourceChoice};
+use shadowtap::topology::saved::replay_pipeline;
+use shadowtap::topology::{Flags, OutcomeSink};
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +88,7 @@ struct ReplayArgs {
 }
 
 /// What tells real diffs from noise, races and writes; shared by `replay` and `run`.
-#[derive(Args)]
+#[derive(Args, Default)]
 struct TriageArgs {
     /// A second legacy instance: where it disagrees with production, it is noise.
     #[arg(long, value_name = "URL")]
@@ -188,9 +188,10 @@ struct CaptureArgs {
     /// Server port(s); without, any connection that starts like HTTP counts.
     #[arg(long = "port", value_name = "N")]
     ports: Vec<u16>,
-    /// Body bytes kept per message (the rest is counted, not kept).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    body_limit: usize,
+    /// Body bytes kept per message (the rest is counted, not kept;
+    /// default 1 MiB, `[capture] body_limit`).
+    #[arg(long, value_name = "BYTES")]
+    body_limit: Option<usize>,
     /// Reassembly shards (threads); default: one per core (`replay`: one).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
@@ -255,21 +256,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
-        Command::Run(args) => shadowtap::daemon::run(shadowtap::daemon::Overrides {
-            config: args.config,
-            interface: args.interface,
-            ports: args.ports,
-            filter: args.filter,
-            candidate: args.candidate,
-            out: args.out,
-            report: args.report,
-            metrics: args.metrics,
-            sample: args.sample,
-            secondary: args.triage.secondary,
-            primary: args.triage.primary,
-            allow_writes: args.triage.allow_writes,
-        })
-        .map(|_| ExitCode::SUCCESS),
+        Command::Run(args) => shadowtap::daemon::run(run_flags(args)).map(|_| ExitCode::SUCCESS),
         Command::Endpoints(args) => endpoints(args),
         Command::Verdict(args) => verdict(args),
         Command::Report(args) => merge_reports(args),
@@ -291,19 +278,62 @@ fn default_log_level(command: &Command) -> &'static str {
     if matches!(command, Command::Run(_)) { "info" } else { "warn" }
 }
 
-fn pipeline_config(args: &CaptureArgs) -> pipeline::Config {
-    let mut config = pipeline::Config::default();
-    config.http.ports = args.ports.clone();
-    config.http.body_limit = args.body_limit;
-    if let Some(shards) = args.shards {
-        config.shards = shards.max(1);
+/// Each command's flags, for the one table of flags to config keys
+/// (`topology::flags`).
+impl CaptureArgs {
+    fn flags(&self) -> Flags {
+        Flags { ports: self.ports.clone(), body_limit: self.body_limit, ..Default::default() }
     }
-    config
+}
+
+impl TriageArgs {
+    fn onto(self, flags: Flags) -> Flags {
+        Flags { secondary: self.secondary, primary: self.primary, allow_writes: self.allow_writes, ..flags }
+    }
+}
+
+fn run_flags(args: RunArgs) -> Flags {
+    let flags = Flags {
+        config: args.config,
+        interface: args.interface,
+        ports: args.ports,
+        filter: args.filter,
+        candidate: args.candidate,
+        out: args.out,
+        report: args.report,
+        metrics: args.metrics,
+        sample: args.sample,
+        ..Default::default()
+    };
+    args.triage.onto(flags)
+}
+
+fn replay_flags(args: &mut ReplayArgs) -> Flags {
+    let flags = Flags {
+        config: args.config.clone(),
+        candidate: args.candidate.clone(),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        pace: args.pace,
+        out: args.out.clone(),
+        report: args.report.clone(),
+        ..args.capture.flags()
+    };
+    std::mem::take(&mut args.triage).onto(flags)
+}
+
+/// The pipeline of a command without a configuration file: the flags on
+/// the defaults.
+fn files_pipeline(files: &[PathBuf], capture: &CaptureArgs, config: &Config) -> pipeline::Running {
+    let source = SourceChoice::Files(files.to_vec());
+    let pipeline = build::pipeline_config(config, &source, Consumer::Print, capture.shards);
+    pipeline::start(pipeline::Source::Files(files.to_vec()), pipeline)
 }
 
 fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let running = pipeline::start(Source::Files(args.files.clone()), pipeline_config(&args.capture));
+    let config = args.capture.flags().load(None)?;
+    let running = files_pipeline(&args.files, &args.capture, &config);
     let progress = ProgressBar::start(running.progress.clone(), total_bytes);
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
@@ -401,62 +431,37 @@ impl ProgressBar {
     }
 }
 
-fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
+fn replay(mut args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let flags = replay_flags(&mut args);
+    let mut config = match &flags.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(url) = &args.candidate {
-        config.candidate.url = Some(url.clone());
-    }
-    let triage = &args.triage;
-    if triage.secondary.is_some() {
-        config.legacy.secondary = triage.secondary.clone();
-    }
-    if triage.primary.is_some() {
-        config.legacy.primary = triage.primary.clone();
-    }
-    shadowtap::replay::endpoint::check_templates(&triage.allow_writes).map_err(anyhow::Error::msg)?;
-    config.replay.allow_writes.extend(triage.allow_writes.iter().cloned());
-    // What the capture keeps of a body bounds what is kept of the
-    // candidate's (a longer answer differs from any recorded one).
-    config.capture.body_limit = args.capture.body_limit;
-    let candidate = config
-        .candidate
-        .url
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("no candidate: give --candidate URL or [candidate] url in the config"))?;
-    let schedule = Schedule {
-        concurrency: args.concurrency.unwrap_or(config.candidate.concurrency),
-        rate: args.rate.unwrap_or(config.candidate.rate),
-        pace: args.pace.unwrap_or(config.candidate.pace),
-        lanes: args.lanes.map_or(0, usize::from),
-    };
-    let margin = LatencyMargin { percent: config.latency.p99_margin_percent, ms: config.latency.p99_margin_ms };
-    let options = ReportOptions::new(margin, config.verdict.clone());
-    let learn = config.naming.learn;
-    let replayer = Replayer::new(config, &candidate)?;
-    if learn {
+    // `[output]` is the daemon's: a saved capture's outcomes go where
+    // this command's flags say (stdout by default), never to its files.
+    config.output = Default::default();
+    flags.apply(&mut config)?;
+    let schedule = build::schedule(&config, args.lanes.map_or(0, usize::from));
+    let options = build::report_options(&config);
+    let replayer = build::replayer(&config)?;
+    let source = SourceChoice::Files(args.files.clone());
+    if config.naming.learn {
         // Names must be final before the first outcome: learn them first.
-        let scanned = scan::scan(args.files.clone(), pipeline_config(&args.capture), replayer.templates());
+        let scan_config = build::pipeline_config(&config, &source, Consumer::Print, args.capture.shards);
+        let scanned = scan::scan(args.files.clone(), scan_config, replayer.templates());
         replayer.names.set(scanned.learner.learn());
     }
-    let (sink, table_to_stderr): (OutcomeSink, bool) = match &args.out {
+    let (sink, table_to_stderr): (OutcomeSink, bool) = match &config.output.out {
         Some(path) => {
             let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
             (Box::new(std::io::BufWriter::new(file)), false)
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), true),
     };
-    let mut config = pipeline_config(&args.capture).with_short_queues();
-    if args.capture.shards.is_none() {
-        // One shard reassembles ~4x faster than replay goes: more would
-        // only take CPU from replay and the candidate.
-        config.shards = 1;
-    }
-    let running = pipeline::start(Source::Files(args.files.clone()), config);
+    let no_stop = Default::default();
+    let running = build::start_pipeline(&config, source, Consumer::Lanes, args.capture.shards, no_stop)?;
     let finished = replay_pipeline(running, replayer, schedule, sink, options)?;
-    if let Some(path) = &args.report {
+    if let Some(path) = &config.output.report {
         let json = serde_json::to_string_pretty(&finished.report)?;
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
     }
@@ -478,7 +483,11 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let scanned = scan::scan(args.files.clone(), pipeline_config(&args.capture), &config.templates());
+    let mut config = config;
+    args.capture.flags().apply(&mut config)?;
+    let source = SourceChoice::Files(args.files.clone());
+    let pipeline = build::pipeline_config(&config, &source, Consumer::Print, args.capture.shards);
+    let scanned = scan::scan(args.files.clone(), pipeline, &config.templates());
     if let Some(error) = &scanned.error
         && scanned.summary.capture.packets == 0
     {

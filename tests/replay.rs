@@ -135,6 +135,32 @@ fn a_candidate_that_is_down_gives_errors_and_replay_goes_on() {
     assert!(errors[0]["error"].as_str().unwrap().contains("refused"), "{}", errors[0]);
 }
 
+/// `[capture]` of `--config` means for `replay` what it means for `run`
+/// (one table of flags to keys): its body limit applies, and
+/// `--body-limit` given on the command line wins over it. (Before,
+/// `replay` ignored the section.)
+#[test]
+fn capture_keys_of_the_config_apply_to_replay_and_flags_win() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[candidate]\nurl = \"http://127.0.0.1:{port}\"\n[capture]\nbody_limit = 10\n"))
+        .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (config, out_arg) = (config.to_str().unwrap(), out.to_str().unwrap());
+    let over_the_limit = |lines: &[serde_json::Value]| {
+        lines.iter().filter(|l| l["reason"].as_str().is_some_and(|r| r.contains("--body-limit"))).count()
+    };
+    let result = replay(&[&demo_pcap(), "--config", config, "--out", out_arg]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let lines = outcomes(&out);
+    assert_eq!(lines.len(), 300);
+    assert!(over_the_limit(&lines) > 200, "JSON answers are longer than 10 bytes: {}", over_the_limit(&lines));
+    let result = replay(&[&demo_pcap(), "--config", config, "--body-limit", "1048576", "--out", out_arg]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(over_the_limit(&outcomes(&out)), 0, "the flag wins over the file");
+}
+
 #[test]
 fn bad_config_and_bad_url_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,11 +8,11 @@
 //! one side was decoded, and after decoding no body difference remains.
 
 use super::encoding::{Decoded, decode_body};
-use super::headers::header_value;
+use super::json_tree::{self, Node};
 use super::origin::OriginRewrite;
 use super::rules::rule_names::{CONTENT_ENCODING, HOST_REWRITE};
-use super::tree::{self, Node};
-use super::{Answer, CompareRules, Comparison, json, text};
+use super::{Answer, CompareRules, Comparison, json_compare, text};
+use crate::semantics::{first_header, joined_header};
 
 /// One side's body, decoded, with its Content-Type.
 struct Side<'a> {
@@ -22,10 +22,10 @@ struct Side<'a> {
 
 impl<'a> Side<'a> {
     fn of(answer: &Answer<'a>) -> Side<'a> {
-        let content_encoding = header_value(answer.headers, "content-encoding");
+        let content_encoding = joined_header(answer.headers, "content-encoding");
         Side {
             decoded: decode_body(answer.body, content_encoding.as_deref()),
-            content_type: header_value(answer.headers, "content-type"),
+            content_type: joined_header(answer.headers, "content-type"),
         }
     }
 
@@ -70,11 +70,11 @@ pub(crate) fn compare_bodies(
 }
 
 fn same_encoding(recorded: &Answer, candidate: &Answer) -> bool {
-    let has = |a: &Answer| a.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-encoding"));
+    let has = |a: &Answer| first_header(a.headers, "content-encoding").is_some();
     if !has(recorded) && !has(candidate) {
         return true;
     }
-    let coding = |a: &Answer| header_value(a.headers, "content-encoding").map(|v| v.to_ascii_lowercase());
+    let coding = |a: &Answer| joined_header(a.headers, "content-encoding").map(|v| v.to_ascii_lowercase());
     coding(recorded) == coding(candidate)
 }
 
@@ -83,7 +83,7 @@ fn compare_decoded(recorded: &Side, candidate: &Side, rules: &CompareRules, out:
         return;
     }
     if let Some((recorded_json, candidate_json)) = parse_json_pair(recorded, candidate) {
-        json::compare_json(&recorded_json, &candidate_json, rules, out);
+        json_compare::compare_json(&recorded_json, &candidate_json, rules, out);
         return;
     }
     match (std::str::from_utf8(recorded.bytes()), std::str::from_utf8(candidate.bytes())) {
@@ -97,7 +97,7 @@ fn parse_json_pair<'s>(recorded: &'s Side, candidate: &'s Side) -> Option<(Node<
     if !(recorded.wants_json() && candidate.wants_json()) {
         return None;
     }
-    let recorded_json = tree::parse(recorded.bytes()).ok()?;
-    let candidate_json = tree::parse(candidate.bytes()).ok()?;
+    let recorded_json = json_tree::parse(recorded.bytes()).ok()?;
+    let candidate_json = json_tree::parse(candidate.bytes()).ok()?;
     Some((recorded_json, candidate_json))
 }

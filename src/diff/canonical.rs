@@ -15,10 +15,10 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::CompareRules;
+use super::json_tree::{Member, Node};
 use super::number;
 use super::pointer::{PatternSet, Scope, Step};
 use super::timestamp;
-use super::tree::{Member, Node};
 
 pub(crate) fn canonical_form(value: &Node<'_>, scope: &Scope, patterns: &PatternSet, rules: &CompareRules) -> String {
     let mut out = String::new();

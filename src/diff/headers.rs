@@ -1,7 +1,7 @@
 //! Header comparison. Names are compared case-insensitively and header order
 //! never matters; repeated headers are compared as their values, in wire
 //! order, joined by `", "`. Hop-by-hop and per-response headers (see
-//! [`DEFAULT_IGNORED_HEADERS`]) plus `rules.ignore_headers` are ignored.
+//! [`DEFAULT_IGNORED_HEADERS`], hop-by-hop ones) plus `rules.ignore_headers` are ignored.
 //! Content-Type is compared after normalising case and spaces around `;`.
 
 use std::borrow::Cow;
@@ -12,32 +12,13 @@ use serde_json::Value;
 use super::rules::rule_names::{CONTENT_TYPE_NORMALISED, MEDIA_TYPE_PARAMS};
 use super::{CompareRules, Comparison, DiffKind};
 
-/// Headers that differ between any two servers or connections, or that only
-/// describe the transfer. `content-encoding` is here because bodies are
-/// decoded before they are compared.
-pub(crate) const DEFAULT_IGNORED_HEADERS: &[&str] = &[
-    "date",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "server",
-    "age",
-    "via",
-    "te",
-    "trailer",
-    "upgrade",
-    "x-shadowtap-replay",
-];
-
-/// All values of header `name` (case-insensitive), in order, joined by `", "`.
-pub(crate) fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
-    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
-    let first = values.next()?;
-    Some(values.fold(first.to_owned(), |joined, v| joined + ", " + v))
-}
+/// Headers that differ between any two servers, or that only describe
+/// the transfer, besides the hop-by-hop ones
+/// ([`crate::semantics::HOP_BY_HOP`]): together the headers never
+/// compared. `content-encoding` is here because bodies are decoded before
+/// they are compared.
+pub(crate) const DEFAULT_IGNORED_HEADERS: &[&str] =
+    &["date", "content-length", "content-encoding", "server", "age", "via", "x-shadowtap-replay"];
 
 /// Lowercase, trimmed, no spaces around `;`: `Text/HTML ; Charset=UTF-8` → `text/html;charset=utf-8`.
 pub(crate) fn normalise_content_type(value: &str) -> String {
@@ -210,6 +191,7 @@ impl MediaType {
 
 fn is_ignored_header(name: &str, rules: &CompareRules) -> bool {
     DEFAULT_IGNORED_HEADERS.contains(&name)
+        || crate::semantics::is_hop_by_hop(name)
         || rules.ignore_headers.iter().any(|ignored| ignored.trim().eq_ignore_ascii_case(name))
 }
 

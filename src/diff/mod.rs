@@ -17,21 +17,21 @@
 //!   or because the header is ignored (only those that actually differed).
 //!
 //! Steps: status (exact) → headers ([`headers`]) → body: decode the
-//! Content-Encoding ([`encoding`]), then compare as JSON ([`tree`] parses,
-//! [`json`] compares), text or bytes ([`text`]), chosen by [`body`].
+//! Content-Encoding ([`encoding`]), then compare as JSON ([`json_tree`] parses,
+//! [`json_compare`] compares), text or bytes ([`text`]), chosen by [`body`].
 
 mod body;
 mod canonical;
 mod encoding;
 mod headers;
-mod json;
+mod json_compare;
+mod json_tree;
 mod number;
 mod origin;
 mod pointer;
 mod rules;
 mod text;
 mod timestamp;
-mod tree;
 
 #[cfg(test)]
 mod proptests;

@@ -10,9 +10,9 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::json::unmatched_counts;
+use super::json_compare::unmatched_counts;
+use super::json_tree::{Node, parse};
 use super::number::same_value;
-use super::tree::{Node, parse};
 use super::{Answer, CompareRules, Comparison, DiffKind, compare};
 
 // ----- generation ----------------------------------------------------------

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::encoding::test_support::{brotli, gzip, raw_deflate, zlib};
-use super::json::PAIRWISE_BASE_BUDGET;
+use super::json_compare::PAIRWISE_BASE_BUDGET;
 use super::rule_names::*;
 use super::*;
 

@@ -142,13 +142,6 @@ fn trim_spaces(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// Parses a response head as a browser would read it, even with framing a
-/// server should not send; returns the head and, when it was broken, a
-/// short reason (the `malformed` field of `pairs`). See [`super::lenient`].
-pub fn parse_response_leniently(head: &[u8]) -> Option<(ResponseHead, Option<String>)> {
-    super::lenient::parse_response(head)
-}
-
 /// Parses a well-formed response head (the candidate's answers are held to
 /// this).
 pub fn parse_response(head: &[u8]) -> Option<ResponseHead> {
@@ -250,12 +243,7 @@ fn is_version(v: &[u8]) -> bool {
 /// Values of every header named `name`, each split on commas (a list-valued
 /// header may be sent once with commas or repeated).
 pub fn header_list<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    crate::semantics::header_list(headers, name)
 }
 
 /// How a body is delimited, from the headers alone (RFC 9112 section 6.3,
@@ -340,16 +328,30 @@ fn parse_content_length(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
-/// Parses a chunk-size line (hex digits, optional extensions).
+/// Parses a chunk-size line (hex digits, optional extensions), given
+/// without its line end (a bare LF ends a line too), by httparse's rules.
 pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits_end = line.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(line.len());
-    let (digits, rest) = line.split_at(digits_end);
-    let rest_ok = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
-    if digits.is_empty() || digits.len() > 16 || !rest_ok {
+    // httparse reads a line without digits as size 0; a size needs one.
+    if !line.first().is_some_and(u8::is_ascii_hexdigit) {
         return None;
     }
-    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    // httparse wants the CRLF; short lines (all real ones) are framed on
+    // the stack so no chunk costs an allocation.
+    let mut short = [0u8; 64];
+    let long;
+    let framed: &[u8] = if line.len() + 2 <= short.len() {
+        short[..line.len()].copy_from_slice(line);
+        short[line.len()..line.len() + 2].copy_from_slice(b"\r\n");
+        &short[..line.len() + 2]
+    } else {
+        long = [line, b"\r\n"].concat();
+        &long
+    };
+    match httparse::parse_chunk_size(framed) {
+        Ok(httparse::Status::Complete((used, size))) if used == framed.len() => Some(size),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl Conn {
             }
             return data.len();
         };
-        let parsed = head::parse_response_leniently(&self.resp.buf[..head_len]);
+        let parsed = lenient::parse_response(&self.resp.buf[..head_len]);
         self.resp.buf.clear();
         let Some((parsed, mut malformed)) = parsed else {
             self.response_malformed(ctx);

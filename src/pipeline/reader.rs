@@ -122,7 +122,7 @@ impl Reader {
             self.stats.sampled_out += 1;
             return;
         }
-        let shard = (hash % self.txs.len() as u64) as usize;
+        let shard = crate::reassembly::shard_of_hash(hash, self.txs.len());
         let batch = &mut self.pending[shard];
         let start = batch.data.len() as u32;
         batch.data.extend_from_slice(packet.payload);

@@ -51,13 +51,15 @@ impl FlowKey {
         h ^ (h >> 29) ^ (h >> 47)
     }
 
-    pub fn shard(&self, shards: usize) -> usize {
-        (self.hash64() % shards.max(1) as u64) as usize
-    }
-
     pub fn endpoint(&self, dir: Dir) -> SocketAddr {
         if dir == 0 { self.a } else { self.b }
     }
+}
+
+/// The shard (of `shards`) that owns the connection whose
+/// [`FlowKey::hash64`] is `hash` (the reader samples by the same hash).
+pub fn shard_of_hash(hash: u64, shards: usize) -> usize {
+    (hash % shards.max(1) as u64) as usize
 }
 
 /// What a connection's byte streams are delivered to (the HTTP stage).

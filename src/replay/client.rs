@@ -2,7 +2,7 @@
 //! the candidate (its Host, no hop-by-hop headers, a marker header); the
 //! candidate's status, headers, body and time to first byte come out.
 //! http candidates go through our own HTTP/1.1 connections
-//! ([`super::plain`]), https ones (or all, with `http_client = "hyper"`)
+//! ([`super::http1`]), https ones (or all, with `http_client = "hyper"`)
 //! through hyper's keep-alive pool with rustls ([`super::tls`]).
 
 use std::time::{Duration, Instant};
@@ -15,42 +15,19 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub use super::answer::{CandidateAnswer, ClientError};
 use super::config::CandidateConfig;
-use super::plain::PlainPool;
+use super::http1::Http1Pool;
 use super::tls::tls_config;
 use crate::exchange::Request;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("bad candidate URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("timed out after {0} ms")]
-    Timeout(u64),
-    #[error("{0}")]
-    Request(String),
-    /// `[candidate] ca_file` cannot be used: unreadable, no certificate,
-    /// bad PEM or a certificate that is not one.
-    #[error("[candidate] ca_file {path}: {reason}")]
-    CaFile { path: String, reason: String },
-}
-
-pub struct CandidateAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Request sent to response head received, like the recorded latency.
-    pub latency_us: u64,
-    /// The body was longer than the body limit: `body` holds what was kept.
-    pub truncated: bool,
-}
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct CandidateClient {
     client: Client<Https, Full<Bytes>>,
     /// For http candidates: our own keep-alive connections (see
-    /// [`PlainPool`]); https goes through hyper's pooled client.
-    plain: Option<PlainPool>,
+    /// [`Http1Pool`]); https goes through hyper's pooled client.
+    http1: Option<Http1Pool>,
     base: Uri,
     /// The base's scheme and authority, and its path without a trailing
     /// slash: the target of each request is built from these.
@@ -73,20 +50,10 @@ enum HostHeader {
     Fixed(Option<HeaderValue>),
 }
 
-/// Headers that describe one hop, not the request (RFC 9110 section 7.6.1),
-/// plus the framing headers hyper sets itself.
-const HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-    "expect",
-];
+/// Headers the client sets itself rather than passing on, besides the
+/// hop-by-hop ones ([`crate::semantics::HOP_BY_HOP`]): framing, Host
+/// (see `host_for`) and `Expect` (the request is sent in one piece).
+const SET_BY_CLIENT: [&str; 3] = ["content-length", "host", "expect"];
 
 impl CandidateClient {
     /// `body_limit`: answer body bytes kept (the capture's --body-limit: a
@@ -131,10 +98,10 @@ impl CandidateClient {
             })
             .flatten();
         let own_client = config.http_client == super::config::HttpClient::Shadowtap;
-        let plain = (scheme == Scheme::HTTP && own_client).then(|| PlainPool::new(&authority));
+        let http1 = (scheme == Scheme::HTTP && own_client).then(|| Http1Pool::new(&authority));
         Ok(CandidateClient {
             client,
-            plain,
+            http1,
             base,
             scheme,
             authority,
@@ -210,11 +177,12 @@ impl CandidateClient {
     /// Sends `request` with `uri` in place of its own.
     pub async fn send_to(&self, request: &Request, uri: &str) -> Result<CandidateAnswer, ClientError> {
         let work = async {
-            match &self.plain {
+            match &self.http1 {
                 Some(pool) => {
-                    let wire = self.plain_request(request, uri)?;
+                    let wire = self.wire_request(request, uri)?;
                     let head_request = request.method.eq_ignore_ascii_case("HEAD");
-                    pool.exchange(&wire, head_request, super::is_safe(&request.method), self.body_limit).await
+                    pool.exchange(&wire, head_request, crate::semantics::is_safe(&request.method), self.body_limit)
+                        .await
                 }
                 None => self.send_pooled(request, uri).await,
             }
@@ -226,7 +194,7 @@ impl CandidateClient {
 
     /// The request as bytes for an http candidate, in origin form, with
     /// the same rewriting as [`CandidateClient::build`].
-    fn plain_request(&self, request: &Request, uri: &str) -> Result<Vec<u8>, ClientError> {
+    fn wire_request(&self, request: &Request, uri: &str) -> Result<Vec<u8>, ClientError> {
         let path = crate::replay::endpoint::path_and_query(uri);
         let method = request.method.as_bytes();
         if method.is_empty() || !method.iter().all(|&b| is_token_byte(b)) {
@@ -288,7 +256,8 @@ impl CandidateClient {
     fn forwarded_headers<'a>(&'a self, request: &'a Request) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let marker = self.marker.as_ref().map(|(n, _)| n.as_str());
         let passed_on = move |name: &str| {
-            !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            !crate::semantics::is_hop_by_hop(name)
+                && !SET_BY_CLIENT.iter().any(|h| name.eq_ignore_ascii_case(h))
                 && !marker.is_some_and(|m| name.eq_ignore_ascii_case(m))
         };
         request.payload.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(move |(name, _)| passed_on(name))
@@ -465,7 +434,7 @@ mod tests {
         headers.push(("X-Bad", "a\r\nInjected: yes"));
         let request = captured("POST", "http://legacy.example/api/x?q=1", &headers, b"{\"a\":1}");
         let c = client("http://127.0.0.1:8081/base/", "");
-        let (start, headers, body) = on_the_wire(&c.plain_request(&request, &request.uri).unwrap());
+        let (start, headers, body) = on_the_wire(&c.wire_request(&request, &request.uri).unwrap());
         assert_eq!(start, "POST /base/api/x?q=1 HTTP/1.1", "origin form under the candidate's base path");
         let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
         let want = ["host", "accept", "x-forwarded-host", "x-forwarded-proto", "x-shadowtap-replay", "content-length"];
@@ -485,7 +454,7 @@ mod tests {
         let names = |headers: &[(&str, &str)], toml: &str| {
             let request = captured("GET", "/x", headers, b"");
             let (_, sent, _) =
-                on_the_wire(&client("http://127.0.0.1:8081", toml).plain_request(&request, "/x").unwrap());
+                on_the_wire(&client("http://127.0.0.1:8081", toml).wire_request(&request, "/x").unwrap());
             sent.into_iter().filter(|(n, _)| n.starts_with("x-forwarded")).collect::<Vec<_>>()
         };
         assert!(names(&[("Host", "api")], "host_header = \"keep\"").is_empty());
@@ -515,7 +484,7 @@ mod tests {
         let request = captured("GET", "/x", &[("Host", "legacy.example")], b"");
         let host = |toml: &str| {
             let (_, headers, _) =
-                on_the_wire(&client("http://127.0.0.1:8081", toml).plain_request(&request, "/x").unwrap());
+                on_the_wire(&client("http://127.0.0.1:8081", toml).wire_request(&request, "/x").unwrap());
             assert!(!headers.iter().any(|(n, _)| n == "content-length"), "a GET without a body has no length");
             headers.iter().filter(|(n, _)| n == "host").map(|(_, v)| v.clone()).collect::<Vec<_>>()
         };
@@ -524,16 +493,16 @@ mod tests {
         assert_eq!(host("host_header = \"api.internal\""), ["api.internal"]);
         let no_host = captured("GET", "/x", &[], b"");
         let keep = client("http://127.0.0.1:8081", "host_header = \"keep\"");
-        let (_, headers, _) = on_the_wire(&keep.plain_request(&no_host, "/x").unwrap());
+        let (_, headers, _) = on_the_wire(&keep.wire_request(&no_host, "/x").unwrap());
         assert_eq!(
             headers,
             [("host".to_string(), "127.0.0.1:8081".to_string()), ("x-shadowtap-replay".into(), "1".into())]
         );
         let empty_post = captured("POST", "/x", &[], b"");
-        let (_, headers, _) = on_the_wire(&keep.plain_request(&empty_post, "/x").unwrap());
+        let (_, headers, _) = on_the_wire(&keep.wire_request(&empty_post, "/x").unwrap());
         assert!(headers.contains(&("content-length".to_string(), "0".to_string())));
         let (_, headers, _) =
-            on_the_wire(&client("http://127.0.0.1:1", "marker_header = \"\"").plain_request(&request, "/x").unwrap());
+            on_the_wire(&client("http://127.0.0.1:1", "marker_header = \"\"").wire_request(&request, "/x").unwrap());
         assert!(!headers.iter().any(|(n, _)| n == "x-shadowtap-replay"), "no marker when configured off");
     }
 
@@ -542,7 +511,7 @@ mod tests {
         let c = client("http://127.0.0.1:1", "");
         for (method, uri) in [("GE T", "/x"), ("", "/x"), ("GET", "/a b"), ("GET", "/a\r\nX: y"), ("GET", "no-slash")] {
             let request = captured(method, uri, &[], b"");
-            assert!(c.plain_request(&request, uri).is_err(), "{method:?} {uri:?}");
+            assert!(c.wire_request(&request, uri).is_err(), "{method:?} {uri:?}");
         }
     }
 
@@ -553,7 +522,7 @@ mod tests {
         headers.extend(HOP_BY_HOP_AND_FRAMING);
         let request = captured("PUT", "/api/y", &headers, b"body");
         let c = client("http://127.0.0.1:8081/v2", "");
-        let (_, ours, _) = on_the_wire(&c.plain_request(&request, &request.uri).unwrap());
+        let (_, ours, _) = on_the_wire(&c.wire_request(&request, &request.uri).unwrap());
         let hyper_request = c.build(&request, &request.uri).unwrap();
         assert_eq!(hyper_request.uri().path(), "/v2/api/y");
         let mut theirs: Vec<(String, String)> = hyper_request

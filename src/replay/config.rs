@@ -22,7 +22,7 @@ pub struct Config {
     pub naming: NamingConfig,
     /// Other legacy instances used to tell noise and races from bugs.
     pub legacy: LegacyConfig,
-    pub noise: super::triage::NoiseConfig,
+    pub noise: NoiseConfig,
     pub verdict: VerdictConfig,
     /// The live daemon's own sections (`shadowtap run`).
     pub capture: CaptureConfig,
@@ -41,6 +41,79 @@ pub struct LegacyConfig {
     /// and if production's answer moved, the diff is a race.
     pub primary: Option<String>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoiseConfig {
+    /// Learn noise from production answering the same request differently
+    /// within `repeat_window_s`.
+    pub from_repeats: bool,
+    pub repeat_window_s: u64,
+    /// A field is noise when candidate-diff rate <= noise rate * (1 +
+    /// relative_percent/100) + absolute_percent/100 ...
+    pub relative_percent: f64,
+    pub absolute_percent: f64,
+    /// ... and production disagreed with itself there at least this often.
+    pub min_samples: u64,
+    /// Noise is learned as traffic flows, so the first answers of an
+    /// endpoint are judged before anything is known about it. A diff on an
+    /// endpoint with fewer production-against-production samples than this
+    /// is held back and judged again once it has them (or when replay
+    /// ends, or after `warmup_max_s`). 0: judge at once.
+    pub warmup_samples: u64,
+    /// Longest a diff is held back (live; a file is judged by its end).
+    pub warmup_max_s: u64,
+    /// Request headers that cannot change an answer: two exchanges that
+    /// differ only there are the same request for noise from repeats.
+    /// Every other header counts (conditionals, Range, Accept-Encoding,
+    /// Prefer, Authorization, Cookie always do).
+    pub repeat_ignore_headers: Vec<String>,
+}
+
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        NoiseConfig {
+            from_repeats: true,
+            repeat_window_s: 60,
+            relative_percent: 20.0,
+            absolute_percent: 3.0,
+            min_samples: 1,
+            warmup_samples: 10,
+            warmup_max_s: 5,
+            repeat_ignore_headers: DEFAULT_REPEAT_IGNORE_HEADERS.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+}
+
+/// Headers that cannot change an answer, left out of the same-request key
+/// by default (`[noise] repeat_ignore_headers`): tracing and correlation
+/// ids, the client's name, the connection's management, our own marker.
+pub const DEFAULT_REPEAT_IGNORE_HEADERS: &[&str] = &[
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "content-length",
+    "x-request-id",
+    "x-correlation-id",
+    "request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
+    "x-amzn-trace-id",
+    "x-cloud-trace-context",
+    "sentry-trace",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "x-datadog-sampling-priority",
+    "x-shadowtap-replay",
+];
 
 /// Endpoint names learned from the traffic (configured templates win).
 #[derive(Clone, Debug, Deserialize)]
@@ -272,7 +345,7 @@ pub struct ReplayConfig {
 impl Default for ReplayConfig {
     fn default() -> Self {
         ReplayConfig {
-            methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
+            methods: crate::semantics::SAFE_METHODS.iter().map(|m| m.to_string()).collect(),
             allow_writes: Vec::new(),
             id_fields: Vec::new(),
             generated_fields: Vec::new(),

@@ -1,7 +1,7 @@
 //! Endpoint names while replay runs: the learned templates in use
 //! ([`Names`], shared by every task), how the daemon learns them as
-//! traffic flows, and the hold that lets the daemon's outcomes go out
-//! under final names ([`Settling`]).
+//! traffic flows. The hold that lets the daemon's outcomes go out under
+//! final names is [`super::settling::Settling`].
 //!
 //! Saved captures are scanned before replay ([`super::endpoint::scan`]):
 //! their names are final from the start. The daemon cannot scan ahead, so
@@ -10,26 +10,22 @@
 //!   variable (names only get more general while it runs);
 //! - the collector holds outcomes until the names have settled (after
 //!   `[naming] settle_exchanges` requests or `settle_s` seconds; at most
-//!   [`MAX_HELD`] outcomes wait), and names every outcome again as it goes
+//!   [`super::settling::MAX_HELD`] outcomes wait), and names every outcome again as it goes
 //!   out, so lines, report and metrics carry the final names;
 //! - when later learning makes a name more general, the report's
 //!   endpoints are renamed and merged ([`Names::rename`]).
 //!
-//! Memory is bounded by the learner's limits and [`MAX_HELD`].
+//! Memory is bounded by the learner's limits and
+//! [`super::settling::MAX_HELD`].
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::config::NamingConfig;
 use super::endpoint::{Learned, Learner, Template, name_with, path_of};
-use super::{Outcome, Replayer};
 use crate::exchange::Exchange;
 
-/// Outcomes held at most while names settle; beyond, the oldest goes out
-/// under the names known then.
-pub const MAX_HELD: usize = 10_000;
 /// Learning again at most this often once names have settled ...
 const RELEARN_INTERVAL: Duration = Duration::from_secs(5);
 /// ... and only after this many new requests.
@@ -166,43 +162,6 @@ impl Names {
         online.since_learned = 0;
         online.learned_at = Some(Instant::now());
     }
-}
-
-/// The daemon's outcomes, held while names settle.
-#[derive(Default)]
-pub struct Settling {
-    held: VecDeque<Outcome>,
-}
-
-impl Settling {
-    /// Takes a finished outcome; returns those that may go out now, each
-    /// under its final name.
-    pub fn offer(&mut self, outcome: Outcome, replayer: &Replayer) -> Vec<Outcome> {
-        self.held.push_back(outcome);
-        if replayer.names.is_settled() {
-            return self.drain(replayer);
-        }
-        if self.held.len() > MAX_HELD {
-            return self.held.pop_front().map(|o| named(o, replayer)).into_iter().collect();
-        }
-        Vec::new()
-    }
-
-    /// What may go out on a clock tick (names settled by time).
-    pub fn tick(&mut self, replayer: &Replayer) -> Vec<Outcome> {
-        replayer.names.settle_if_due(&replayer.config().naming);
-        if replayer.names.is_settled() { self.drain(replayer) } else { Vec::new() }
-    }
-
-    /// Everything held, named with what is known.
-    pub fn drain(&mut self, replayer: &Replayer) -> Vec<Outcome> {
-        self.held.drain(..).map(|o| named(o, replayer)).collect()
-    }
-}
-
-fn named(mut outcome: Outcome, replayer: &Replayer) -> Outcome {
-    outcome.endpoint = replayer.names.name(&outcome.method, &outcome.uri, replayer.templates());
-    outcome
 }
 
 #[cfg(test)]

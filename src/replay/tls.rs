@@ -5,7 +5,7 @@ use std::path::Path;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::{self, PemObject};
 
-use super::client::ClientError;
+use super::answer::ClientError;
 
 /// The TLS settings of https candidates: rustls' defaults, trusting the
 /// webpki (Mozilla) roots and the certificates of `ca_file`, if any.

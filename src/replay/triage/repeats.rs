@@ -102,36 +102,6 @@ impl StoredAnswer {
 
 const MAX_RECENT: usize = 50_000;
 
-/// Headers that cannot change an answer, left out of the same-request key
-/// by default (`[noise] repeat_ignore_headers`): tracing and correlation
-/// ids, the client's name, the connection's management, our own marker.
-pub const DEFAULT_REPEAT_IGNORE_HEADERS: &[&str] = &[
-    "user-agent",
-    "connection",
-    "keep-alive",
-    "content-length",
-    "x-request-id",
-    "x-correlation-id",
-    "request-id",
-    "traceparent",
-    "tracestate",
-    "baggage",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "uber-trace-id",
-    "x-amzn-trace-id",
-    "x-cloud-trace-context",
-    "sentry-trace",
-    "x-datadog-trace-id",
-    "x-datadog-parent-id",
-    "x-datadog-sampling-priority",
-    "x-shadowtap-replay",
-];
-
 /// Headers that always make another request, even when configured as
 /// ignorable: conditionals, ranges, content negotiation, preferences, the
 /// user.

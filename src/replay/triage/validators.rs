@@ -107,7 +107,7 @@ impl Validators {
         if all_known && changed {
             return Plan::Mapped(Box::new(Exchange { request: mapped, ..exchange.clone() }));
         }
-        if !all_known && !super::is_safe(&request.method) {
+        if !all_known && !crate::semantics::is_safe(&request.method) {
             return Plan::Skip("precondition names a validator the candidate never gave".into());
         }
         Plan::AsRecorded
@@ -128,7 +128,7 @@ impl Validators {
         }
         // The candidate sent the whole answer with the very validator the
         // request named: it ignored the condition, a real difference.
-        let etag = candidate_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim());
+        let etag = crate::semantics::first_header(candidate_headers, "etag").map(str::trim);
         let named = request.payload.header("if-none-match").and_then(entity_tags).unwrap_or_default();
         if etag.is_some_and(|etag| named.contains(&etag)) {
             return Compare::Recorded;

@@ -1,31 +1,16 @@
-//! `shadowtap demo`: the whole product in one minute, on loopback. A small
-//! "legacy" JSON service and its "candidate" rewrite start here; the
-//! candidate answers some requests only in another form (timestamp offset,
-//! key order, `9` vs `9.0`: equal) and carries planted regressions (a wrong
-//! field, a missing field, a 500, a slow endpoint). Traffic to the legacy
-//! service is captured live on `lo` (or read from the bundled capture when
-//! live capture is not permitted), replayed to the candidate, and the
-//! report printed.
+//! The demo's two services on loopback: a small "legacy" JSON service and
+//! its "candidate" rewrite (answers equal in content, some only in another
+//! form, and planted regressions), and the traffic sent to the legacy one.
+//! Test fixtures use them too; nothing in the product depends on them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-
-use crate::capture::{LiveCapture, LiveOptions};
-use crate::pipeline::{self, Source};
-use crate::replay::config::Config;
-use crate::replay::session::replay_pipeline;
-use crate::replay::{Replayer, Schedule};
-use crate::report::{self, LatencyMargin};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Flavor {
@@ -167,77 +152,4 @@ pub async fn send_traffic(target: SocketAddr, n: usize) {
             let _ = task.await;
         }
     }
-}
-
-fn bundled_capture() -> PathBuf {
-    let beside_binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().map(|a| a.join("pcaps/demo.pcap")).find(|p| p.exists()));
-    beside_binary.unwrap_or_else(|| PathBuf::from("pcaps/demo.pcap"))
-}
-
-/// Runs the demo; prints the report table to stdout.
-pub fn run(requests: usize, offline: bool, legacy_port: u16) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (legacy, candidate) = runtime.block_on(async {
-        let legacy = start_service(Flavor::Legacy, legacy_port).await?;
-        let candidate = start_service(Flavor::Candidate, 0).await?;
-        Ok::<_, std::io::Error>((legacy, candidate))
-    })?;
-    eprintln!("legacy service on http://{legacy}, candidate on http://{candidate}");
-    let stop = Arc::new(AtomicBool::new(false));
-    let live = if offline {
-        None
-    } else {
-        let options =
-            LiveOptions { interface: "lo".into(), filter: format!("tcp port {}", legacy.port()), ..Default::default() };
-        match LiveCapture::open(&options, stop.clone()) {
-            Ok(live) => Some(live),
-            Err(e) => {
-                eprintln!("live capture not possible ({e}); using the bundled capture");
-                None
-            }
-        }
-    };
-    let mut config = pipeline::Config::default();
-    let source = match live {
-        Some(live) => {
-            eprintln!(
-                "capturing live on lo, tcp port {}; sending {requests} requests to the legacy service",
-                legacy.port()
-            );
-            config.ordered = false;
-            Source::Live(live)
-        }
-        None => {
-            let path = bundled_capture();
-            eprintln!("replaying the bundled capture {}", path.display());
-            Source::Files(vec![path])
-        }
-    };
-    let is_live = matches!(source, Source::Live(_));
-    let running = pipeline::start(source, config);
-    if is_live {
-        runtime.block_on(send_traffic(legacy, requests));
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    let replayer = Replayer::new(Config::default(), &format!("http://{candidate}")).context("candidate client")?;
-    let schedule = Schedule { concurrency: 4, rate: 0.0, pace: 0.0, lanes: 0 };
-    let defaults = Config::default();
-    let margin = LatencyMargin { percent: defaults.latency.p99_margin_percent, ms: defaults.latency.p99_margin_ms };
-    let options = report::ReportOptions::new(margin, defaults.verdict.clone());
-    let out_path = std::env::temp_dir().join("shadowtap-demo-outcomes.jsonl");
-    let sink = Box::new(std::io::BufWriter::new(std::fs::File::create(&out_path)?));
-    let finished = replay_pipeline(running, replayer, schedule, sink, options)?;
-    drop(runtime);
-    println!("{}", report::table(&finished.report));
-    println!("every outcome, with its differences: {}", out_path.display());
-    println!(
-        "what to look for: the form-only differences (timestamp offsets, key order, 9 vs 9.0) are counted as equivalences, not diffs;"
-    );
-    println!(
-        "the planted regressions show as diffs (/email, /items/*/currency, status 500) and SLOWER (search); POSTs are skipped."
-    );
-    Ok(())
 }

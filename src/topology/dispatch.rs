@@ -2,18 +2,17 @@
 //! dropped and counted before they get here), outcomes out over a channel,
 //! at most `concurrency` replayed at once by long-lived worker tasks on the
 //! daemon's multi-threaded runtime; without a configured concurrency, no
-//! more at once than production had in flight (see [`super::load`]). Each
+//! more at once than production had in flight (see [`crate::replay::load`]). Each
 //! outcome goes out with its load sample. (Saved captures go through
-//! [`super::lanes`] instead.)
+//! [`super::lanes`] instead.) It sits next to the daemon, its only user.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
-use super::schedule::{Pacer, RateLimiter};
-use super::{Current, Outcome, Replayer, Schedule, Sent};
 use crate::exchange::Exchange;
+use crate::replay::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
+use crate::replay::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule, Sent};
 
 /// An outcome, and the load it was replayed at (`None`: not sent).
 pub type Replayed = (Outcome, Option<Sample>);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hyper::http::uri::Authority;
 
-use super::client::{CandidateAnswer, ClientError};
+use super::answer::{CandidateAnswer, ClientError};
 use crate::http::answer::{AnswerError, AnswerReader};
 
 /// Keep-alive HTTP/1.1 connections to one http candidate, one request at
@@ -18,7 +18,7 @@ use crate::http::answer::{AnswerError, AnswerReader};
 /// capture's own framing code ([`crate::http::answer`]), in the task that
 /// replays the exchange: no connection task, no channel between the two,
 /// and the candidate's answer parsed by the same rules as production's.
-pub(super) struct PlainPool {
+pub(super) struct Http1Pool {
     host: String,
     port: u16,
     /// Idle connections of each thread. A tokio connection belongs to the
@@ -57,11 +57,11 @@ struct Failed {
     before_answer: bool,
 }
 
-impl PlainPool {
-    pub(super) fn new(authority: &Authority) -> PlainPool {
+impl Http1Pool {
+    pub(super) fn new(authority: &Authority) -> Http1Pool {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = authority.port_u16().unwrap_or(80);
-        PlainPool { host, port, idle: Default::default() }
+        Http1Pool { host, port, idle: Default::default() }
     }
 
     fn take(&self) -> Option<PlainConn> {

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use crate::diff::Difference;
-use crate::replay::{Explained, Outcome, OutcomeKind, Replayer};
+use super::outcome::{Outcome, OutcomeKind};
+use super::replayer::Replayer;
 
 /// Diffs held back while their endpoint's noise is not known yet (see
-/// [`NoiseConfig::warmup_samples`]), then judged again. Bounded: at most
+/// [`crate::replay::config::NoiseConfig::warmup_samples`]), then judged again. Bounded: at most
 /// [`HELD_PER_ENDPOINT`] per endpoint and [`HELD_TOTAL`] in all; beyond,
 /// a diff goes out as judged.
 #[derive(Default)]
@@ -83,32 +83,10 @@ impl Holdback {
     }
 }
 
-impl Replayer {
-    /// A held diff, judged with the noise known now: its differences that
-    /// are noise by now are set aside as such.
-    pub(super) fn judge_noise_again(&self, outcome: &mut Outcome) {
-        let config = &self.config().noise;
-        if outcome.noise_barred {
-            return;
-        }
-        let (noisy, real): (Vec<Difference>, Vec<Difference>) = std::mem::take(&mut outcome.differences)
-            .into_iter()
-            // A recorded answer with broken framing is never noise.
-            .partition(|d| {
-                d.kind != crate::diff::DiffKind::MalformedRecorded && self.noise.is_noisy(&outcome.endpoint, d, config)
-            });
-        outcome.explained.extend(noisy.iter().map(|d| Explained { path: d.path.clone(), by: "noise" }));
-        if real.is_empty() {
-            outcome.outcome = OutcomeKind::Noise;
-        }
-        outcome.differences = real;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::DiffKind;
+    use crate::diff::{DiffKind, Difference};
     use crate::replay::config::Config;
 
     fn replayer(noise: &str) -> Replayer {

@@ -1,14 +1,14 @@
 //! One replay session of saved captures from start to end: the pipeline's
 //! ordered exchanges are replayed on lanes ([`super::lanes`]), outcomes
 //! written as JSON Lines and folded into the report. Shared by `replay`
-//! and `demo` (the live daemon feeds [`super::run`] instead: it must drop,
+//! and `demo` (the live daemon feeds [`super::dispatch::run`] instead: it must drop,
 //! not wait, when replay falls behind).
 
-use std::io::Write;
 use std::sync::Arc;
 
-use super::{Replayer, Schedule};
+use super::OutcomeSink;
 use crate::pipeline::{Running, Summary};
+use crate::replay::{Current, Replayer, Schedule};
 use crate::report::{ReportJson, ReportOptions};
 
 /// What a finished session hands back.
@@ -19,9 +19,6 @@ pub struct Finished {
     pub outcomes: u64,
 }
 
-/// Where outcome lines go.
-pub type OutcomeSink = Box<dyn Write + Send>;
-
 /// Runs replay over a running pipeline until its exchanges are exhausted.
 /// Files wait for replay: nothing is lost.
 pub fn replay_pipeline(
@@ -31,7 +28,7 @@ pub fn replay_pipeline(
     sink: OutcomeSink,
     options: ReportOptions,
 ) -> std::io::Result<Finished> {
-    let current = Arc::new(super::Current::new(replayer));
+    let current = Arc::new(Current::new(replayer));
     let replayed = super::lanes::replay_on_lanes(running.exchanges.clone(), current.clone(), &schedule, sink)?;
     let (summary, capture_error) = running.finish();
     replayed.write_result?;

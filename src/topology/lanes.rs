@@ -15,7 +15,7 @@
 //! turns. What needs one order across lanes happens in the feeder:
 //! pacing and rate limits (exchanges are then handed over one at a time),
 //! and writes, which go alone: after every earlier exchange has finished,
-//! and before any later one starts (see [`super::run`] for why).
+//! and before any later one starts (see [`super::dispatch::run`] for why).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -27,12 +27,10 @@ use crossbeam_channel::Receiver;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use super::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
-use super::schedule::ConnectionPacer;
-use super::session::OutcomeSink;
-use super::triage::Holdback;
-use super::{Current, Outcome, Pacer, RateLimiter, Replayer, Schedule};
+use super::OutcomeSink;
 use crate::exchange::Exchange;
+use crate::replay::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
+use crate::replay::{ConnectionPacer, Current, Holdback, Outcome, Pacer, RateLimiter, Replayer, Schedule};
 use crate::report::Report;
 
 /// Outcome lines are written to the shared sink in chunks of about this:

@@ -10,7 +10,7 @@
 //! Differences at or below an `ignore_paths` pattern go to `ignored` instead;
 //! no equivalence is counted inside ignored parts.
 //!
-//! The documents are [`Node`] trees (see [`super::tree`]); only reported
+//! The documents are [`Node`] trees (see [`super::json_tree`]); only reported
 //! values are converted to `serde_json::Value`.
 //!
 //! One recursive [`Walker`] does both the recording walk and the yes/no
@@ -26,11 +26,11 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::canonical::canonical_form;
+use super::json_tree::{Member, Node};
 use super::number;
 use super::pointer::{PatternSet, PointerBuf, Scope, Step};
 use super::rules::rule_names::{KEY_ORDER, NULL_EQUALS_MISSING, NUMBER_FORMAT, TIMESTAMP_INSTANT, UNORDERED_ARRAY};
 use super::timestamp;
-use super::tree::{Member, Node};
 use super::{CompareRules, Comparison, DiffKind};
 
 /// Candidate checks allowed to pairwise matching of one unordered array,

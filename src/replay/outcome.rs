@@ -1,0 +1,85 @@
+//! What replay says about one captured exchange: the `--out` line, the unit
+//! the report folds. Below the replayer, triage and the report, which all
+//! point down here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::triage::MappedValue;
+use crate::diff::Difference;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    Match,
+    Diff,
+    Skipped,
+    Error,
+    /// Every difference was noise (production disagrees with itself there).
+    Noise,
+    /// Production's own answer moved between capture and replay.
+    Race,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Match => "match",
+            OutcomeKind::Diff => "diff",
+            OutcomeKind::Skipped => "skipped",
+            OutcomeKind::Error => "error",
+            OutcomeKind::Noise => "noise",
+            OutcomeKind::Race => "race",
+        }
+    }
+
+    /// The candidate answered and the answers were compared.
+    pub fn was_compared(self) -> bool {
+        matches!(self, OutcomeKind::Match | OutcomeKind::Diff | OutcomeKind::Noise | OutcomeKind::Race)
+    }
+}
+
+/// A difference set aside, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explained {
+    pub path: String,
+    /// `noise`, `race`, `generated_id`, `id_mapping`, or an ignore rule.
+    pub by: &'static str,
+}
+
+/// One line of `--out`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub ts: String,
+    pub method: String,
+    pub uri: String,
+    pub endpoint: String,
+    pub outcome: OutcomeKind,
+    pub differences: Vec<Difference>,
+    pub recorded_status: Option<u16>,
+    pub candidate_status: Option<u16>,
+    pub recorded_latency_us: Option<u64>,
+    pub candidate_latency_us: Option<u64>,
+    pub error: Option<String>,
+    /// Differences set aside, and why.
+    pub explained: Vec<Explained>,
+    /// Values (ids, times, tokens) this write generated, or ids used to
+    /// rewrite this request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mapped_ids: Vec<MappedValue>,
+    /// Why an exchange was not replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Equivalence rules that made raw differences disappear.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub equivalences: BTreeMap<&'static str, u64>,
+    /// The answer changed in kind (status class, body gone): no noise may
+    /// explain any of its differences, also when judged again later.
+    #[serde(skip)]
+    pub noise_barred: bool,
+}
+
+/// Why an exchange a capture gap touched is not replayed (the report counts
+/// these as thin evidence behind its endpoint).
+pub const GAP_REASON: &str = "capture gap in this exchange";
