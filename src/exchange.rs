@@ -80,3 +80,26 @@ impl Exchange {
             + self.response.as_ref().map_or(0, |r| payload(&r.payload))
     }
 }
+
+/// Exchanges for unit tests: a GET of `uri` with these headers and body,
+/// no answer yet (set `response` as a test needs).
+#[cfg(test)]
+pub(crate) fn test_get(uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Exchange {
+    Exchange {
+        client: "127.0.0.1:1".parse().expect("an address"),
+        server: "127.0.0.1:2".parse().expect("an address"),
+        request: Request {
+            ts: 0,
+            method: "GET".into(),
+            uri: uri.into(),
+            version: "HTTP/1.1".into(),
+            payload: Payload {
+                headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                body: body.to_vec(),
+                ..Default::default()
+            },
+        },
+        response: None,
+        gap: false,
+    }
+}

@@ -167,22 +167,9 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{Payload, Request};
 
     fn get(uri: &str) -> Exchange {
-        Exchange {
-            client: "127.0.0.1:1".parse().unwrap(),
-            server: "127.0.0.1:2".parse().unwrap(),
-            request: Request {
-                ts: 0,
-                method: "GET".into(),
-                uri: uri.into(),
-                version: "HTTP/1.1".into(),
-                payload: Payload::default(),
-            },
-            response: None,
-            gap: false,
-        }
+        crate::exchange::test_get(uri, &[], b"")
     }
 
     /// Found by the load test: with every request named by a configured

@@ -233,26 +233,9 @@ impl NoiseModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{Payload, Request};
 
     fn get(headers: &[(&str, &str)], body: &str) -> Exchange {
-        Exchange {
-            client: "127.0.0.1:1".parse().unwrap(),
-            server: "127.0.0.1:2".parse().unwrap(),
-            request: Request {
-                ts: 0,
-                method: "GET".into(),
-                uri: "/data/a.json".into(),
-                version: "HTTP/1.1".into(),
-                payload: Payload {
-                    headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-                    body: body.as_bytes().to_vec(),
-                    ..Default::default()
-                },
-            },
-            response: None,
-            gap: false,
-        }
+        crate::exchange::test_get("/data/a.json", headers, body.as_bytes())
     }
 
     fn key(headers: &[(&str, &str)]) -> RequestKey {

@@ -200,30 +200,10 @@ mod tests {
     use crate::exchange::{Payload, Response};
 
     fn exchange(headers: &[(&str, &str)], status: u16) -> Exchange {
-        let payload = |h: &[(&str, &str)]| Payload {
-            headers: h.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Default::default()
-        };
-        Exchange {
-            client: "127.0.0.1:1".parse().unwrap(),
-            server: "127.0.0.1:2".parse().unwrap(),
-            request: Request {
-                ts: 0,
-                method: "GET".into(),
-                uri: "/a.json".into(),
-                version: "HTTP/1.1".into(),
-                payload: payload(headers),
-            },
-            response: Some(Response {
-                ts: 1,
-                status,
-                reason: String::new(),
-                version: "HTTP/1.1".into(),
-                payload: payload(&[]),
-                malformed: None,
-            }),
-            gap: false,
-        }
+        let mut e = crate::exchange::test_get("/a.json", headers, b"");
+        let (payload, version) = (Payload::default(), "HTTP/1.1".into());
+        e.response = Some(Response { ts: 1, status, reason: String::new(), version, payload, malformed: None });
+        e
     }
 
     fn header<'a>(e: &'a Exchange, name: &str) -> Option<&'a str> {
