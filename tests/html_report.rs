@@ -129,6 +129,19 @@ fn replay(dir: &Path, candidate: &str) -> (PathBuf, PathBuf) {
     (out, report)
 }
 
+/// `shadowtap report REPORT --outcomes OUTCOMES --html PAGE`, which must
+/// succeed; the page's text.
+fn render_html(report: &Path, outcomes: &Path, page: &Path) -> String {
+    let run = Command::new(BIN)
+        .arg("report")
+        .arg(report)
+        .args(["--outcomes", outcomes.to_str().unwrap(), "--html", page.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "report: {}", String::from_utf8_lossy(&run.stderr));
+    std::fs::read_to_string(page).unwrap()
+}
+
 #[test]
 fn the_html_report_renders_offline_in_chromium_with_summary_plots_and_examples() {
     let Some(browser) = needs::met("html report in chromium", needs::program("chromium")) else { return };
@@ -137,14 +150,7 @@ fn the_html_report_renders_offline_in_chromium_with_summary_plots_and_examples()
     let (outcomes, report_path) = replay(dir.path(), &candidate);
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let page = dir.path().join("report.html");
-    let run = Command::new(BIN)
-        .arg("report")
-        .arg(&report_path)
-        .args(["--outcomes", outcomes.to_str().unwrap(), "--html", page.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "report: {}", String::from_utf8_lossy(&run.stderr));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = render_html(&report_path, &outcomes, &page);
     // Nothing to load: no remote src, href, import or url() in the file.
     for needle in ["src=\"http", "href=\"http", "url(http", "@import", "src='http", "href='http"] {
         assert!(!html.contains(needle), "the page loads {needle}");
@@ -258,14 +264,7 @@ fn secrets_in_differences_are_redacted_in_the_page() {
     text += &format!("{secret_line}\n");
     std::fs::write(&outcomes, text).unwrap();
     let page = dir.path().join("report.html");
-    let run = Command::new(BIN)
-        .arg("report")
-        .arg(&report_path)
-        .args(["--outcomes", outcomes.to_str().unwrap(), "--html", page.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "report: {}", String::from_utf8_lossy(&run.stderr));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = render_html(&report_path, &outcomes, &page);
     assert!(html.contains("header:set-cookie"), "the example is shown");
     assert!(!html.contains("s3cret"), "a secret reached the page");
     assert!(html.contains("[redacted]"));

@@ -4,9 +4,12 @@
 //! `malformed_recorded` difference, never a match, whatever the candidate
 //! answers.
 
+#[path = "common/outcomes.rs"]
+mod outcomes;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::Command;
+use std::path::Path;
 
 const BODY: &str = "the body a browser shows\n";
 
@@ -44,16 +47,9 @@ fn well_formed_candidate() -> String {
 fn answers_with_broken_framing_are_replayed_and_their_bodies_are_malformed_recorded_diffs() {
     let candidate = well_formed_candidate();
     let dir = tempfile::tempdir().unwrap();
-    let (out, report) = (dir.path().join("out.jsonl"), dir.path().join("report.json"));
-    let pcap = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/broken-framing.pcap");
-    let result = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .args(["replay", pcap, "--candidate", &format!("http://{candidate}")])
-        .args(["--out", out.to_str().unwrap(), "--report", report.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pcap = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/broken-framing.pcap"));
+    let run = outcomes::replay(dir.path(), "broken", pcap, &format!("http://{candidate}"), &[]);
+    let (lines, report) = (&run.lines, &run.report);
     let by_uri: BTreeMap<&str, &serde_json::Value> = lines.iter().map(|l| (l["uri"].as_str().unwrap(), l)).collect();
     assert_eq!(by_uri.len(), 7, "{lines:?}");
     assert_eq!(by_uri["/ok"]["outcome"], "match", "the well-formed answer");
@@ -77,7 +73,6 @@ fn answers_with_broken_framing_are_replayed_and_their_bodies_are_malformed_recor
     // The status was read from each broken status line.
     let statuses: Vec<_> = lines.iter().map(|l| l["recorded_status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, vec![200; 7]);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let body_diffs: u64 = report["endpoints"]
         .as_array()
         .unwrap()
@@ -97,16 +92,10 @@ fn answers_with_broken_framing_are_replayed_and_their_bodies_are_malformed_recor
 fn requests_answered_before_they_were_all_sent_are_skipped_with_the_reason() {
     let candidate = well_formed_candidate();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let pcap = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/early-answer.pcap");
-    let result = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .args(["replay", pcap, "--candidate", &format!("http://{candidate}"), "--out", out.to_str().unwrap()])
-        .args(["--allow-writes", "POST /upload-413", "--allow-writes", "POST /upload-401"])
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pcap = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/early-answer.pcap"));
+    let writes = ["--allow-writes", "POST /upload-413", "--allow-writes", "POST /upload-401"];
+    let run = outcomes::replay(dir.path(), "early", pcap, &format!("http://{candidate}"), &writes);
+    let lines = &run.lines;
     let by_uri: BTreeMap<&str, &serde_json::Value> = lines.iter().map(|l| (l["uri"].as_str().unwrap(), l)).collect();
     for (uri, status) in [("/upload-413", 413), ("/upload-401", 401), ("/huge-head", 431)] {
         let line = by_uri[uri];
