@@ -37,6 +37,8 @@ pub enum CaptureError {
     Libpcap { path: PathBuf, reason: String },
     #[error("interface {interface}: {reason}")]
     Live { interface: String, reason: String },
+    #[error(transparent)]
+    Ebpf(#[from] crate::ebpf::EbpfError),
 }
 
 /// One captured frame.

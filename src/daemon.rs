@@ -51,6 +51,8 @@ struct Shared {
     queue_drops: AtomicU64,
     progress: Arc<Progress>,
     live: Arc<LiveCounters>,
+    /// Counters of the eBPF source, when it is the source.
+    ebpf: Option<Arc<crate::ebpf::EbpfCounters>>,
 }
 
 impl Shared {
@@ -61,6 +63,9 @@ impl Shared {
             self.queue.upgrade().map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as i64),
             self.queue_drops.load(Ordering::Relaxed),
         );
+        if let Some(ebpf) = &self.ebpf {
+            self.metrics.refresh_ebpf(ebpf, &self.progress);
+        }
     }
 
     fn write_report(&self) {
@@ -118,19 +123,27 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
         let _runtime = runtime.enter();
         Signals::listen()?
     };
-    let source_choice = SourceChoice::Live { interface: interface.clone(), filter: filter.clone() };
+    let source_choice = SourceChoice::live(&config);
     let pipeline_config = build::pipeline_config(&config, &source_choice, Consumer::Dispatch, None);
     let source = source_choice.open(&config, stop.clone())?;
-    let live_counters = match &source {
-        Source::Live(live) => live.counters.clone(),
-        Source::Files(_) => Arc::default(),
+    let (live_counters, ebpf_counters) = match &source {
+        Source::Live(live) => (live.counters.clone(), None),
+        Source::Ebpf(ebpf) => (Arc::default(), Some(ebpf.counters.clone())),
+        Source::Files(_) => (Arc::default(), None),
     };
-    tracing::info!(%interface, %filter, candidate = config.candidate.url.as_deref().unwrap_or(""), "capturing");
+    match &source {
+        Source::Ebpf(_) => {
+            tracing::info!(source = "ebpf", candidate = config.candidate.url.as_deref().unwrap_or(""), "capturing")
+        }
+        _ => {
+            tracing::info!(%interface, %filter, candidate = config.candidate.url.as_deref().unwrap_or(""), "capturing")
+        }
+    }
     let running = pipeline::start(source, pipeline_config);
     let current = Arc::new(Current::new(replayer));
     let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
-        metrics: Metrics::new(),
+        metrics: if ebpf_counters.is_some() { Metrics::new().with_ebpf() } else { Metrics::new() },
         report: Mutex::new(Report::default()),
         options: Mutex::new(build::report_options(&config)),
         current: current.clone(),
@@ -139,6 +152,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
         queue_drops: AtomicU64::new(0),
         progress: running.progress.clone(),
         live: live_counters,
+        ebpf: ebpf_counters,
     });
     let writer = OutcomeWriter::start(out, config.output.out.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;

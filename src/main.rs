@@ -106,9 +106,25 @@ struct RunArgs {
     /// TOML configuration (default /etc/shadowtap/shadowtap.toml when it exists).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where traffic is seen: pcap (packets on --interface) or ebpf (the
+    /// reads and writes of the --pid/--unit processes, HTTPS as plaintext).
+    #[arg(long, value_name = "pcap|ebpf")]
+    source: Option<String>,
     /// Interface to capture on (e.g. eth0, lo, any).
     #[arg(long, value_name = "IF")]
     interface: Option<String>,
+    /// eBPF: a process of the legacy service (its children, now and later, too).
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<u32>,
+    /// eBPF: a systemd unit of the legacy service (its cgroup: new workers too).
+    #[arg(long = "unit", value_name = "NAME.service")]
+    units: Vec<String>,
+    /// eBPF: a unix socket path the legacy service listens on.
+    #[arg(long = "unix", value_name = "PATH")]
+    unix: Vec<String>,
+    /// eBPF: HTTPS plaintext through libssl (auto) or TLS connections skipped (off).
+    #[arg(long, value_name = "auto|off")]
+    tls: Option<String>,
     /// Server port(s) of the legacy service.
     #[arg(long = "port", value_name = "N")]
     ports: Vec<u16>,
@@ -295,7 +311,12 @@ impl TriageArgs {
 fn run_flags(args: RunArgs) -> Flags {
     let flags = Flags {
         config: args.config,
+        source: args.source,
         interface: args.interface,
+        pids: args.pids,
+        units: args.units,
+        unix: args.unix,
+        tls: args.tls,
         ports: args.ports,
         filter: args.filter,
         candidate: args.candidate,

@@ -57,6 +57,7 @@ pub struct Metrics {
     outcomes: Family<OutcomeLabels, Counter>,
     latency: HistogramFamily,
     endpoints_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    ebpf: Option<ebpf::EbpfMetrics>,
 }
 
 impl Default for Metrics {
@@ -84,6 +85,7 @@ impl Metrics {
             outcomes: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
             endpoints_seen: Default::default(),
+            ebpf: None,
             registry: Registry::default(),
         };
         registry.register("packets_captured", "Packets read from the capture", m.packets.clone());
@@ -121,6 +123,19 @@ impl Metrics {
         registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
         registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Adds the `shadowtap_ebpf_*` metrics (the eBPF source runs).
+    pub fn with_ebpf(mut self) -> Metrics {
+        self.ebpf = Some(ebpf::EbpfMetrics::register(&mut self.registry));
+        self
+    }
+
+    /// Copies the eBPF source's counters in.
+    pub fn refresh_ebpf(&self, counters: &crate::ebpf::EbpfCounters, progress: &Progress) {
+        if let Some(m) = &self.ebpf {
+            m.refresh(counters, Progress::total(&progress.active_flows));
+        }
     }
 
     fn endpoint_label(&self, endpoint: &str) -> String {
@@ -175,6 +190,8 @@ impl Metrics {
         text
     }
 }
+
+mod ebpf;
 
 /// A counter shared between threads without the metrics machinery.
 pub type SharedCount = std::sync::Arc<AtomicU64>;

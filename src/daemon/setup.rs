@@ -15,8 +15,13 @@ pub const DEFAULT_CONFIG: &str = "/etc/shadowtap/shadowtap.toml";
 /// it exists), then the flags. Checked for what the daemon cannot run without.
 pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
     let config = flags.load(Some(Path::new(DEFAULT_CONFIG)))?;
-    if config.capture.interface.is_none() {
-        bail!("no interface: give --interface IF or [capture] interface in the config");
+    match config.capture.source.as_str() {
+        "pcap" if config.capture.interface.is_none() => {
+            bail!("no interface: give --interface IF or [capture] interface in the config")
+        }
+        "pcap" => {}
+        "ebpf" => config.ebpf.check().map_err(anyhow::Error::msg)?,
+        other => bail!("--source {other:?}: must be pcap or ebpf"),
     }
     if config.candidate.url.is_none() {
         bail!("no candidate: give --candidate URL or [candidate] url in the config");

@@ -30,6 +30,7 @@ use crate::capture::CaptureError;
 use crate::exchange::{Exchange, Nanos};
 use crate::http;
 use crate::reassembly::{self, Reassembler, Segment};
+use crate::streams::{self, StreamEvent, Streams, Toward};
 
 mod order;
 mod reader;
@@ -108,6 +109,8 @@ pub struct CaptureStats {
 pub struct Summary {
     pub capture: CaptureStats,
     pub reassembly: reassembly::Stats,
+    /// Byte streams of the eBPF source (instead of reassembly).
+    pub streams: streams::Stats,
     pub http: http::Stats,
     /// Exchanges released before older ones could be ruled out, because the
     /// order stage reached its memory bound.
@@ -172,6 +175,8 @@ fn percent_to_basis_points(percent: f64) -> u64 {
 pub enum Source {
     Files(Vec<PathBuf>),
     Live(crate::capture::LiveCapture),
+    /// Sockets of watched processes (byte streams, not packets).
+    Ebpf(Box<crate::ebpf::EbpfCapture>),
 }
 
 /// A running pipeline: take exchanges from `exchanges`, then `finish`.
@@ -179,7 +184,7 @@ pub struct Running {
     pub exchanges: Receiver<Vec<Exchange>>,
     pub progress: Arc<Progress>,
     reader: JoinHandle<(CaptureStats, Option<CaptureError>)>,
-    shards: Vec<JoinHandle<(reassembly::Stats, http::Stats)>>,
+    shards: Vec<JoinHandle<(reassembly::Stats, streams::Stats, http::Stats)>>,
     order: JoinHandle<(u64, u64)>,
 }
 
@@ -195,8 +200,9 @@ impl Running {
         let (capture, error) = reader.join().expect("reader thread panicked");
         summary.capture = capture;
         for shard in shards {
-            let (r, h) = shard.join().expect("shard thread panicked");
+            let (r, st, h) = shard.join().expect("shard thread panicked");
             summary.reassembly.add(&r);
+            summary.streams.add(&st);
             summary.http.add(&h);
         }
         let (forced, late) = order.join().expect("order thread panicked");
@@ -218,11 +224,31 @@ struct SegMeta {
     len: u32,
 }
 
-/// What the reader hands a shard: segments with their payloads packed in
-/// one buffer (one allocation per batch, reused), and the capture clock.
+/// A byte-stream event in a batch (eBPF source); its bytes, if any, are
+/// `data[start..start+len]`.
+struct ChunkMeta {
+    conn: u64,
+    ts: Nanos,
+    kind: ChunkKind,
+    start: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy)]
+enum ChunkKind {
+    Open { client: std::net::SocketAddr, server: std::net::SocketAddr },
+    Data { toward: Toward, off: u64 },
+    Skip { toward: Toward, off: u64, len: u64 },
+    Close { to_server: u64, to_client: u64 },
+}
+
+/// What the reader hands a shard: segments (packet sources) or chunks
+/// (socket sources) with their payloads packed in one buffer (one
+/// allocation per batch, reused), and the capture clock.
 #[derive(Default)]
 struct Batch {
     segs: Vec<SegMeta>,
+    chunks: Vec<ChunkMeta>,
     data: Vec<u8>,
     clock: Nanos,
 }
@@ -285,9 +311,12 @@ fn run_shard(
     out: Sender<ShardOut>,
     config: Config,
     progress: Arc<Progress>,
-) -> (reassembly::Stats, http::Stats) {
+) -> (reassembly::Stats, streams::Stats, http::Stats) {
     let mut ctx = http::Ctx::new(config.http.clone());
     let mut reassembler = Reassembler::<http::Conn>::new(config.limits.clone());
+    let stream_limits =
+        streams::Limits { max_conns: config.limits.max_flows, idle_timeout_ns: config.limits.idle_timeout_ns };
+    let mut streams = Streams::<http::Conn>::new(stream_limits);
     let mut clock = i64::MIN;
     for mut batch in rx {
         for meta in &batch.segs {
@@ -303,12 +332,22 @@ fn run_shard(
             };
             reassembler.segment(&mut ctx, &segment);
         }
+        for chunk in &batch.chunks {
+            let bytes = &batch.data[chunk.start as usize..(chunk.start + chunk.len) as usize];
+            streams.event(&mut ctx, chunk.conn, chunk.ts, stream_event(chunk.kind, bytes), || {
+                let unknown = crate::ebpf::Endpoint::Unix(String::new());
+                crate::ebpf::stand_in_addresses(chunk.conn, &unknown, &unknown)
+            });
+        }
         clock = clock.max(batch.clock);
         reassembler.expire_idle(&mut ctx, clock);
+        streams.expire_idle(&mut ctx, clock);
         batch.segs.clear();
+        batch.chunks.clear();
         batch.data.clear();
         let _ = free.try_send(batch);
-        progress.active_flows[shard].store(reassembler.active_flows() as u64, Ordering::Relaxed);
+        let active = reassembler.active_flows() + streams.active();
+        progress.active_flows[shard].store(active as u64, Ordering::Relaxed);
         progress.buffered_bytes[shard].store(reassembler.buffered_bytes() as u64, Ordering::Relaxed);
         progress.flows_refused[shard].store(reassembler.stats.flows_refused, Ordering::Relaxed);
         progress.bound_dropped_bytes[shard].store(reassembler.stats.bound_dropped_bytes, Ordering::Relaxed);
@@ -318,7 +357,17 @@ fn run_shard(
     }
     reassembler.close_all(&mut ctx);
     reassembler.update_gauges();
+    streams.close_all(&mut ctx, clock);
     let exchanges = std::mem::take(&mut ctx.out);
     let _ = out.send(ShardOut { shard, exchanges, watermark: Nanos::MAX });
-    (reassembler.stats, ctx.stats)
+    (reassembler.stats, streams.stats, ctx.stats)
+}
+
+fn stream_event(kind: ChunkKind, bytes: &[u8]) -> StreamEvent<'_> {
+    match kind {
+        ChunkKind::Open { client, server } => StreamEvent::Open { client, server },
+        ChunkKind::Data { toward, off } => StreamEvent::Data { toward, off, bytes },
+        ChunkKind::Skip { toward, off, len } => StreamEvent::Skip { toward, off, len },
+        ChunkKind::Close { to_server, to_client } => StreamEvent::Close { to_server, to_client },
+    }
 }

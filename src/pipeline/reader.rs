@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::{Batch, CaptureStats, Config, Progress, SegMeta, Source};
+use super::{Batch, CaptureStats, ChunkKind, ChunkMeta, Config, Progress, SegMeta, Source};
 use crate::capture::{CaptureError, CaptureFile};
 use crate::decode::{self, Skip};
 use crate::exchange::Nanos;
@@ -64,7 +64,73 @@ impl Reader {
                 None
             }
             Source::Live(mut live) => self.read_live(&mut live).err(),
+            Source::Ebpf(capture) => self.read_ebpf(&capture).err(),
         }
+    }
+
+    /// The eBPF source: events in ring order, each to the shard of its
+    /// connection; batches handed on when full and every few ms.
+    fn read_ebpf(&mut self, capture: &crate::ebpf::EbpfCapture) -> Result<(), CaptureError> {
+        let this = std::cell::RefCell::new(self);
+        let mut last_flush = i64::MIN;
+        capture.run(
+            |event| match event {
+                Ok(event) => {
+                    let ts = capture.unix_ns(event.ts());
+                    let mut reader = this.borrow_mut();
+                    reader.take_event(&event, ts);
+                    if reader.since_flush >= reader.config.batch_frames {
+                        reader.flush_all();
+                    }
+                }
+                Err(crate::ebpf::Malformed) => this.borrow_mut().stats.malformed += 1,
+            },
+            |now| {
+                let mut reader = this.borrow_mut();
+                reader.clock = reader.clock.max(now);
+                if now.saturating_sub(last_flush) >= EBPF_FLUSH_NS {
+                    last_flush = now;
+                    reader.flush_all();
+                }
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Appends one eBPF event to its connection's shard batch.
+    fn take_event(&mut self, event: &crate::ebpf::Event<'_>, ts: Nanos) {
+        use crate::ebpf::{Event, Side, stand_in_addresses};
+        use crate::streams::Toward;
+        let toward = |side: Side| if side == Side::ToServer { Toward::Server } else { Toward::Client };
+        self.stats.packets += 1;
+        self.since_flush += 1;
+        self.clock = self.clock.max(ts);
+        let conn = event.conn();
+        let hash = crate::reassembly::FlowKey::hash_u64(conn);
+        if self.sample_basis_points < 10_000 && !sampled_in(hash, self.sample_basis_points) {
+            self.stats.sampled_out += 1;
+            return;
+        }
+        let (kind, bytes): (ChunkKind, &[u8]) = match event {
+            Event::Open { server, client, .. } => {
+                let (client, server) = stand_in_addresses(conn, server, client);
+                (ChunkKind::Open { client, server }, &[])
+            }
+            Event::Data { side, off, bytes, .. } => (ChunkKind::Data { toward: toward(*side), off: *off }, bytes),
+            Event::Skip { side, off, len, .. } => {
+                (ChunkKind::Skip { toward: toward(*side), off: *off, len: *len }, &[])
+            }
+            Event::Close { to_server, to_client, .. } => {
+                (ChunkKind::Close { to_server: *to_server, to_client: *to_client }, &[])
+            }
+        };
+        self.stats.bytes += bytes.len() as u64;
+        self.stats.tcp_segments += 1;
+        let shard = crate::reassembly::shard_of_hash(hash, self.txs.len());
+        let batch = &mut self.pending[shard];
+        let start = batch.data.len() as u32;
+        batch.data.extend_from_slice(bytes);
+        batch.chunks.push(ChunkMeta { conn, ts, kind, start, len: bytes.len() as u32 });
     }
 
     fn read_file(&mut self, path: &std::path::Path) -> Result<(), CaptureError> {
@@ -172,12 +238,15 @@ impl Reader {
                 }
                 Err(TrySendError::Full(batch)) => {
                     self.stats.shard_drops += 1;
-                    self.stats.shard_dropped_segments += batch.segs.len() as u64;
+                    self.stats.shard_dropped_segments += (batch.segs.len() + batch.chunks.len()) as u64;
                 }
             }
         }
     }
 }
+
+/// How often the eBPF reader hands batches on when events trickle in.
+const EBPF_FLUSH_NS: Nanos = 5_000_000;
 
 /// Payload bytes the live reader may hold for one shard that is behind,
 /// before it drops (and counts) the batch.

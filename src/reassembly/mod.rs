@@ -51,6 +51,15 @@ impl FlowKey {
         h ^ (h >> 29) ^ (h >> 47)
     }
 
+    /// The same mixing for a socket source's connection id, so sampling
+    /// and sharding work alike for both kinds of source.
+    pub fn hash_u64(id: u64) -> u64 {
+        let mut hasher = FxHasher::default();
+        id.hash(&mut hasher);
+        let h = hasher.finish();
+        h ^ (h >> 29) ^ (h >> 47)
+    }
+
     pub fn endpoint(&self, dir: Dir) -> SocketAddr {
         if dir == 0 { self.a } else { self.b }
     }

@@ -29,6 +29,8 @@ pub struct Config {
     pub output: OutputConfig,
     pub metrics: MetricsConfig,
     pub daemon: DaemonConfig,
+    /// What the eBPF source watches (`[capture] source = "ebpf"`).
+    pub ebpf: crate::ebpf::EbpfConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -176,6 +178,8 @@ impl Default for VerdictConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
+    /// "pcap" (libpcap on `interface`) or "ebpf" (the `[ebpf]` processes' sockets).
+    pub source: String,
     pub interface: Option<String>,
     /// Server ports of the legacy service.
     pub ports: Vec<u16>,
@@ -203,6 +207,7 @@ pub struct CaptureConfig {
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
+            source: "pcap".into(),
             interface: None,
             ports: Vec::new(),
             filter: String::new(),

@@ -26,6 +26,8 @@ pub enum SourceChoice {
     Files(Vec<PathBuf>),
     /// libpcap on an interface, with this filter (see [`capture_filter`]).
     Live { interface: String, filter: String },
+    /// The sockets of the `[ebpf]` processes, on `[capture] ports`.
+    Ebpf,
 }
 
 impl SourceChoice {
@@ -44,11 +46,23 @@ impl SourceChoice {
                 };
                 Ok(Source::Live(LiveCapture::open(&options, stop)?))
             }
+            SourceChoice::Ebpf => {
+                Ok(Source::Ebpf(Box::new(crate::ebpf::EbpfCapture::open(&config.ebpf, &config.capture.ports, stop)?)))
+            }
         }
     }
 
+    /// The live source `[capture] source` names.
+    pub fn live(config: &Config) -> SourceChoice {
+        if config.capture.source == "ebpf" {
+            return SourceChoice::Ebpf;
+        }
+        let interface = config.capture.interface.clone().unwrap_or_default();
+        SourceChoice::Live { interface, filter: capture_filter(config) }
+    }
+
     fn is_live(&self) -> bool {
-        matches!(self, SourceChoice::Live { .. })
+        !matches!(self, SourceChoice::Files(_))
     }
 }
 

@@ -13,7 +13,12 @@
 //! | `--secondary`     | `[legacy] secondary`       | replay, run     |
 //! | `--primary`       | `[legacy] primary`         | replay, run     |
 //! | `--allow-writes`  | `[replay] allow_writes` (+)| replay, run     |
+//! | `--source`        | `[capture] source`         | run             |
 //! | `--interface`     | `[capture] interface`      | run             |
+//! | `--pid`           | `[ebpf] pids`              | run             |
+//! | `--unit`          | `[ebpf] units`             | run             |
+//! | `--unix`          | `[ebpf] unix`              | run             |
+//! | `--tls`           | `[ebpf] tls`               | run             |
 //! | `--port`          | `[capture] ports`          | pairs, replay, run, endpoints |
 //! | `--filter`        | `[capture] filter`         | run             |
 //! | `--sample`        | `[capture] sample_percent` | run             |
@@ -39,7 +44,12 @@ pub struct Flags {
     pub secondary: Option<String>,
     pub primary: Option<String>,
     pub allow_writes: Vec<String>,
+    pub source: Option<String>,
     pub interface: Option<String>,
+    pub pids: Vec<u32>,
+    pub units: Vec<String>,
+    pub unix: Vec<String>,
+    pub tls: Option<String>,
     pub ports: Vec<u16>,
     pub filter: Option<String>,
     pub sample: Option<f64>,
@@ -61,7 +71,12 @@ impl Flags {
         set(&mut c.legacy.primary, &self.primary);
         crate::replay::endpoint::check_templates(&self.allow_writes).map_err(anyhow::Error::msg)?;
         c.replay.allow_writes.extend(self.allow_writes.iter().cloned());
+        set_value(&mut c.capture.source, self.source.clone());
         set(&mut c.capture.interface, &self.interface);
+        replace_list(&mut c.ebpf.pids, &self.pids);
+        replace_list(&mut c.ebpf.units, &self.units);
+        replace_list(&mut c.ebpf.unix, &self.unix);
+        set_value(&mut c.ebpf.tls, self.tls.clone());
         if !self.ports.is_empty() {
             c.capture.ports = self.ports.clone();
         }
@@ -84,6 +99,12 @@ impl Flags {
         };
         self.apply(&mut config)?;
         Ok(config)
+    }
+}
+
+fn replace_list<T: Clone>(key: &mut Vec<T>, flag: &[T]) {
+    if !flag.is_empty() {
+        *key = flag.to_vec();
     }
 }
 

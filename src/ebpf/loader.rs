@@ -1,0 +1,206 @@
+//! Loads the BPF object built by build.rs, fills its filter maps from a
+//! [`Plan`] and attaches its programs: raw tracepoints (no tracefs, no
+//! kprobes) and libssl uprobes. In: a plan; out: a [`Loaded`] program
+//! whose ring buffer and counters the source reads. Dropping it detaches
+//! everything.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, UprobeOpts};
+
+use super::EbpfError;
+use super::targets::Cgroup;
+
+/// The CO-RE object compiled from bpf/tap.bpf.c.
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tap.bpf.o"));
+
+/// Counter slots of the program's `stats` map (`enum stat` in tap.bpf.c).
+#[derive(Clone, Copy, Debug)]
+pub enum Stat {
+    Events = 0,
+    Bytes,
+    RingBufferDrops,
+    ChunksCut,
+    ConnsOpened,
+    ConnsFull,
+    CallsFull,
+    TlsNoFd,
+    TlsNotDecrypted,
+    SkippedBytes,
+    PidsFull,
+}
+
+pub const STATS: usize = 11;
+
+/// What to watch, resolved to ids.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub tgids: Vec<u32>,
+    pub cgroups: Vec<Cgroup>,
+    pub ports: Vec<u16>,
+    pub unix_paths: Vec<String>,
+    pub tls: bool,
+    pub libssl: BTreeSet<PathBuf>,
+    pub ring_buffer_bytes: u32,
+}
+
+pub struct Loaded {
+    // Links before the object: they are dropped (detached) first.
+    _links: Vec<Link>,
+    pub events: MapHandle,
+    stats: MapHandle,
+    _object: Object,
+}
+
+impl Loaded {
+    /// The program's counters, summed over CPUs.
+    pub fn stats(&self) -> [u64; STATS] {
+        let mut out = [0u64; STATS];
+        for (slot, total) in out.iter_mut().enumerate() {
+            let key = (slot as u32).to_ne_bytes();
+            if let Ok(Some(per_cpu)) = self.stats.lookup_percpu(&key, MapFlags::ANY) {
+                *total = per_cpu
+                    .iter()
+                    .filter_map(|v| v.get(..8))
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+                    .sum();
+            }
+        }
+        out
+    }
+}
+
+fn load_error(step: &str, e: libbpf_rs::Error) -> EbpfError {
+    let text = format!("{e:#}");
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied || text.contains("Operation not permitted") {
+        EbpfError::Privilege(format!("{step}: {text}"))
+    } else {
+        EbpfError::Load(format!("{step}: {text}"))
+    }
+}
+
+fn map(object: &Object, name: &str) -> Result<MapHandle, EbpfError> {
+    let found = object
+        .maps()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| EbpfError::Load(format!("the BPF object has no map {name}")))?;
+    MapHandle::try_from(&found).map_err(|e| load_error(name, e))
+}
+
+fn put(map: &MapHandle, key: &[u8], value: &[u8]) -> Result<(), EbpfError> {
+    map.update(key, value, MapFlags::ANY).map_err(|e| load_error("filling the filter maps", e))
+}
+
+/// `struct config` of tap.bpf.c: four flags, then four u32 levels.
+fn config_bytes(plan: &Plan) -> [u8; 20] {
+    let mut levels: Vec<u32> = plan.cgroups.iter().map(|c| c.level).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    levels.truncate(4);
+    let mut out = [0u8; 20];
+    out[0] = !plan.ports.is_empty() as u8;
+    out[1] = !plan.unix_paths.is_empty() as u8;
+    out[2] = plan.tls as u8;
+    out[3] = levels.len() as u8;
+    for (i, level) in levels.iter().enumerate() {
+        out[4 + i * 4..8 + i * 4].copy_from_slice(&level.to_ne_bytes());
+    }
+    out
+}
+
+fn unix_key(path: &str) -> [u8; 108] {
+    let mut key = [0u8; 108];
+    let bytes = path.as_bytes();
+    let n = bytes.len().min(107);
+    key[..n].copy_from_slice(&bytes[..n]);
+    key
+}
+
+fn fill_maps(object: &Object, plan: &Plan) -> Result<(), EbpfError> {
+    put(&map(object, "cfg")?, &0u32.to_ne_bytes(), &config_bytes(plan))?;
+    let tgids = map(object, "traced_tgids")?;
+    for tgid in &plan.tgids {
+        put(&tgids, &tgid.to_ne_bytes(), &[1])?;
+    }
+    let cgroups = map(object, "traced_cgroups")?;
+    for cgroup in &plan.cgroups {
+        put(&cgroups, &cgroup.id.to_ne_bytes(), &[1])?;
+    }
+    let ports = map(object, "ports")?;
+    for port in &plan.ports {
+        put(&ports, &port.to_ne_bytes(), &[1])?;
+    }
+    let paths = map(object, "unix_paths")?;
+    for path in &plan.unix_paths {
+        put(&paths, &unix_key(path), &[1])?;
+    }
+    Ok(())
+}
+
+/// The libssl functions and the entry program of each; every one also
+/// gets the shared return program but SSL_set_fd.
+const SSL_PROBES: [(&str, &str); 6] = [
+    ("SSL_read", "ssl_read_enter"),
+    ("SSL_read_ex", "ssl_read_ex_enter"),
+    ("SSL_write", "ssl_write_enter"),
+    ("SSL_write_ex", "ssl_write_ex_enter"),
+    ("SSL_do_handshake", "ssl_handshake_enter"),
+    ("SSL_set_fd", "ssl_set_fd_enter"),
+];
+
+fn attach_all(object: &Object, plan: &Plan) -> Result<Vec<Link>, EbpfError> {
+    let mut links = Vec::new();
+    for prog in object.progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        let tracepoint = match name.as_str() {
+            "on_sys_enter" => "sys_enter",
+            "on_sys_exit" => "sys_exit",
+            "on_fork" => "sched_process_fork",
+            "on_exit" => "sched_process_exit",
+            _ => continue,
+        };
+        links.push(prog.attach_raw_tracepoint(tracepoint).map_err(|e| load_error(tracepoint, e))?);
+    }
+    if !plan.tls {
+        return Ok(links);
+    }
+    for lib in &plan.libssl {
+        for (function, entry) in SSL_PROBES {
+            for prog in object.progs_mut() {
+                let name = prog.name().to_string_lossy();
+                let retprobe = name == "ssl_return_probe";
+                if name != entry && !(retprobe && function != "SSL_set_fd") {
+                    continue;
+                }
+                let opts = UprobeOpts { func_name: Some(function.into()), retprobe, ..Default::default() };
+                match prog.attach_uprobe_with_opts(-1, lib, 0, opts) {
+                    Ok(link) => links.push(link),
+                    // An older libssl without the _ex forms: the others do.
+                    Err(e) if function.ends_with("_ex") => {
+                        tracing::debug!(lib = %lib.display(), function, error = %e, "no uprobe")
+                    }
+                    Err(e) => return Err(load_error(&format!("uprobe {function} in {}", lib.display()), e)),
+                }
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// Loads and attaches the program for `plan`.
+pub fn load(plan: &Plan) -> Result<Loaded, EbpfError> {
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(EbpfError::NoBtf);
+    }
+    let mut open = ObjectBuilder::default().open_memory(OBJECT).map_err(|e| load_error("opening the BPF object", e))?;
+    for mut m in open.maps_mut() {
+        if m.name() == "events" {
+            m.set_max_entries(plan.ring_buffer_bytes).map_err(|e| load_error("sizing the ring buffer", e))?;
+        }
+    }
+    let object = open.load().map_err(|e| load_error("loading the BPF program", e))?;
+    fill_maps(&object, plan)?;
+    let links = attach_all(&object, plan)?;
+    Ok(Loaded { events: map(&object, "events")?, stats: map(&object, "stats")?, _links: links, _object: object })
+}

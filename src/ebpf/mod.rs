@@ -1,0 +1,254 @@
+//! The eBPF capture source: what the watched processes themselves read
+//! from and write to the sockets they accepted, HTTPS as plaintext
+//! (libssl uprobes), unix sockets included.
+//!
+//! In: an [`EbpfConfig`] (pids, systemd units, ports, unix paths, TLS on
+//! or off). Out: [`Event`]s (open, data chunks at byte offsets, skips,
+//! close) in the order the kernel wrote them to one BPF ring buffer, and
+//! [`EbpfCounters`]. The pipeline's reader hands the events to the shards
+//! as per-connection byte streams (`crate::streams`), so no TCP
+//! reassembly is involved; `record.rs` writes them as a pcapng.
+//!
+//! `bpf/tap.bpf.c` is the kernel half; `loader.rs` loads it (libbpf-rs,
+//! CO-RE against the kernel's BTF), `targets.rs` resolves what to watch.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod event;
+mod loader;
+pub mod targets;
+
+pub use event::{Endpoint, Event, Malformed, Side, parse, stand_in_addresses};
+pub use loader::{Plan, Stat};
+
+/// `[ebpf]`: what the eBPF source watches (`run --source ebpf`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EbpfConfig {
+    /// Processes to watch, with the processes they fork.
+    pub pids: Vec<u32>,
+    /// systemd units to watch, by their cgroup (new workers included).
+    pub units: Vec<String>,
+    /// Unix socket paths the service listens on (with `[capture] ports`,
+    /// the sockets kept; none of either: every accepted socket).
+    pub unix: Vec<String>,
+    /// "auto": HTTPS plaintext through libssl uprobes; "off": TLS
+    /// connections are counted and skipped.
+    pub tls: String,
+    /// The ring buffer between the kernel and shadowtap, MiB (a power of two).
+    pub ring_buffer_mb: u32,
+}
+
+impl Default for EbpfConfig {
+    fn default() -> Self {
+        EbpfConfig { pids: Vec::new(), units: Vec::new(), unix: Vec::new(), tls: "auto".into(), ring_buffer_mb: 64 }
+    }
+}
+
+impl EbpfConfig {
+    /// What is wrong with these settings, if anything (one line).
+    pub fn check(&self) -> Result<(), String> {
+        if self.pids.is_empty() && self.units.is_empty() {
+            return Err(
+                "the eBPF source needs what to watch: --pid PID or --unit NAME.service ([ebpf] pids, units)".into()
+            );
+        }
+        if self.tls != "auto" && self.tls != "off" {
+            return Err(format!("--tls {:?}: must be auto or off", self.tls));
+        }
+        let mb = self.ring_buffer_mb;
+        if !(1..=1024).contains(&mb) || !mb.is_power_of_two() {
+            return Err(format!("[ebpf] ring_buffer_mb = {mb}: must be a power of two from 1 to 1024"));
+        }
+        if let Some(long) = self.unix.iter().find(|p| p.is_empty() || p.len() > 107) {
+            return Err(format!("--unix {long:?}: a unix socket path has 1 to 107 bytes"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("the eBPF source needs a kernel with BTF (/sys/kernel/btf/vmlinux is missing): use --source pcap")]
+    NoBtf,
+    #[error("the eBPF source needs root or the capabilities CAP_BPF and CAP_PERFMON: {0}")]
+    Privilege(String),
+    #[error("{0}")]
+    Target(String),
+    #[error("eBPF: {0}")]
+    Load(String),
+    #[error("eBPF ring buffer: {0}")]
+    Poll(String),
+}
+
+/// Counters of the eBPF source, read by metrics (`shadowtap_ebpf_*`).
+#[derive(Debug, Default)]
+pub struct EbpfCounters {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+    pub ring_buffer_drops: AtomicU64,
+    pub chunks_cut: AtomicU64,
+    pub connections_opened: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub tls_not_decrypted: AtomicU64,
+    pub tls_unmatched: AtomicU64,
+    pub skipped_bytes: AtomicU64,
+    /// Records that had no event's layout.
+    pub malformed: AtomicU64,
+}
+
+impl EbpfCounters {
+    fn store(&self, stats: &[u64; loader::STATS]) {
+        let set = |c: &AtomicU64, s: Stat| c.store(stats[s as usize], Ordering::Relaxed);
+        set(&self.events, Stat::Events);
+        set(&self.bytes, Stat::Bytes);
+        set(&self.ring_buffer_drops, Stat::RingBufferDrops);
+        set(&self.chunks_cut, Stat::ChunksCut);
+        set(&self.connections_opened, Stat::ConnsOpened);
+        self.connections_refused
+            .store(stats[Stat::ConnsFull as usize] + stats[Stat::CallsFull as usize], Ordering::Relaxed);
+        set(&self.tls_not_decrypted, Stat::TlsNotDecrypted);
+        set(&self.tls_unmatched, Stat::TlsNoFd);
+        set(&self.skipped_bytes, Stat::SkippedBytes);
+    }
+}
+
+/// A loaded, attached eBPF source.
+pub struct EbpfCapture {
+    loaded: loader::Loaded,
+    stop: Arc<AtomicBool>,
+    pub counters: Arc<EbpfCounters>,
+    /// Added to the kernel's monotonic times to get Unix time.
+    monotonic_to_unix_ns: i64,
+    pub plan: Plan,
+}
+
+/// Port filter and watched processes, resolved.
+pub fn plan(config: &EbpfConfig, ports: &[u16]) -> Result<Plan, EbpfError> {
+    config.check().map_err(EbpfError::Target)?;
+    let mut plan = Plan {
+        ports: ports.to_vec(),
+        unix_paths: config.unix.clone(),
+        tls: config.tls == "auto",
+        ring_buffer_bytes: config.ring_buffer_mb << 20,
+        ..Plan::default()
+    };
+    for pid in &config.pids {
+        for found in targets::with_descendants(*pid)? {
+            if !plan.tgids.contains(&found) {
+                plan.tgids.push(found);
+            }
+        }
+    }
+    let mut pids = plan.tgids.clone();
+    for unit in &config.units {
+        let cgroup = targets::unit_cgroup(unit)?;
+        pids.extend(targets::cgroup_pids(&cgroup.path));
+        plan.cgroups.push(cgroup);
+    }
+    if plan.tls {
+        plan.libssl = targets::libssl_paths(&pids);
+        plan.libssl.extend(targets::system_libssl());
+        dedup_same_file(&mut plan.libssl);
+    }
+    Ok(plan)
+}
+
+/// One uprobe per file, however many paths lead to it (/proc/PID/root/...).
+fn dedup_same_file(paths: &mut std::collections::BTreeSet<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| std::fs::metadata(p).map(|m| seen.insert((m.dev(), m.ino()))).unwrap_or(false));
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+impl EbpfCapture {
+    /// Loads and attaches; capture stops when `stop` is set.
+    pub fn open(config: &EbpfConfig, ports: &[u16], stop: Arc<AtomicBool>) -> Result<EbpfCapture, EbpfError> {
+        let plan = plan(config, ports)?;
+        let loaded = loader::load(&plan)?;
+        let monotonic_to_unix_ns = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+        tracing::info!(
+            pids = ?plan.tgids,
+            cgroups = ?plan.cgroups.iter().map(|c| c.path.display().to_string()).collect::<Vec<_>>(),
+            libssl = ?plan.libssl,
+            "eBPF source attached"
+        );
+        Ok(EbpfCapture { loaded, stop, counters: Arc::default(), monotonic_to_unix_ns, plan })
+    }
+
+    /// Unix time, ns, of a kernel monotonic time.
+    pub fn unix_ns(&self, monotonic: u64) -> i64 {
+        monotonic as i64 + self.monotonic_to_unix_ns
+    }
+
+    /// Copies the kernel's counters into [`EbpfCounters`].
+    pub fn refresh_counters(&self) {
+        self.counters.store(&self.loaded.stats());
+    }
+
+    /// Reads events until stopped: `on_event` for each record (in ring
+    /// order), `on_idle` with the time now (Unix ns) after each poll, at
+    /// least every 100 ms.
+    pub fn run(
+        &self,
+        mut on_event: impl FnMut(Result<Event<'_>, Malformed>),
+        mut on_idle: impl FnMut(i64),
+    ) -> Result<(), EbpfError> {
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        builder
+            .add(&self.loaded.events, |raw: &[u8]| {
+                on_event(parse(raw));
+                0
+            })
+            .map_err(|e| EbpfError::Poll(e.to_string()))?;
+        let ring = builder.build().map_err(|e| EbpfError::Poll(e.to_string()))?;
+        let mut last_refresh = std::time::Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Err(e) = ring.poll(Duration::from_millis(100))
+                && e.kind() != libbpf_rs::ErrorKind::Interrupted
+            {
+                return Err(EbpfError::Poll(e.to_string()));
+            }
+            if last_refresh.elapsed() >= Duration::from_millis(500) {
+                self.refresh_counters();
+                last_refresh = std::time::Instant::now();
+            }
+            on_idle(clock_ns(libc::CLOCK_REALTIME));
+        }
+        // What the kernel wrote before the stop is still read.
+        let _ = ring.consume();
+        self.refresh_counters();
+        on_idle(clock_ns(libc::CLOCK_REALTIME));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_with_one_line_each() {
+        let mut c = EbpfConfig { pids: vec![1], ..EbpfConfig::default() };
+        assert!(c.check().is_ok());
+        c.ring_buffer_mb = 3;
+        assert!(c.check().unwrap_err().contains("power of two"));
+        c.ring_buffer_mb = 64;
+        c.tls = "on".into();
+        assert!(c.check().unwrap_err().contains("auto or off"));
+        let none = EbpfConfig::default();
+        assert!(none.check().unwrap_err().contains("--pid"));
+    }
+}
