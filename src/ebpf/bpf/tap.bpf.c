@@ -132,6 +132,7 @@ struct call {
 struct ssl_call {
 	u64 ssl;
 	u64 buf;
+	u64 num;
 	u64 size_ptr;
 	u8 write;
 	u8 ex;
@@ -683,6 +684,8 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, u8 write, u8 ex)
 	struct ssl_call sc = {
 		.ssl = PT_REGS_PARM1(ctx),
 		.buf = PT_REGS_PARM2(ctx),
+		/* int num (SSL_read/SSL_write), size_t num (_ex forms) */
+		.num = ex ? PT_REGS_PARM3(ctx) : (u64)(u32)PT_REGS_PARM3(ctx),
 		.size_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
 		.write = write,
 		.ex = ex,
@@ -699,7 +702,9 @@ static __always_inline int ssl_return(struct pt_regs *ctx)
 		return 0;
 	struct ssl_call sc = *found;
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
-	long ret = PT_REGS_RC(ctx);
+	/* Every one of these returns an int: the upper half of the register
+	 * is not part of it (-1 must not read as 4 GiB). */
+	int ret = (int)PT_REGS_RC(ctx);
 	u64 bytes = 0;
 	if (sc.ex) {
 		if (ret == 1 && sc.size_ptr)
@@ -709,6 +714,8 @@ static __always_inline int ssl_return(struct pt_regs *ctx)
 	}
 	if (bytes == 0 || !sc.buf)
 		return 0;
+	if (bytes > sc.num)
+		bytes = sc.num;
 	struct conn_key *key = bpf_map_lookup_elem(&ssl_fds, &sc.ssl);
 	if (!key) {
 		count(ST_TLS_NO_FD, 1);
