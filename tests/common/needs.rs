@@ -113,3 +113,13 @@ pub fn program(name: &str) -> Result<std::path::PathBuf, String> {
     let sbin = std::path::Path::new("/usr/sbin").join(name);
     if sbin.is_file() { Ok(sbin) } else { Err(format!("{name} is not installed (.ci/run installs it)")) }
 }
+
+/// What the eBPF source needs: root (CAP_BPF and CAP_PERFMON) and a kernel
+/// with BTF.
+pub fn ebpf() -> Result<(), String> {
+    root()?;
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    Ok(())
+}
