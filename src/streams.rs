@@ -319,4 +319,43 @@ mod tests {
         s.expire_idle(&mut ctx, 5000);
         assert_eq!((s.active(), s.stats.idle_closed), (0, 1));
     }
+
+    proptest::proptest! {
+        /// However a stream is cut into chunks and whichever chunks are
+        /// lost, the handler gets every delivered byte once, in order, and
+        /// a gap exactly where (and as long as) bytes were lost, the end
+        /// included: lost bytes are never silently joined.
+        #[test]
+        fn delivered_bytes_and_gaps_account_for_the_whole_stream(
+            cuts in proptest::collection::vec((1usize..40, proptest::bool::weighted(0.25)), 1..30),
+        ) {
+            let (mut s, mut ctx) = (streams(), Seen::default());
+            open(&mut s, &mut ctx, 1);
+            let (mut off, mut expected, mut lost_run, mut gaps) = (0u64, String::new(), 0u64, Vec::new());
+            for (i, (len, lost)) in cuts.iter().enumerate() {
+                let chunk: String = (0..*len).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect();
+                if *lost {
+                    lost_run += *len as u64;
+                } else {
+                    if lost_run > 0 {
+                        gaps.push(lost_run);
+                        lost_run = 0;
+                    }
+                    expected.push_str(&chunk);
+                    let event = StreamEvent::Data { toward: Toward::Client, off, bytes: chunk.as_bytes() };
+                    s.event(&mut ctx, 1, i as i64, event, no_stand_in);
+                }
+                off += *len as u64;
+            }
+            if lost_run > 0 {
+                gaps.push(lost_run);
+            }
+            s.event(&mut ctx, 1, 99, StreamEvent::Close { to_server: 0, to_client: off }, no_stand_in);
+            let delivered: String = ctx.0.iter().filter_map(|l| l.strip_prefix("data 0 ")).collect();
+            let seen_gaps: Vec<u64> =
+                ctx.0.iter().filter_map(|l| l.strip_prefix("gap 0 ")).map(|n| n.parse().unwrap()).collect();
+            proptest::prop_assert_eq!(delivered, expected);
+            proptest::prop_assert_eq!(seen_gaps, gaps);
+        }
+    }
 }

@@ -227,4 +227,20 @@ mod tests {
         let raw = header([99, 0, 0, 0], 0, 1, 0, 0);
         assert_eq!(parse(&raw), Err(Malformed));
     }
+
+    proptest::proptest! {
+        /// Any bytes at all: a clean event or `Malformed`, never a panic
+        /// (a program and a reader of different versions).
+        #[test]
+        fn any_record_parses_or_is_malformed(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = parse(&raw);
+        }
+
+        #[test]
+        fn any_open_record_parses_or_is_malformed(family in 0u8..12, info in proptest::collection::vec(proptest::num::u8::ANY, 144)) {
+            let mut raw = header([EV_OPEN, 0, 0, family], OPEN_INFO_LEN as u32, 1, 0, 0);
+            raw.extend_from_slice(&info);
+            let _ = parse(&raw);
+        }
+    }
 }

@@ -188,8 +188,18 @@ fn attach_all(object: &Object, plan: &Plan) -> Result<Vec<Link>, EbpfError> {
     Ok(links)
 }
 
+/// libbpf's own messages go to the log (debug), not to stderr: the
+/// error that matters is ours, in one line.
+fn libbpf_to_log(level: libbpf_rs::PrintLevel, message: String) {
+    match level {
+        libbpf_rs::PrintLevel::Warn => tracing::debug!(target: "libbpf", "{}", message.trim_end()),
+        _ => tracing::trace!(target: "libbpf", "{}", message.trim_end()),
+    }
+}
+
 /// Loads and attaches the program for `plan`.
 pub fn load(plan: &Plan) -> Result<Loaded, EbpfError> {
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_to_log)));
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(EbpfError::NoBtf);
     }
