@@ -39,6 +39,8 @@ pub enum CaptureError {
     Live { interface: String, reason: String },
     #[error(transparent)]
     Ebpf(#[from] crate::ebpf::EbpfError),
+    #[error("--record {0}")]
+    Record(#[from] crate::ebpf::record::RecordError),
 }
 
 /// One captured frame.

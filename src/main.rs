@@ -36,6 +36,9 @@ enum Command {
     Replay(ReplayArgs),
     /// The live tap daemon: capture on an interface, replay, compare, report.
     Run(RunArgs),
+    /// Write what the eBPF source sees to a pcapng (synthesised TCP/IP,
+    /// one connection per socket) until SIGINT/SIGTERM or --duration.
+    Record(RecordArgs),
     /// Learn endpoint templates from captures; print them as `[[endpoints]]`
     /// configuration with counts and example paths.
     Endpoints(EndpointsArgs),
@@ -128,6 +131,9 @@ struct RunArgs {
     /// Server port(s) of the legacy service.
     #[arg(long = "port", value_name = "N")]
     ports: Vec<u16>,
+    /// eBPF: also write what the source sees to this pcapng.
+    #[arg(long, value_name = "FILE.pcapng")]
+    record: Option<PathBuf>,
     /// BPF filter instead of the one built from the ports.
     #[arg(long, value_name = "BPF")]
     filter: Option<String>,
@@ -148,6 +154,37 @@ struct RunArgs {
     sample: Option<f64>,
     #[command(flatten)]
     triage: TriageArgs,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Only ebpf records here (a pcap capture is already one: tcpdump -w).
+    #[arg(long, value_name = "ebpf")]
+    source: String,
+    /// TOML configuration ([ebpf], [capture] ports and max_flows).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A process of the legacy service (its children, now and later, too).
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<u32>,
+    /// A systemd unit of the legacy service (its cgroup: new workers too).
+    #[arg(long = "unit", value_name = "NAME.service")]
+    units: Vec<String>,
+    /// A unix socket path the legacy service listens on.
+    #[arg(long = "unix", value_name = "PATH")]
+    unix: Vec<String>,
+    /// HTTPS plaintext through libssl (auto) or TLS connections skipped (off).
+    #[arg(long, value_name = "auto|off")]
+    tls: Option<String>,
+    /// Server port(s) of the legacy service.
+    #[arg(long = "port", value_name = "N")]
+    ports: Vec<u16>,
+    /// The pcapng to write (replaced if it exists).
+    #[arg(long, value_name = "FILE.pcapng")]
+    out: PathBuf,
+    /// Stop after this many seconds (default: at SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
 }
 
 #[derive(Args)]
@@ -273,6 +310,7 @@ fn main() -> ExitCode {
         Command::Pairs(args) => pairs(args),
         Command::Replay(args) => replay(args),
         Command::Run(args) => shadowtap::daemon::run(run_flags(args)).map(|_| ExitCode::SUCCESS),
+        Command::Record(args) => record(args),
         Command::Endpoints(args) => endpoints(args),
         Command::Verdict(args) => verdict(args),
         Command::Report(args) => merge_reports(args),
@@ -291,7 +329,7 @@ fn main() -> ExitCode {
 
 /// The daemon tells what it does (info); one-shot commands speak only on trouble.
 fn default_log_level(command: &Command) -> &'static str {
-    if matches!(command, Command::Run(_)) { "info" } else { "warn" }
+    if matches!(command, Command::Run(_) | Command::Record(_)) { "info" } else { "warn" }
 }
 
 /// Each command's flags, for the one table of flags to config keys
@@ -317,6 +355,7 @@ fn run_flags(args: RunArgs) -> Flags {
         units: args.units,
         unix: args.unix,
         tls: args.tls,
+        record: args.record,
         ports: args.ports,
         filter: args.filter,
         candidate: args.candidate,
@@ -327,6 +366,40 @@ fn run_flags(args: RunArgs) -> Flags {
         ..Default::default()
     };
     args.triage.onto(flags)
+}
+
+/// `record`: the eBPF source to a pcapng; one summary line on stderr.
+fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    match args.source.as_str() {
+        "ebpf" => {}
+        "pcap" => anyhow::bail!("record --source pcap: a packet capture is already a pcap, use tcpdump -w FILE"),
+        other => anyhow::bail!("--source {other:?}: record takes ebpf"),
+    }
+    let duration = match args.duration {
+        Some(s) if !(s > 0.0 && s.is_finite()) => anyhow::bail!("--duration {s}: must be a positive number of seconds"),
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let flags = Flags {
+        config: args.config,
+        pids: args.pids,
+        units: args.units,
+        unix: args.unix,
+        tls: args.tls,
+        ports: args.ports,
+        ..Default::default()
+    };
+    let config = flags.load(None)?;
+    let summary = shadowtap::ebpf::record::command::record(
+        &config.ebpf,
+        &config.capture.ports,
+        config.capture.max_flows,
+        &args.out,
+        duration,
+    )?;
+    eprintln!("{summary} to {}", args.out.display());
+    // A recording with holes the writer made is not the traffic seen.
+    Ok(if summary.recorded.write_errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 fn replay_flags(args: &mut ReplayArgs) -> Flags {

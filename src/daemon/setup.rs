@@ -19,6 +19,9 @@ pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
         "pcap" if config.capture.interface.is_none() => {
             bail!("no interface: give --interface IF or [capture] interface in the config")
         }
+        "pcap" if config.ebpf.record.is_some() => {
+            bail!("--record needs --source ebpf (with pcap, use tcpdump -w FILE)")
+        }
         "pcap" => {}
         "ebpf" => config.ebpf.check().map_err(anyhow::Error::msg)?,
         other => bail!("--source {other:?}: must be pcap or ebpf"),

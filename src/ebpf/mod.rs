@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 mod event;
 mod loader;
+pub mod record;
 pub mod targets;
 
 pub use event::{Endpoint, Event, Malformed, Side, parse, stand_in_addresses};
@@ -42,11 +43,20 @@ pub struct EbpfConfig {
     pub tls: String,
     /// The ring buffer between the kernel and shadowtap, MiB (a power of two).
     pub ring_buffer_mb: u32,
+    /// `run`: also write what was seen to this pcapng (`record.rs`).
+    pub record: Option<PathBuf>,
 }
 
 impl Default for EbpfConfig {
     fn default() -> Self {
-        EbpfConfig { pids: Vec::new(), units: Vec::new(), unix: Vec::new(), tls: "auto".into(), ring_buffer_mb: 64 }
+        EbpfConfig {
+            pids: Vec::new(),
+            units: Vec::new(),
+            unix: Vec::new(),
+            tls: "auto".into(),
+            ring_buffer_mb: 64,
+            record: None,
+        }
     }
 }
 
@@ -123,6 +133,8 @@ pub struct EbpfCapture {
     loaded: loader::Loaded,
     stop: Arc<AtomicBool>,
     pub counters: Arc<EbpfCounters>,
+    /// Where the reader also writes what was seen (`run --record`).
+    pub recorder: Option<Box<record::FileRecorder>>,
     /// Added to the kernel's monotonic times to get Unix time.
     monotonic_to_unix_ns: i64,
     pub plan: Plan,
@@ -185,7 +197,7 @@ impl EbpfCapture {
             libssl = ?plan.libssl,
             "eBPF source attached"
         );
-        Ok(EbpfCapture { loaded, stop, counters: Arc::default(), monotonic_to_unix_ns, plan })
+        Ok(EbpfCapture { loaded, stop, counters: Arc::default(), recorder: None, monotonic_to_unix_ns, plan })
     }
 
     /// Unix time, ns, of a kernel monotonic time.

@@ -64,19 +64,32 @@ impl Reader {
                 None
             }
             Source::Live(mut live) => self.read_live(&mut live).err(),
-            Source::Ebpf(capture) => self.read_ebpf(&capture).err(),
+            Source::Ebpf(mut capture) => {
+                let recorder = capture.recorder.take();
+                self.read_ebpf(&capture, recorder).err()
+            }
         }
     }
 
     /// The eBPF source: events in ring order, each to the shard of its
-    /// connection; batches handed on when full and every few ms.
-    fn read_ebpf(&mut self, capture: &crate::ebpf::EbpfCapture) -> Result<(), CaptureError> {
+    /// connection (and to the recorder, if any); batches handed on when
+    /// full and every few ms.
+    fn read_ebpf(
+        &mut self,
+        capture: &crate::ebpf::EbpfCapture,
+        recorder: Option<Box<crate::ebpf::record::FileRecorder>>,
+    ) -> Result<(), CaptureError> {
         let this = std::cell::RefCell::new(self);
+        let recorder = std::cell::RefCell::new(recorder);
         let mut last_flush = i64::MIN;
-        capture.run(
+        let mut last_record_flush = i64::MIN;
+        let ran = capture.run(
             |event| match event {
                 Ok(event) => {
                     let ts = capture.unix_ns(event.ts());
+                    if let Some(recorder) = recorder.borrow_mut().as_mut() {
+                        recorder.record(&event, ts);
+                    }
                     let mut reader = this.borrow_mut();
                     reader.take_event(&event, ts);
                     if reader.since_flush >= reader.config.batch_frames {
@@ -92,8 +105,28 @@ impl Reader {
                     last_flush = now;
                     reader.flush_all();
                 }
+                // What was recorded reaches the file within a second.
+                if now.saturating_sub(last_record_flush) >= 1_000_000_000
+                    && let Some(recorder) = recorder.borrow_mut().as_mut()
+                {
+                    last_record_flush = now;
+                    recorder.flush();
+                }
             },
-        )?;
+        );
+        if let Some(recorder) = recorder.into_inner() {
+            let s = recorder.finish();
+            tracing::info!(
+                connections = s.connections,
+                events = s.events,
+                bytes = s.bytes,
+                packets = s.packets,
+                evicted = s.evicted,
+                write_errors = s.write_errors,
+                "recording closed"
+            );
+        }
+        ran?;
         Ok(())
     }
 

@@ -102,6 +102,9 @@ impl<H: Handler> Flow<H> {
         }
         if seg.flags & FLAG_ACK != 0 {
             self.note_ack(1 - dir, seg.ack);
+            if budget.limits.reorder_window_ns == 0 {
+                self.give_up_at_ack(ctx, 1 - dir, seg.ts, budget);
+            }
         }
         if !seg.payload.is_empty() {
             self.had_data = true;
@@ -147,6 +150,30 @@ impl<H: Handler> Flow<H> {
             }
             stream.acked_hole = None;
             self.skip_to(ctx, dir, first.min(acked), now, budget);
+            self.drain(ctx, dir, budget);
+        }
+    }
+
+    /// With no reordering to wait for (a window of 0: a capture synthesised
+    /// in order, such as a recording of the eBPF source), bytes of `dir` the
+    /// peer acknowledged and the capture never saw are a gap at once:
+    /// before the acknowledging segment's own bytes (an answer to a request
+    /// whose tail was lost finds the request already marked), and also at
+    /// the tail, with nothing held beyond.
+    fn give_up_at_ack(&mut self, ctx: &mut H::Ctx, dir: Dir, ts: Nanos, budget: &mut Budget<'_>) {
+        if !self.handler.wants_data() {
+            return;
+        }
+        loop {
+            let stream = &self.streams[dir];
+            let (Some(next), Some(acked)) = (stream.next, stream.acked) else { return };
+            // A FIN takes a sequence number but is no byte of the stream.
+            let end = stream.fin.map_or(acked, |fin| acked.min(fin));
+            let to = stream.first_ooo().map_or(end, |first| first.min(end));
+            if to <= next {
+                return;
+            }
+            self.skip_to(ctx, dir, to, ts, budget);
             self.drain(ctx, dir, budget);
         }
     }

@@ -113,6 +113,19 @@ fn a_zero_window_gives_the_hole_up_at_the_first_ack() {
     assert_eq!(stream_of(&r), b"aa#cc");
 }
 
+/// Nothing held beyond the hole (the lost bytes were the stream's tail):
+/// with a zero window the ACK past them is enough, without waiting for close.
+#[test]
+fn a_zero_window_gives_a_lost_tail_up_at_the_ack() {
+    for (window, expected) in [(0, &b"aa#"[..]), (DEFAULT_REORDER_WINDOW_NS, &b"aa"[..])] {
+        let mut r = Reassembler::<Collect>::new(Limits { reorder_window_ns: window, ..Limits::default() });
+        r.segment(&mut (), &seg(100, FLAG_SYN, b""));
+        r.segment(&mut (), &seg(101, 0, b"aa"));
+        r.segment(&mut (), &server_ack(107, 1));
+        assert_eq!(stream_of(&r), expected, "window {window}");
+    }
+}
+
 /// Mirror port: the server's ACK reaches the capture before the client's
 /// data it acknowledges, which comes a few milliseconds later.
 #[test]

@@ -47,7 +47,16 @@ impl SourceChoice {
                 Ok(Source::Live(LiveCapture::open(&options, stop)?))
             }
             SourceChoice::Ebpf => {
-                Ok(Source::Ebpf(Box::new(crate::ebpf::EbpfCapture::open(&config.ebpf, &config.capture.ports, stop)?)))
+                // Created first: a path that cannot be written fails before attaching.
+                let recorder = match &config.ebpf.record {
+                    Some(path) => {
+                        Some(Box::new(crate::ebpf::record::Recorder::create(path, config.capture.max_flows)?))
+                    }
+                    None => None,
+                };
+                let mut capture = crate::ebpf::EbpfCapture::open(&config.ebpf, &config.capture.ports, stop)?;
+                capture.recorder = recorder;
+                Ok(Source::Ebpf(Box::new(capture)))
             }
         }
     }
@@ -104,6 +113,13 @@ pub fn pipeline_config(
     p.http.body_limit = config.capture.body_limit;
     p.sample_percent = config.capture.sample_percent;
     p.limits = limits_of(&config.capture, p.shards);
+    if let SourceChoice::Files(files) = source
+        && !files.is_empty()
+        && files.iter().all(|f| crate::ebpf::record::is_recording(f))
+    {
+        // Synthesised in order: nothing arrives late, a hole is final at once.
+        p.limits.reorder_window_ns = 0;
+    }
     p
 }
 

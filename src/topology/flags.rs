@@ -15,11 +15,12 @@
 //! | `--allow-writes`  | `[replay] allow_writes` (+)| replay, run     |
 //! | `--source`        | `[capture] source`         | run             |
 //! | `--interface`     | `[capture] interface`      | run             |
-//! | `--pid`           | `[ebpf] pids`              | run             |
-//! | `--unit`          | `[ebpf] units`             | run             |
-//! | `--unix`          | `[ebpf] unix`              | run             |
-//! | `--tls`           | `[ebpf] tls`               | run             |
-//! | `--port`          | `[capture] ports`          | pairs, replay, run, endpoints |
+//! | `--pid`           | `[ebpf] pids`              | run, record     |
+//! | `--unit`          | `[ebpf] units`             | run, record     |
+//! | `--unix`          | `[ebpf] unix`              | run, record     |
+//! | `--tls`           | `[ebpf] tls`               | run, record     |
+//! | `--record`        | `[ebpf] record`            | run             |
+//! | `--port`          | `[capture] ports`          | pairs, replay, run, endpoints, record |
 //! | `--filter`        | `[capture] filter`         | run             |
 //! | `--sample`        | `[capture] sample_percent` | run             |
 //! | `--body-limit`    | `[capture] body_limit`     | pairs, replay, endpoints |
@@ -50,6 +51,7 @@ pub struct Flags {
     pub units: Vec<String>,
     pub unix: Vec<String>,
     pub tls: Option<String>,
+    pub record: Option<PathBuf>,
     pub ports: Vec<u16>,
     pub filter: Option<String>,
     pub sample: Option<f64>,
@@ -77,6 +79,7 @@ impl Flags {
         replace_list(&mut c.ebpf.units, &self.units);
         replace_list(&mut c.ebpf.unix, &self.unix);
         set_value(&mut c.ebpf.tls, self.tls.clone());
+        set(&mut c.ebpf.record, &self.record);
         if !self.ports.is_empty() {
             c.capture.ports = self.ports.clone();
         }

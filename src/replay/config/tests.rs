@@ -34,6 +34,7 @@ fn the_shipped_default_config_loads_with_every_key() {
     assert!(every.legacy.secondary.is_some() && every.verdict.min_compared == 100, "{uncommented}");
     assert!(shipped.naming.learn && every.naming.settle_exchanges == 1000, "{uncommented}");
     assert!(shipped.candidate.ca_file.is_none() && every.candidate.ca_file.is_some(), "{uncommented}");
+    assert!(shipped.ebpf.record.is_none() && every.ebpf.record.is_some(), "{uncommented}");
 }
 
 #[test]
