@@ -128,6 +128,10 @@ impl EbpfCounters {
     }
 }
 
+/// How often the ring buffer is read when the program does not wake us:
+/// the most an event waits before it reaches the pipeline.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
 /// A loaded, attached eBPF source.
 pub struct EbpfCapture {
     loaded: loader::Loaded,
@@ -212,7 +216,7 @@ impl EbpfCapture {
 
     /// Reads events until stopped: `on_event` for each record (in ring
     /// order), `on_idle` with the time now (Unix ns) after each poll, at
-    /// least every 100 ms.
+    /// least every 10 ms.
     pub fn run(
         &self,
         mut on_event: impl FnMut(Result<Event<'_>, Malformed>),
@@ -228,7 +232,10 @@ impl EbpfCapture {
         let ring = builder.build().map_err(|e| EbpfError::Poll(e.to_string()))?;
         let mut last_refresh = std::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            if let Err(e) = ring.poll(Duration::from_millis(100))
+            // The program wakes us only when much is waiting (see
+            // WAKEUP_BYTES in tap.bpf.c): a timed-out poll reads nothing,
+            // so what is there is consumed after every poll.
+            if let Err(e) = ring.poll(POLL_INTERVAL).and_then(|()| ring.consume())
                 && e.kind() != libbpf_rs::ErrorKind::Interrupted
             {
                 return Err(EbpfError::Poll(e.to_string()));

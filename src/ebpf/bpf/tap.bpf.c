@@ -236,6 +236,17 @@ struct {
 	__type(value, u64);
 } next_conn SEC(".maps");
 
+/* Waking the reader for every event costs the watched service a
+ * wake-up per read and write; instead the reader polls every few ms and
+ * is woken early only when this much is waiting. */
+#define WAKEUP_BYTES (512 << 10)
+
+static __always_inline u64 wakeup(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(u32 which, u64 n)
 {
 	u64 *slot = bpf_map_lookup_elem(&stats, &which);
@@ -320,7 +331,7 @@ static __always_inline void fill_header(struct event *h, u8 kind, u8 dir, u8 fla
 
 static __always_inline void submit_header(struct event *h)
 {
-	if (bpf_ringbuf_output(&events, h, sizeof(*h), 0)) {
+	if (bpf_ringbuf_output(&events, h, sizeof(*h), wakeup())) {
 		count(ST_RB_DROPS, 1);
 		return;
 	}
@@ -399,7 +410,7 @@ static long emit_one(u32 index, void *vstate)
 		/* Unreadable (paged out): the bytes went by, say so. */
 		emit_skip(e->conn, e->dir, e->flags | FLAG_CUT, e->off, len, e->ts, e->tgid, e->fd);
 		count(ST_CHUNKS_CUT, 1);
-	} else if (bpf_ringbuf_output(&events, c, sizeof(struct event) + len, 0)) {
+	} else if (bpf_ringbuf_output(&events, c, sizeof(struct event) + len, wakeup())) {
 		count(ST_RB_DROPS, 1);
 	} else {
 		count(ST_EVENTS, 1);
@@ -542,7 +553,7 @@ static __always_inline void opened(u32 tgid, u32 fd)
 	fill_header(&ev->h, EV_OPEN, 0, 0, conn.id, ts, 0, tgid, fd);
 	ev->h.family = family;
 	ev->h.len = sizeof(ev->o);
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0))
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), wakeup()))
 		count(ST_RB_DROPS, 1);
 	else
 		count(ST_EVENTS, 1);
