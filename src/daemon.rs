@@ -61,6 +61,8 @@ impl Shared {
             self.queue.upgrade().map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as i64),
             self.queue_drops.load(Ordering::Relaxed),
         );
+        let criteria = crate::report::Criteria::of(&self.options.lock().unwrap_or_else(|e| e.into_inner()));
+        self.metrics.refresh_evidence(&self.report.lock().unwrap_or_else(|e| e.into_inner()), &criteria);
     }
 
     fn write_report(&self) {

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod demo;
 pub mod diff;
 pub mod exchange;
+pub mod fleet;
 pub mod har;
 pub mod html;
 pub mod http;

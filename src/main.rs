@@ -137,7 +137,18 @@ struct RunArgs {
 #[derive(Args)]
 struct VerdictArgs {
     /// A report written by `replay --report` or `run --report`.
-    report: PathBuf,
+    #[arg(required_unless_present = "prometheus", conflicts_with = "prometheus")]
+    report: Option<PathBuf>,
+    /// Judge every tap this Prometheus scrapes instead (http://host:port).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// With --prometheus: the span of the taps' traffic judged, e.g. 1h, 30m, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "1h", requires = "prometheus")]
+    window: String,
+    /// With --prometheus: judge with this configuration's [verdict] and
+    /// [latency] instead of the criteria the taps report.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    config: Option<PathBuf>,
     /// Endpoint template(s) to judge, e.g. "GET /api/users/{id}".
     #[arg(long = "endpoint", value_name = "TEMPLATE")]
     endpoints: Vec<String>,
@@ -508,14 +519,27 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
+    let Some(report) = &args.report else { return fleet_verdict(&args) };
     // Bytes, not a string: a binary file (a capture given by mistake) is
     // "not a shadowtap report", not "cannot read: ... valid UTF-8".
-    let bytes = std::fs::read(&args.report).with_context(|| format!("{}: cannot read", args.report.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
-    let verdicts = shadowtap::report::verdicts(&report, &args.endpoints)
-        .with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+    let bytes = std::fs::read(report).with_context(|| format!("{}: cannot read", report.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", report.display()))?;
+    let verdicts = shadowtap::report::verdicts(&json, &args.endpoints)
+        .with_context(|| format!("{}: not a shadowtap report", report.display()))?;
     Ok(print_verdicts(&verdicts))
+}
+
+/// `verdict --prometheus`: the fleet's endpoints, judged as a report's are.
+fn fleet_verdict(args: &VerdictArgs) -> anyhow::Result<ExitCode> {
+    let url = args.prometheus.as_deref().context("give a report or --prometheus URL")?;
+    let window_s = shadowtap::fleet::parse_window(&args.window).map_err(anyhow::Error::msg)?;
+    let criteria = match &args.config {
+        Some(path) => Some(shadowtap::report::Criteria::of_config(&Config::load(path)?)),
+        None => None,
+    };
+    let endpoints = shadowtap::fleet::judge(&shadowtap::fleet::FleetQuery { url, window_s, criteria })?;
+    Ok(print_verdicts(&shadowtap::fleet::verdicts(&endpoints, &args.endpoints)))
 }
 
 /// The verdict table; exit 0 only when every verdict is ready.
