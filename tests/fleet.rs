@@ -85,7 +85,8 @@ fn the_fleet_verdict_says_what_the_merged_report_says() {
         .map(|(i, legacy)| Tap::start(dir.path(), &format!("tap{i}"), &config, *legacy, candidate))
         .collect();
     let targets: Vec<SocketAddr> = taps.iter().map(|t| t.metrics).collect();
-    let prometheus = Prometheus::start(&prometheus_bin, dir.path(), &targets, None);
+    let rules = repo().join("systemd/prometheus/shadowtap-rules.yml");
+    let prometheus = Prometheus::start(&prometheus_bin, dir.path(), &targets, Some(&rules));
     wait_for_within(DEADLINE, "Prometheus scraping three taps", || {
         match prometheus.scalar("sum(up{job=\"shadowtap\"})") {
             Some(3.0) => Ok(()),
@@ -122,6 +123,8 @@ fn the_fleet_verdict_says_what_the_merged_report_says() {
     });
     let total = prometheus.scalar("sum(shadowtap_outcomes_total)");
     assert_eq!(total, Some((per_tap * 3) as f64), "Prometheus has every outcome");
+
+    dashboard_and_rules_use_what_taps_serve(&fleet::body(taps[0].metrics, "/metrics").unwrap(), &prometheus);
 
     let url = prometheus.url();
     let (fleet_code, fleet_out, fleet_err) = shadowtap(&["verdict", "--prometheus", &url, "--window", "10m"]);
@@ -208,4 +211,87 @@ fn error_server(json: &'static str) -> SocketAddr {
         }
     });
     addr
+}
+
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `shadowtap_*` names a text uses, each exactly (not as a prefix).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("shadowtap_") {
+        let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// The Grafana dashboard's and the alerting rules' expressions: every
+/// `shadowtap_*` name they use is served by a tap that has seen traffic
+/// (so they cannot rot when a metric is renamed), every dashboard query
+/// is valid PromQL with its variables filled in, and every rule, loaded
+/// into the test's Prometheus, evaluates without error on the taps' data.
+fn dashboard_and_rules_use_what_taps_serve(scrape: &str, prometheus: &Prometheus) {
+    let served: std::collections::BTreeSet<String> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_string))
+        .collect();
+    let dashboard = std::fs::read_to_string(repo().join("systemd/grafana/shadowtap.json")).unwrap();
+    let rules = std::fs::read_to_string(repo().join("systemd/prometheus/shadowtap-rules.yml")).unwrap();
+    for (file, text) in [("dashboard", &dashboard), ("rules", &rules)] {
+        let used = metric_names(text);
+        assert!(used.len() >= 5, "{file} uses only {used:?}");
+        let missing: Vec<&String> = used.iter().filter(|name| !served.contains(*name)).collect();
+        assert!(missing.is_empty(), "{file} uses metrics no tap serves: {missing:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let panels = json["panels"].as_array().unwrap();
+    let mut queries = 0;
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{} has no targets", panel["title"]));
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let filled = expr
+                .replace("$instance", ".*")
+                .replace("$endpoint", ".*")
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "5m");
+            let status = prometheus.status(&filled);
+            assert_eq!(status, "success", "{}: {filled}", panel["title"]);
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10, "{queries} dashboard queries");
+    let groups = wait_for_within(DEADLINE, "every rule evaluated", || {
+        let text = fleet::body(prometheus.addr, "/api/v1/rules").map_err(|e| e.to_string())?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let rules: Vec<serde_json::Value> = json["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let pending: Vec<&serde_json::Value> = rules.iter().filter(|r| r["health"] != "ok").collect();
+        if rules.len() >= 8 && pending.is_empty() {
+            Ok(rules)
+        } else {
+            Err(format!("{} rules, not ok: {pending:?}", rules.len()))
+        }
+    });
+    assert!(groups.iter().all(|r| r["lastError"].as_str().unwrap_or("").is_empty()), "{groups:?}");
+}
+
+#[test]
+fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
+    let Some(promtool) = needs::met("alerting rules", needs::program("promtool")) else { return };
+    let dir = repo().join("systemd/prometheus");
+    for args in [["check", "rules", "shadowtap-rules.yml"], ["test", "rules", "shadowtap-rules.test.yml"]] {
+        let out = Command::new(&promtool).args(args).current_dir(&dir).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("SUCCESS"), "promtool {args:?}: {text}");
+    }
 }

@@ -78,7 +78,8 @@ fn serve(stream: TcpStream, flavor: Flavor) {
 pub fn get(addr: SocketAddr, target: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+    // HTTP/1.0: one body, never chunked (Prometheus chunks long answers).
+    write!(stream, "GET {target} HTTP/1.0\r\nHost: test\r\nConnection: close\r\n\r\n")?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     Ok(text)
@@ -204,17 +205,27 @@ impl Prometheus {
 
     /// An instant query's result (the `data.result` JSON).
     pub fn query(&self, promql: &str) -> serde_json::Value {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect();
-        let text = body(self.addr, &format!("/api/v1/query?query={encoded}")).unwrap_or_default();
+        let text = body(self.addr, &format!("/api/v1/query?query={}", encode(promql))).unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         json["data"]["result"].clone()
+    }
+
+    /// A query's `status` (`success`, or `error` for invalid PromQL).
+    pub fn status(&self, promql: &str) -> String {
+        let text = body(self.addr, &format!("/api/v1/query?query={}", encode(promql))).unwrap_or_else(|e| e);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        json["status"].as_str().map_or(text, str::to_string)
     }
 
     /// A query's single value, if it has one.
     pub fn scalar(&self, promql: &str) -> Option<f64> {
         self.query(promql).get(0)?["value"][1].as_str()?.parse().ok()
     }
+}
+
+/// A query string value, percent-encoded.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
