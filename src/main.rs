@@ -165,6 +165,9 @@ struct ReportArgs {
     /// Write the report as one self-contained HTML page here.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Write the report's examples (from --outcomes) as HAR 1.2 here.
+    #[arg(long, value_name = "FILE")]
+    har: Option<PathBuf>,
     /// Outcome lines (`--out` of replay or run) for the HTML page's
     /// examples and outcomes over time.
     #[arg(long = "outcomes", value_name = "FILE.jsonl")]
@@ -569,7 +572,7 @@ fn merge_reports(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let json = serde_json::to_string_pretty(&merged)?;
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write", path.display()))?;
     }
-    if let Some(path) = &args.html {
+    if args.html.is_some() || args.har.is_some() {
         let wanted = shadowtap::html::wanted_fields(&merged);
         let mut evidence = shadowtap::html::examples::Evidence::default();
         for outcomes in &args.outcomes {
@@ -578,8 +581,14 @@ fn merge_reports(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 .read(std::io::BufReader::new(file), &wanted)
                 .with_context(|| format!("{}: cannot read", outcomes.display()))?;
         }
-        let page = shadowtap::html::render(&merged, &evidence, "shadowtap report");
-        std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+        if let Some(path) = &args.html {
+            let page = shadowtap::html::render(&merged, &evidence, "shadowtap report");
+            std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        if let Some(path) = &args.har {
+            let har = serde_json::to_string_pretty(&shadowtap::har::examples::examples_har(&evidence))? + "\n";
+            std::fs::write(path, har).with_context(|| format!("{}: cannot write", path.display()))?;
+        }
     }
     if !args.verdict {
         print!("{}", shadowtap::report::table(&merged));
