@@ -90,7 +90,10 @@ fn the_fleet_verdict_says_what_the_merged_report_says() {
     wait_for_within(DEADLINE, "Prometheus scraping three taps", || {
         match prometheus.scalar("sum(up{job=\"shadowtap\"})") {
             Some(3.0) => Ok(()),
-            other => Err(format!("{other:?} up")),
+            other => {
+                let logs: Vec<String> = taps.iter().map(Tap::log_tail).collect();
+                Err(format!("{other:?} up; targets: {}; tap logs:\n{}", prometheus.target_errors(), logs.join("\n")))
+            }
         }
     });
 

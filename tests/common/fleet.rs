@@ -129,13 +129,15 @@ pub struct Tap {
     pub metrics: SocketAddr,
     pub report: PathBuf,
     pub out: PathBuf,
+    pub stderr: PathBuf,
 }
 
 impl Tap {
     pub fn start(dir: &Path, name: &str, config: &Path, legacy: SocketAddr, candidate: SocketAddr) -> Tap {
         let metrics = free_addr();
         let (report, out) = (dir.join(format!("{name}.json")), dir.join(format!("{name}.jsonl")));
-        let stderr = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
+        let stderr_path = dir.join(format!("{name}.stderr"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let process = Guard(
             Command::new(env!("CARGO_BIN_EXE_shadowtap"))
                 .args(["run", "--config", config.to_str().unwrap(), "--interface", "lo"])
@@ -149,7 +151,14 @@ impl Tap {
                 .unwrap(),
         );
         wait_for_within(DEADLINE, "a tap's /healthz", || body(metrics, "/healthz"));
-        Tap { process, metrics, report, out }
+        Tap { process, metrics, report, out, stderr: stderr_path }
+    }
+
+    /// The end of its log, to say why a wait failed.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
     }
 
     /// The sum of a counter family on this tap's /metrics.
@@ -208,6 +217,16 @@ impl Prometheus {
         let text = body(self.addr, &format!("/api/v1/query?query={}", encode(promql))).unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         json["data"]["result"].clone()
+    }
+
+    /// Each scrape target's health and last error, to say why a wait failed.
+    pub fn target_errors(&self) -> String {
+        let text = body(self.addr, "/api/v1/targets").unwrap_or_else(|e| e);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let targets = json["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        let said: Vec<String> =
+            targets.iter().map(|t| format!("{} {} {}", t["scrapeUrl"], t["health"], t["lastError"])).collect();
+        if said.is_empty() { text } else { said.join("; ") }
     }
 
     /// A query's `status` (`success`, or `error` for invalid PromQL).
