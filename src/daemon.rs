@@ -66,6 +66,8 @@ impl Shared {
         if let Some(ebpf) = &self.ebpf {
             self.metrics.refresh_ebpf(ebpf, &self.progress);
         }
+        let criteria = crate::report::Criteria::of(&self.options.lock().unwrap_or_else(|e| e.into_inner()));
+        self.metrics.refresh_evidence(&self.report.lock().unwrap_or_else(|e| e.into_inner()), &criteria);
     }
 
     fn write_report(&self) {

@@ -6,7 +6,8 @@
 //! for which HAR 1.2 has no encoding field, says so in `_encoding`).
 //! Timings come from the capture: `wait` is from the request's first byte
 //! to the answer's. Secret header values (credentials, cookies) are
-//! redacted.
+//! redacted. The report's examples (from outcome lines) go out as HAR
+//! too ([`examples`]).
 
 use std::io::Write;
 
@@ -16,6 +17,8 @@ use serde_json::{Value, json};
 
 use crate::calendar::format_ts;
 use crate::exchange::{Exchange, Payload};
+
+pub mod examples;
 
 /// Headers whose values never leave the machine in a HAR file.
 const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
@@ -64,7 +67,7 @@ fn body_text(body: &[u8]) -> (String, Option<&'static str>) {
 }
 
 /// `name=value` pairs of the request's query, as sent (not decoded).
-fn query_string(uri: &str) -> Vec<Value> {
+pub(crate) fn query_string(uri: &str) -> Vec<Value> {
     let Some((_, query)) = uri.split_once('?') else { return Vec::new() };
     let query = query.split('#').next().unwrap_or_default();
     query

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod diff;
 pub mod ebpf;
 pub mod exchange;
+pub mod fleet;
 pub mod har;
 pub mod html;
 pub mod http;

@@ -190,7 +190,18 @@ struct RecordArgs {
 #[derive(Args)]
 struct VerdictArgs {
     /// A report written by `replay --report` or `run --report`.
-    report: PathBuf,
+    #[arg(required_unless_present = "prometheus", conflicts_with = "prometheus")]
+    report: Option<PathBuf>,
+    /// Judge every tap this Prometheus scrapes instead (http://host:port).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// With --prometheus: the span of the taps' traffic judged, e.g. 1h, 30m, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "1h", requires = "prometheus")]
+    window: String,
+    /// With --prometheus: judge with this configuration's [verdict] and
+    /// [latency] instead of the criteria the taps report.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    config: Option<PathBuf>,
     /// Endpoint template(s) to judge, e.g. "GET /api/users/{id}".
     #[arg(long = "endpoint", value_name = "TEMPLATE")]
     endpoints: Vec<String>,
@@ -207,6 +218,9 @@ struct ReportArgs {
     /// Write the report as one self-contained HTML page here.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Write the report's examples (from --outcomes) as HAR 1.2 here.
+    #[arg(long, value_name = "FILE")]
+    har: Option<PathBuf>,
     /// Outcome lines (`--out` of replay or run) for the HTML page's
     /// examples and outcomes over time.
     #[arg(long = "outcomes", value_name = "FILE.jsonl")]
@@ -602,14 +616,27 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
+    let Some(report) = &args.report else { return fleet_verdict(&args) };
     // Bytes, not a string: a binary file (a capture given by mistake) is
     // "not a shadowtap report", not "cannot read: ... valid UTF-8".
-    let bytes = std::fs::read(&args.report).with_context(|| format!("{}: cannot read", args.report.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
-    let verdicts = shadowtap::report::verdicts(&report, &args.endpoints)
-        .with_context(|| format!("{}: not a shadowtap report", args.report.display()))?;
+    let bytes = std::fs::read(report).with_context(|| format!("{}: cannot read", report.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a shadowtap report", report.display()))?;
+    let verdicts = shadowtap::report::verdicts(&json, &args.endpoints)
+        .with_context(|| format!("{}: not a shadowtap report", report.display()))?;
     Ok(print_verdicts(&verdicts))
+}
+
+/// `verdict --prometheus`: the fleet's endpoints, judged as a report's are.
+fn fleet_verdict(args: &VerdictArgs) -> anyhow::Result<ExitCode> {
+    let url = args.prometheus.as_deref().context("give a report or --prometheus URL")?;
+    let window_s = shadowtap::fleet::parse_window(&args.window).map_err(anyhow::Error::msg)?;
+    let criteria = match &args.config {
+        Some(path) => Some(shadowtap::report::Criteria::of_config(&Config::load(path)?)),
+        None => None,
+    };
+    let endpoints = shadowtap::fleet::judge(&shadowtap::fleet::FleetQuery { url, window_s, criteria })?;
+    Ok(print_verdicts(&shadowtap::fleet::verdicts(&endpoints, &args.endpoints)))
 }
 
 /// The verdict table; exit 0 only when every verdict is ready.
@@ -639,7 +666,7 @@ fn merge_reports(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let json = serde_json::to_string_pretty(&merged)?;
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write", path.display()))?;
     }
-    if let Some(path) = &args.html {
+    if args.html.is_some() || args.har.is_some() {
         let wanted = shadowtap::html::wanted_fields(&merged);
         let mut evidence = shadowtap::html::examples::Evidence::default();
         for outcomes in &args.outcomes {
@@ -648,8 +675,14 @@ fn merge_reports(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 .read(std::io::BufReader::new(file), &wanted)
                 .with_context(|| format!("{}: cannot read", outcomes.display()))?;
         }
-        let page = shadowtap::html::render(&merged, &evidence, "shadowtap report");
-        std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+        if let Some(path) = &args.html {
+            let page = shadowtap::html::render(&merged, &evidence, "shadowtap report");
+            std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        if let Some(path) = &args.har {
+            let har = serde_json::to_string_pretty(&shadowtap::har::examples::examples_har(&evidence))? + "\n";
+            std::fs::write(path, har).with_context(|| format!("{}: cannot write", path.display()))?;
+        }
     }
     if !args.verdict {
         print!("{}", shadowtap::report::table(&merged));

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the live daemon (`shadowtap_*`), kept with
 //! `prometheus-client`. Pipeline counters live in the pipeline's atomics and
 //! are copied in at each scrape; outcomes and latencies are observed as
-//! replay finishes them.
+//! replay finishes them; per-endpoint evidence the verdict needs besides
+//! (load, health, differing fields) is copied from the report at each
+//! scrape ([`evidence`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,12 +11,14 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::capture::LiveCounters;
 use crate::pipeline::Progress;
 use crate::replay::Outcome;
+
+mod evidence;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -32,8 +36,25 @@ struct LatencyLabels {
 type HistogramFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
-    // 100 µs to about 13 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+    Histogram::new(latency_buckets())
+}
+
+/// The latency buckets' upper bounds, in seconds, the same on every tap (a
+/// fleet's buckets are summed): 1 ms steps up to 10 ms, then 10% steps up
+/// to about 20 s. A quantile read from them (`histogram_quantile`) lies in
+/// the bucket of the true value, so it is off by less than 1 ms below
+/// 10 ms and by less than 10% from 10 ms to 20 s: fine enough for the
+/// p99 margin (20% and 5 ms by default), where doubling buckets were off
+/// by up to half the value.
+pub fn latency_buckets() -> Vec<f64> {
+    let mut bounds: Vec<f64> = (1..=10).map(|ms| f64::from(ms) / 1000.0).collect();
+    let mut bound = 0.010_f64;
+    while bound < 20.0 {
+        bound *= 1.1;
+        // Whole microseconds: readable `le` labels, the same on every tap.
+        bounds.push((bound * 1e6).round() / 1e6);
+    }
+    bounds
 }
 
 /// Endpoints beyond this many share the label "other", so a service with
@@ -56,6 +77,7 @@ pub struct Metrics {
     queue_drops: Counter,
     outcomes: Family<OutcomeLabels, Counter>,
     latency: HistogramFamily,
+    evidence: evidence::Evidence,
     endpoints_seen: std::sync::Mutex<std::collections::HashSet<String>>,
     ebpf: Option<ebpf::EbpfMetrics>,
 }
@@ -84,6 +106,7 @@ impl Metrics {
             queue_drops: Counter::default(),
             outcomes: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
+            evidence: Default::default(),
             endpoints_seen: Default::default(),
             ebpf: None,
             registry: Registry::default(),
@@ -122,6 +145,7 @@ impl Metrics {
         registry.register("replay_queue_drops", "Exchanges dropped because replay fell behind", m.queue_drops.clone());
         registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
         registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
+        m.evidence.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -181,6 +205,12 @@ impl Metrics {
         self.active_flows.set(Progress::total(&progress.active_flows) as i64);
         self.reassembly_bytes.set(Progress::total(&progress.buffered_bytes) as i64);
         self.queue_depth.set(queue_depth);
+    }
+
+    /// Copies the report's per-endpoint evidence and criteria in.
+    pub fn refresh_evidence(&self, report: &crate::report::Report, criteria: &crate::report::Criteria) {
+        let figures = report.figures(&criteria.verdict, evidence::FIELDS_EXPORTED);
+        self.evidence.copy(&figures, criteria, |endpoint| self.endpoint_label(endpoint));
     }
 
     /// The Prometheus text exposition.

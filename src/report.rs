@@ -13,6 +13,7 @@ use crate::replay::Outcome;
 use crate::replay::endpoint::distinct::Distinct;
 use crate::replay::load::{self, EndpointLoad, Health, Load, LoadSummary};
 
+pub mod figures;
 pub mod hdr;
 pub mod merge;
 mod table;
@@ -416,11 +417,7 @@ impl Report {
                     recorded_histogram: hdr::encode(&s.recorded),
                     candidate_histogram: hdr::encode(&s.candidate),
                 };
-                (report.ready, report.why) = readiness(&report, &options.verdict, margin);
-                if let Some(blocker) = load::capture_blocker(&self.load, &options.verdict) {
-                    report.why = if report.ready { blocker } else { format!("{}; {blocker}", report.why) };
-                    report.ready = false;
-                }
+                judge(&mut report, options, &self.load);
                 totals.ready_endpoints += u64::from(report.ready);
                 totals.counts.add(&report.counts);
                 report
@@ -428,6 +425,16 @@ impl Report {
             .collect();
         let load = self.load.summary(&options.verdict);
         ReportJson { endpoints, totals, load, equivalences: self.equivalences.clone(), criteria: Criteria::of(options) }
+    }
+}
+
+/// Sets `ready`/`why` of an endpoint from its figures and the capture's
+/// (kernel drops): the one judge of reports, merged reports and the fleet.
+pub fn judge(report: &mut EndpointReport, options: &ReportOptions, capture: &Load) {
+    (report.ready, report.why) = readiness(report, &options.verdict, options.margin);
+    if let Some(blocker) = load::capture_blocker(capture, &options.verdict) {
+        report.why = if report.ready { blocker } else { format!("{}; {blocker}", report.why) };
+        report.ready = false;
     }
 }
 

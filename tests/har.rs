@@ -5,11 +5,15 @@
 //! "response", "content", "timings" objects), hold the same exchanges as
 //! the golden JSON Lines of `pairs`, with the same bodies byte for byte
 //! (text or base64), the capture's timings, and no secret header value.
+//! `report --har` writes the report's examples (from outcome lines) as
+//! HAR 1.2 too: checked the same way, and against the lines.
 
 #[path = "common/demo_service.rs"]
 mod demo_service;
 #[path = "common/needs.rs"]
 mod needs;
+#[path = "common/outcomes.rs"]
+mod outcomes;
 #[path = "common/tcpdump.rs"]
 mod tcpdump;
 #[path = "common/wait.rs"]
@@ -204,4 +208,98 @@ fn credentials_and_cookies_never_reach_the_har() {
     assert_eq!(value("authorization"), "[redacted]");
     assert_eq!(value("cookie"), "[redacted]");
     assert_eq!(value("host"), "legacy", "other headers are kept");
+}
+
+/// The demo capture replayed to the demo's candidate (planted diffs), an
+/// outcome line with a differing Set-Cookie added; `report --outcomes
+/// --har` of it.
+fn report_examples_har(dir: &Path) -> (Vec<Value>, Value, Value) {
+    let candidate = format!("http://{}", demo_service::service(shadowtap::demo::Flavor::Candidate));
+    let replay = outcomes::replay(dir, "demo", &pcap("demo.pcap"), &candidate, &[]);
+    let lines_path = dir.join("demo.jsonl");
+    let first_diff = replay.lines.iter().find(|l| l["outcome"] == "diff").expect("a diff line").clone();
+    let mut secret = first_diff.clone();
+    secret["ts"] = "2026-11-25T21:59:28.000001Z".into();
+    secret["differences"] = serde_json::json!([{"path": "header:set-cookie", "kind": "changed",
+        "recorded": "sid=legacy-s3cret", "candidate": "sid=cand-s3cret"}]);
+    let mut report = replay.report.clone();
+    let endpoint = secret["endpoint"].as_str().unwrap();
+    let e = report["endpoints"].as_array_mut().unwrap().iter_mut().find(|e| e["endpoint"] == endpoint).unwrap();
+    e["field_counts"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, serde_json::json!({"path": "header:set-cookie", "count": 1_000_000}));
+    std::fs::write(&replay.report_path, report.to_string()).unwrap();
+    let mut text = std::fs::read_to_string(&lines_path).unwrap();
+    text += &format!("{secret}\n");
+    std::fs::write(&lines_path, text).unwrap();
+    let har_path = dir.join("examples.har");
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(&replay.report_path)
+        .arg("--outcomes")
+        .arg(&lines_path)
+        .arg("--har")
+        .arg(&har_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "report --har: {}", String::from_utf8_lossy(&out.stderr));
+    let har = serde_json::from_str(&std::fs::read_to_string(&har_path).unwrap()).unwrap();
+    let mut lines = replay.lines;
+    lines.push(secret);
+    (lines, report, har)
+}
+
+#[test]
+fn report_examples_are_valid_har_1_2_true_to_their_outcome_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, report, har) = report_examples_har(dir.path());
+    check_har_1_2(&har);
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert!(!entries.is_empty() && entries.len() % 2 == 0, "{} entries", entries.len());
+    let mut examples_of = std::collections::BTreeSet::new();
+    for pair in entries.chunks(2) {
+        let (recorded, candidate) = (&pair[0], &pair[1]);
+        let url = |e: &Value| e["request"]["url"].as_str().unwrap().to_string();
+        let uri = url(recorded).strip_prefix("http://legacy").expect("recorded answer first").to_string();
+        assert_eq!(url(candidate), format!("http://candidate{uri}"));
+        let line = lines
+            .iter()
+            .find(|l| l["uri"] == uri.as_str() && l["ts"] == recorded["startedDateTime"])
+            .unwrap_or_else(|| panic!("no outcome line for {uri} at {}", recorded["startedDateTime"]));
+        let tag = &recorded["_shadowtap"];
+        assert_eq!((&tag["endpoint"], &tag["outcome"]), (&line["endpoint"], &line["outcome"]));
+        examples_of.insert((tag["endpoint"].as_str().unwrap().to_string(), tag["field"].as_str().unwrap().to_string()));
+        for (entry, side) in [(recorded, "recorded"), (candidate, "candidate")] {
+            assert_eq!(entry["request"]["method"], line["method"]);
+            assert_eq!(entry["response"]["status"], line[format!("{side}_status")].as_u64().unwrap_or(0));
+            let latency_ms = line[format!("{side}_latency_us")].as_f64().map_or(0.0, |us| us / 1000.0);
+            assert!((entry["time"].as_f64().unwrap() - latency_ms).abs() < 1e-9, "{side} time of {uri}");
+            // Every differing body value, this side's, round-trips.
+            let body: Value = serde_json::from_str(entry["response"]["content"]["text"].as_str().unwrap()).unwrap();
+            for d in
+                line["differences"].as_array().unwrap().iter().filter(|d| d["path"].as_str().unwrap().starts_with('/'))
+            {
+                assert_eq!(body[d["path"].as_str().unwrap()], d[side], "{side} value at {} of {uri}", d["path"]);
+            }
+        }
+    }
+    // An example of each top differing field of every endpoint with diffs.
+    for e in report["endpoints"].as_array().unwrap().iter().filter(|e| e["diff"].as_u64().unwrap() > 0) {
+        for f in e["top_fields"].as_array().unwrap() {
+            let field = f["path"].as_str().unwrap();
+            let folded =
+                field.split('/').map(|s| if s.parse::<u64>().is_ok() { "*" } else { s }).collect::<Vec<_>>().join("/");
+            let endpoint = e["endpoint"].as_str().unwrap().to_string();
+            assert!(
+                examples_of.contains(&(endpoint.clone(), field.to_string()))
+                    || examples_of.contains(&(endpoint.clone(), folded)),
+                "no example of {field} on {endpoint}: {examples_of:?}"
+            );
+        }
+    }
+    // The differing Set-Cookie is shown, its values never.
+    let text = har.to_string();
+    assert!(text.contains("header:set-cookie") && text.contains("[redacted]"), "the cookie example is there");
+    assert!(!text.contains("s3cret"), "a secret reached the HAR");
 }

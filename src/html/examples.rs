@@ -35,11 +35,15 @@ pub fn shown(path: &str, value: &Value) -> Value {
 /// One example exchange, as its outcome line tells it.
 #[derive(Clone, Debug)]
 pub struct Example {
+    /// Capture time of the request (RFC 3339).
+    pub ts: String,
     pub method: String,
     pub uri: String,
     pub outcome: String,
     pub recorded_status: Option<u64>,
     pub candidate_status: Option<u64>,
+    pub recorded_latency_us: Option<u64>,
+    pub candidate_latency_us: Option<u64>,
     /// (path, kind, recorded, candidate), secrets redacted.
     pub differences: Vec<(String, String, Value, Value)>,
     /// Differences set aside: (path, by).
@@ -136,11 +140,14 @@ fn example_of(line: &Value) -> Example {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let list = |key: &str| line[key].as_array().cloned().unwrap_or_default();
     Example {
+        ts: text(&line["ts"]),
         method: text(&line["method"]),
         uri: text(&line["uri"]),
         outcome: text(&line["outcome"]),
         recorded_status: line["recorded_status"].as_u64(),
         candidate_status: line["candidate_status"].as_u64(),
+        recorded_latency_us: line["recorded_latency_us"].as_u64(),
+        candidate_latency_us: line["candidate_latency_us"].as_u64(),
         differences: list("differences")
             .iter()
             .take(20)

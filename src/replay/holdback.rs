@@ -101,6 +101,7 @@ mod tests {
             candidate: 2.into(),
         };
         Outcome {
+            schema: Default::default(),
             ts: String::new(),
             method: "GET".into(),
             uri: "/x".into(),

@@ -48,9 +48,25 @@ pub struct Explained {
     pub by: &'static str,
 }
 
+/// The version of the `--out` line format, `"schema": 1` in every line
+/// (`schema/outcome-line.v1.json`). Fields may be added within a version;
+/// none is renamed, removed or given another meaning without a new one.
+pub const LINE_SCHEMA: u32 = 1;
+
+/// Serialises as [`LINE_SCHEMA`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LineSchema;
+
+impl Serialize for LineSchema {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(LINE_SCHEMA)
+    }
+}
+
 /// One line of `--out`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
+    pub schema: LineSchema,
     pub ts: String,
     pub method: String,
     pub uri: String,

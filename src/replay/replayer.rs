@@ -213,6 +213,7 @@ impl Replayer {
 
     fn base_outcome(&self, exchange: &Exchange, endpoint: String) -> Outcome {
         Outcome {
+            schema: Default::default(),
             ts: format_ts(exchange.request.ts),
             method: exchange.request.method.clone(),
             uri: exchange.request.uri.clone(),
