@@ -26,7 +26,9 @@
 #  0. nginx A (the legacy service: HTTP on PORT_A, HTTPS on PORT_T with a
 #     self-signed certificate made here by openssl, stub_status on PORT_S)
 #     and nginx B (the candidate, HTTP on PORT_B), as in bench/live.sh:
-#     same small static x.json, access_log off, keep-alive.
+#     same small static x.json, access_log off, keep-alive, and
+#     sendfile off (a body sent by sendfile(2) never passes through nginx,
+#     so the eBPF source would mark every exchange a capture gap).
 #  1. Rate phases, each `wrk -t2 -c50 -dS` against nginx A, repeated
 #     --rounds times, interleaved:
 #       H0  HTTP, nothing watching
@@ -42,7 +44,8 @@
 #     (/proc/PID/stat), and drops: kernel drops for pcap, ring-buffer
 #     drops and chunks cut for eBPF. The eBPF program itself runs inside
 #     nginx's system calls, so its cost is in nginx's CPU and in the rate,
-#     not in shadowtap's CPU.
+#     not in shadowtap's CPU. Also the context switches of shadowtap's
+#     `reader` thread per request: how often the kernel wakes it.
 #  2. Completeness, once each, wrk at full speed with --sample 100:
 #     C1 pcap HTTP, C2 eBPF HTTP, C3 eBPF HTTPS; shadowtap_exchanges_total
 #     against the requests nginx A answered (stub_status delta) and
@@ -275,14 +278,27 @@ say "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'): A 127.0.0.1:$PORT_A and https $
 # Requests nginx A has answered so far (stub_status, outside the watched ports).
 nginx_a_requests() { fetch "http://127.0.0.1:$PORT_S/status" | awk 'NR == 3 { print $3 }'; }
 
+# Context switches of the thread named `reader` of PID (the capture
+# reader: each is a wake-up by the kernel, one per ring-buffer event or
+# per libpcap block).
+reader_switches() { # PID
+    local t total=0
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = reader ] || continue
+        total=$((total + $(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "$t/status" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
 # --- wrk -----------------------------------------------------------------------
 # run_wrk PHASE URL [EXTRA_PID]: wrk -t2 -c50 against URL; records the rate,
 # the request count, the CPU of wrk, nginx A and B, EXTRA_PID and the machine.
 run_wrk() {
-    local phase=$1 url=$2 extra=${3:-} a0 b0 e0 m0 a1 b1 e1 m1 t0 t1 rps reqs wu ws
+    local phase=$1 url=$2 extra=${3:-} a0 b0 e0 m0 w0 a1 b1 e1 m1 w1 t0 t1 rps reqs wu ws
     put "${phase}_load" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
     a0=$(tree_ticks "$NGINX_A_PID"); b0=$(tree_ticks "$NGINX_B_PID"); m0=$(machine_ticks)
     e0=0; [ -z "$extra" ] || e0=$(ticks_of "$extra")
+    w0=0; [ -z "$extra" ] || w0=$(reader_switches "$extra")
     t0=$EPOCHREALTIME
     /usr/bin/time -f '%U %S' -o "$TMP/$phase.wrktime" \
         wrk -t2 -c50 -d"${DURATION}s" "$url" > "$TMP/$phase.wrk" 2>&1 ||
@@ -290,6 +306,8 @@ run_wrk() {
     t1=$EPOCHREALTIME
     a1=$(tree_ticks "$NGINX_A_PID"); b1=$(tree_ticks "$NGINX_B_PID"); m1=$(machine_ticks)
     e1=0; [ -z "$extra" ] || e1=$(ticks_of "$extra")
+    w1=0; [ -z "$extra" ] || w1=$(reader_switches "$extra")
+    put "${phase}_reader_switches" "$((w1 - w0))"
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$TMP/$phase.wrk")
     reqs=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$TMP/$phase.wrk")
     [ -n "$rps" ] && [ -n "$reqs" ] || { cat "$TMP/$phase.wrk" >&2; die "no rate from wrk ($phase)"; }
@@ -417,17 +435,19 @@ completeness c3 ebpf "$PORT_T" "$HTTPS_URL"
 
 # --- 3. steady rate ------------------------------------------------------------------
 steady() { # PHASE PORT [--tls]
-    local p=$1 n0 n1 s0 s1 a0 a1 b0 b1 m0 m1 t0 t1 cu cs
+    local p=$1 n0 n1 s0 s1 a0 a1 b0 b1 m0 m1 w0 t0 t1 cu cs
     start_shadowtap "$p" 100 ebpf "$2"
     n0=$(nginx_a_requests)
     put "${p}_load" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
     s0=$(ticks_of "$ST_PID"); a0=$(tree_ticks "$NGINX_A_PID"); b0=$(tree_ticks "$NGINX_B_PID"); m0=$(machine_ticks)
+    w0=$(reader_switches "$ST_PID")
     t0=$EPOCHREALTIME
     /usr/bin/time -f '%U %S' -o "$TMP/$p.clienttime" \
         python3 "$HERE/paced_client.py" "$2" "$RATE" "$STEADY" "$CONNS" ${3:-} --user-agent shadowtap-ebpf-bench/1 \
         > "$TMP/$p.client" || die "paced client failed ($p)"
     t1=$EPOCHREALTIME
     s1=$(ticks_of "$ST_PID"); a1=$(tree_ticks "$NGINX_A_PID"); b1=$(tree_ticks "$NGINX_B_PID"); m1=$(machine_ticks)
+    put "${p}_reader_switches" "$(($(reader_switches "$ST_PID") - w0))"
     sleep 0.5
     n1=$(nginx_a_requests)
     local _ sent ok bad wall crate late latep99 latemax

@@ -116,6 +116,8 @@ def row(label, f):
 
 
 row("CPU, % of one core", lambda p: f"{pct(p, 'extra'):.1f}")
+row("reader wake-ups / request", lambda p: f"{num(p + '_reader_switches') / num(p + '_requests'):.2f}"
+    if num(p + "_requests") else "-")
 row("VmHWM, MiB", lambda p: f"{num(p + '_vmhwm_kib') / 1024:.1f}")
 row("packets | eBPF events", lambda p: f"{int(num(p + '_ebpf_events') or num(p + '_packets_captured'))}")
 row("capture drops", lambda p: f"{drops(p)}")
