@@ -286,43 +286,7 @@ say "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'): A 127.0.0.1:$PORT_A (worker_pro
 # one of them, and is on PORT_S, outside the capture filter).
 nginx_a_requests() { fetch "http://127.0.0.1:$PORT_S/status" | awk 'NR == 3 { print $3 }'; }
 
-# CPU ticks (utime+stime, all threads) of a process and its children.
-ticks_of() { # PID...
-    local total=0 p f
-    for p in "$@"; do
-        f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f12,13) || continue
-        [ -n "$f" ] && total=$((total + ${f% *} + ${f#* }))
-    done
-    echo "$total"
-}
-tree_ticks() { # PID: the process and its children (nginx master and workers)
-    local kids
-    mapfile -t kids < <(pgrep -P "$1" || true)
-    ticks_of "$1" "${kids[@]}"
-}
-# Ticks of the whole machine (all CPUs): "busy softirq idle", busy being
-# everything but softirq, idle and iowait. Softirq is its own column: this
-# kernel accounts it apart (IRQ time accounting), not to the process it
-# interrupted, and on lo it is mostly our own traffic's receive path
-# (including the copy of each packet to a capture ring).
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $9, $8, $5 + $6 }' /proc/stat; }
-put_machine() { # PHASE "busy0 soft0 idle0" "busy1 soft1 idle1"
-    local a b
-    read -r -a a <<< "$2"
-    read -r -a b <<< "$3"
-    put "$1_cpu_machine" "$((b[0] - a[0]))"
-    put "$1_cpu_softirq" "$((b[1] - a[1]))"
-    put "$1_cpu_idle" "$((b[2] - a[2]))"
-}
-# Per-thread ticks of a process, summed by thread name: "name=ticks ...".
-thread_ticks() { # PID
-    local t comm f
-    for t in /proc/"$1"/task/*; do
-        comm=$(cat "$t/comm" 2>/dev/null) || continue
-        f=$(sed 's/^.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f12,13) || continue
-        echo "${comm// /_} $(( ${f% *} + ${f#* } ))"
-    done | awk '{ s[$1] += $2 } END { for (k in s) printf "%s=%d ", k, s[k] }'
-}
+# ticks_of, tree_ticks, machine_ticks, put_machine, thread_ticks: bench/lib.sh
 
 # --- wrk ---------------------------------------------------------------------
 # run_wrk PHASE [EXTRA_PID]: wrk -t2 -c50 against A; records the rate, the
@@ -369,9 +333,7 @@ EOF
 }
 
 # --- shadowtap ---------------------------------------------------------------
-metric() { # NAME FILE: sum of the samples of a metric (labels ignored)
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"
-}
+# metric NAME FILE: bench/lib.sh
 scrape() { fetch "http://127.0.0.1:$PORT_M/metrics" > "$1" 2>/dev/null; }
 
 start_shadowtap() { # PHASE SAMPLE
@@ -483,53 +445,8 @@ s0=$(ticks_of "$ST_PID"); a0=$(tree_ticks "$NGINX_A_PID"); b0=$(tree_ticks "$NGI
 thread_ticks "$ST_PID" > "$TMP/steady.threads0"
 t0=$EPOCHREALTIME
 /usr/bin/time -f '%U %S' -o "$TMP/steady.clienttime" \
-    python3 - "$PORT_A" "$RATE" "$STEADY" "$CONNS" > "$TMP/steady.client" <<'EOF' || die "paced client failed"
-# Open-loop pacing: request i is due at t0 + i/rate; connection k sends the
-# requests i = k, k+N, ... (late ones go at once, none is skipped).
-import asyncio, sys, time
-port, rate, secs, conns = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-total = rate * secs
-req = (f"GET /x.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: shadowtap-live-bench/1\r\n"
-       "Accept: application/json\r\n\r\n").encode()
-sent = ok = bad = 0
-late = []
-async def worker(k, t0):
-    global sent, ok, bad
-    loop = asyncio.get_running_loop()
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    for i in range(k, total, conns):
-        delay = t0 + i / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            late.append(-delay)
-        w.write(req)
-        sent += 1
-        head = await r.readuntil(b"\r\n\r\n")
-        n = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                n = int(line[15:])
-        if n:
-            await r.readexactly(n)
-        if head[9:12] == b"200":
-            ok += 1
-        else:
-            bad += 1
-    w.close()
-    await w.wait_closed()
-async def main():
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.2
-    start = time.monotonic() + 0.2
-    await asyncio.gather(*(worker(k, t0) for k in range(conns)))
-    wall = time.monotonic() - start
-    late.sort()
-    p99 = late[int(len(late) * 0.99)] if late else 0.0
-    print(f"sent {sent} ok {ok} bad {bad} wall {wall:.3f} rate {ok / wall:.0f} "
-          f"late {len(late)} late_p99_ms {p99 * 1000:.1f} late_max_ms {(late[-1] if late else 0) * 1000:.1f}")
-asyncio.run(main())
-EOF
+    python3 "$HERE/paced_client.py" "$PORT_A" "$RATE" "$STEADY" "$CONNS" --user-agent shadowtap-live-bench/1 \
+    > "$TMP/steady.client" || die "paced client failed"
 t1=$EPOCHREALTIME
 s1=$(ticks_of "$ST_PID"); a1=$(tree_ticks "$NGINX_A_PID"); b1=$(tree_ticks "$NGINX_B_PID"); m1=$(machine_ticks)
 thread_ticks "$ST_PID" > "$TMP/steady.threads1"

@@ -9,6 +9,7 @@
 #   PREFIX/bin/shadowtap                    the binary (target/release/shadowtap,
 #                                           built with cargo if missing, or --binary)
 #   UNIT_DIR/shadowtap.service              the unit (ExecStart follows PREFIX)
+#   UNIT_DIR/shadowtap-ebpf.service         the same with the eBPF source (either one runs)
 #   /etc/shadowtap/shadowtap.toml           the default config, only if absent
 #   /etc/logrotate.d/shadowtap              rotation of /var/log/shadowtap/*.jsonl
 #   PREFIX/share/doc/shadowtap/             README, INSTALL.md
@@ -63,6 +64,7 @@ fi
 
 bin_path="$prefix/bin/shadowtap"
 unit_path="$unit_dir/shadowtap.service"
+ebpf_unit_path="$unit_dir/shadowtap-ebpf.service"
 conf_dir="/etc/shadowtap"
 conf_path="$conf_dir/shadowtap.toml"
 logrotate_path="/etc/logrotate.d/shadowtap"
@@ -86,9 +88,9 @@ fi
 
 if [ "$uninstall" -eq 1 ]; then
   if [ "$systemd_up" -eq 1 ]; then
-    systemctl disable --now shadowtap.service 2>/dev/null || true
+    systemctl disable --now shadowtap.service shadowtap-ebpf.service 2>/dev/null || true
   fi
-  for f in "$bin_path" "$unit_path" "$logrotate_path" "$doc_dir/README.md" "$doc_dir/INSTALL.md"; do
+  for f in "$bin_path" "$unit_path" "$ebpf_unit_path" "$logrotate_path" "$doc_dir/README.md" "$doc_dir/INSTALL.md"; do
     if [ -e "$dest$f" ] || [ -L "$dest$f" ]; then rm -f "$dest$f"; say "removed $dest$f"; fi
   done
   rmdir "$dest$doc_dir" 2>/dev/null || true
@@ -102,7 +104,7 @@ if [ "$uninstall" -eq 1 ]; then
   fi
   if [ "$systemd_up" -eq 1 ]; then
     systemctl daemon-reload
-    systemctl reset-failed shadowtap.service 2>/dev/null || true
+    systemctl reset-failed shadowtap.service shadowtap-ebpf.service 2>/dev/null || true
   fi
   exit 0
 fi
@@ -117,7 +119,9 @@ if [ -z "$binary" ]; then
   fi
 fi
 if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then die "not an executable file: $binary"; fi
-[ -f "$here/systemd/shadowtap.service" ] || die "missing $here/systemd/shadowtap.service"
+for unit in shadowtap.service shadowtap-ebpf.service; do
+  [ -f "$here/systemd/$unit" ] || die "missing $here/systemd/$unit"
+done
 
 if [ "$live" -eq 1 ]; then
   # libpcap at run time (the Debian package is libpcap0.8).
@@ -140,10 +144,12 @@ say "installed $dest$bin_path"
 
 unit_tmp="$(mktemp)"
 trap 'rm -f "$unit_tmp"' EXIT
-sed -e "s#/usr/bin/shadowtap#$bin_path#g" -e "s#/usr/share/doc/shadowtap#$doc_dir#g" \
-  "$here/systemd/shadowtap.service" >"$unit_tmp"
-install -m 0644 "$unit_tmp" "$dest$unit_path"
-say "installed $dest$unit_path"
+for unit in "$unit_path" "$ebpf_unit_path"; do
+  sed -e "s#/usr/bin/shadowtap#$bin_path#g" -e "s#/usr/share/doc/shadowtap#$doc_dir#g" \
+    "$here/systemd/$(basename "$unit")" >"$unit_tmp"
+  install -m 0644 "$unit_tmp" "$dest$unit"
+  say "installed $dest$unit"
+done
 
 if [ -e "$dest$conf_path" ]; then
   say "kept $dest$conf_path (exists; the shipped default is $here/systemd/shadowtap.toml)"
@@ -171,5 +177,6 @@ cat <<EOF
 Next:
   1. edit $conf_path: [capture] interface and ports, [candidate] url
   2. systemctl enable --now shadowtap
+     (or, for the eBPF source, set [ebpf] pids or units and: systemctl enable --now shadowtap-ebpf)
   3. journalctl -u shadowtap -f    and    curl -s 127.0.0.1:9187/metrics
 EOF

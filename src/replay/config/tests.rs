@@ -35,6 +35,14 @@ fn the_shipped_default_config_loads_with_every_key() {
     assert!(shipped.naming.learn && every.naming.settle_exchanges == 1000, "{uncommented}");
     assert!(shipped.candidate.ca_file.is_none() && every.candidate.ca_file.is_some(), "{uncommented}");
     assert!(shipped.ebpf.record.is_none() && every.ebpf.record.is_some(), "{uncommented}");
+    // [ebpf]: documented with the defaults the code has, and every key valid.
+    assert_eq!(shipped.ebpf, crate::ebpf::EbpfConfig::default(), "{uncommented}");
+    assert!(every.ebpf.pids == [1234] && every.ebpf.units.len() == 1 && every.ebpf.unix.len() == 1, "{uncommented}");
+    assert_eq!(
+        (every.capture.source.as_str(), every.ebpf.tls.as_str(), every.ebpf.ring_buffer_mb),
+        ("pcap", "auto", 64)
+    );
+    every.ebpf.check().unwrap();
 }
 
 #[test]
