@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
 use super::EbpfError;
 use super::targets::Cgroup;
@@ -173,19 +173,28 @@ fn attach_all(object: &Object, plan: &Plan) -> Result<Vec<Link>, EbpfError> {
                 if name != entry && !(retprobe && function != "SSL_set_fd") {
                     continue;
                 }
-                let opts = UprobeOpts { func_name: Some(function.into()), retprobe, ..Default::default() };
-                match prog.attach_uprobe_with_opts(-1, lib, 0, opts) {
+                // uprobe_multi links (Linux 6.6+): CAP_BPF and CAP_PERFMON
+                // are enough, where a perf-event uprobe needs CAP_SYS_ADMIN.
+                match prog.attach_uprobe_multi(-1, lib, function, retprobe, false) {
                     Ok(link) => links.push(link),
                     // An older libssl without the _ex forms: the others do.
                     Err(e) if function.ends_with("_ex") => {
                         tracing::debug!(lib = %lib.display(), function, error = %e, "no uprobe")
                     }
-                    Err(e) => return Err(load_error(&format!("uprobe {function} in {}", lib.display()), e)),
+                    Err(e) => return Err(uprobe_error(function, lib, e)),
                 }
             }
         }
     }
     Ok(links)
+}
+
+fn uprobe_error(function: &str, lib: &std::path::Path, e: libbpf_rs::Error) -> EbpfError {
+    EbpfError::Load(format!(
+        "attaching the HTTPS uprobe {function} in {}: {e} (it needs Linux 6.6 or later for uprobe_multi links, \
+         and CAP_BPF + CAP_PERFMON; or run with --tls off)",
+        lib.display()
+    ))
 }
 
 /// libbpf's own messages go to the log (debug), not to stderr: the
@@ -204,6 +213,15 @@ pub fn load(plan: &Plan) -> Result<Loaded, EbpfError> {
         return Err(EbpfError::NoBtf);
     }
     let mut open = ObjectBuilder::default().open_memory(OBJECT).map_err(|e| load_error("opening the BPF object", e))?;
+    // Without TLS the uprobe programs are not even loaded, so a kernel
+    // without uprobe_multi still runs the plaintext source.
+    if !plan.tls {
+        for mut prog in open.progs_mut() {
+            if prog.name().to_string_lossy().starts_with("ssl_") {
+                prog.set_autoload(false);
+            }
+        }
+    }
     for mut m in open.maps_mut() {
         if m.name() == "events" {
             m.set_max_entries(plan.ring_buffer_bytes).map_err(|e| load_error("sizing the ring buffer", e))?;

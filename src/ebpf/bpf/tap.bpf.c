@@ -742,31 +742,31 @@ static __always_inline int ssl_return(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_enter)
 {
 	return ssl_enter(ctx, 0, 0);
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_read_ex_enter)
 {
 	return ssl_enter(ctx, 0, 1);
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_enter)
 {
 	return ssl_enter(ctx, 1, 0);
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_write_ex_enter)
 {
 	return ssl_enter(ctx, 1, 1);
 }
 
-SEC("uretprobe")
+SEC("uretprobe.multi")
 int BPF_URETPROBE(ssl_return_probe)
 {
 	return ssl_return(ctx);
@@ -776,7 +776,7 @@ int BPF_URETPROBE(ssl_return_probe)
  * object to its socket directly; during the second, the handshake's own
  * reads and writes tie it (note_ssl_fd), before any SSL_read can find the
  * request already buffered and make no syscall at all. */
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_set_fd_enter)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -794,7 +794,7 @@ int BPF_UPROBE(ssl_set_fd_enter)
 	return 0;
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int BPF_UPROBE(ssl_handshake_enter)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
