@@ -493,3 +493,39 @@ fn a_full_ring_buffer_is_counted_and_its_exchanges_marked_gap() {
         );
     }
 }
+
+// ---- --sample: decided in the kernel --------------------------------------
+
+#[test]
+fn sampled_out_connections_are_never_followed_and_are_counted() {
+    let name = "sampled_out_connections_are_never_followed_and_are_counted";
+    let Some(()) = needs::met(name, needs::ebpf()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, legacy_addr) = tcp_service(dir.path(), "legacy");
+    let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
+    let tap = Tap::start(
+        dir.path(),
+        "ebpf",
+        &[
+            "--source",
+            "ebpf",
+            "--sample",
+            "0",
+            "--pid",
+            &legacy.0.id().to_string(),
+            "--port",
+            &legacy_addr.port().to_string(),
+            "--candidate",
+            &format!("http://{candidate_addr}"),
+        ],
+    );
+    for _ in 0..5 {
+        assert_eq!(get(legacy_addr, "/small").0, 200);
+    }
+    wait_for("5 connections sampled out", || {
+        let out = tap.metric("shadowtap_ebpf_connections_sampled_out_total");
+        if out >= 5.0 { Ok(()) } else { Err(format!("{out}")) }
+    });
+    assert_eq!(tap.metric("shadowtap_ebpf_events_total"), 0.0, "nothing of theirs reaches the ring buffer");
+    assert_eq!(tap.metric("shadowtap_exchanges_total"), 0.0);
+}

@@ -29,9 +29,10 @@ pub enum Stat {
     TlsNotDecrypted,
     SkippedBytes,
     PidsFull,
+    SampledOut,
 }
 
-pub const STATS: usize = 11;
+pub const STATS: usize = 12;
 
 /// What to watch, resolved to ids.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +44,8 @@ pub struct Plan {
     pub tls: bool,
     pub libssl: BTreeSet<PathBuf>,
     pub ring_buffer_bytes: u32,
+    /// Connections kept, in hundredths of a percent (10000: all).
+    pub sample_basis_points: u32,
 }
 
 pub struct Loaded {
@@ -50,10 +53,20 @@ pub struct Loaded {
     _links: Vec<Link>,
     pub events: MapHandle,
     stats: MapHandle,
+    /// The program's `cfg` and what it was filled from: the sample may
+    /// change while the ring buffer is being read (a reload).
+    config: std::cell::RefCell<(MapHandle, Plan)>,
     _object: Object,
 }
 
 impl Loaded {
+    /// Changes the share of new connections kept (a reload of `--sample`).
+    pub fn set_sample(&self, basis_points: u32) -> Result<(), EbpfError> {
+        let mut config = self.config.borrow_mut();
+        config.1.sample_basis_points = basis_points.min(10_000);
+        put(&config.0, &0u32.to_ne_bytes(), &config_bytes(&config.1))
+    }
+
     /// The program's counters, summed over CPUs.
     pub fn stats(&self) -> [u64; STATS] {
         let mut out = [0u64; STATS];
@@ -92,13 +105,14 @@ fn put(map: &MapHandle, key: &[u8], value: &[u8]) -> Result<(), EbpfError> {
     map.update(key, value, MapFlags::ANY).map_err(|e| load_error("filling the filter maps", e))
 }
 
-/// `struct config` of tap.bpf.c: four flags, then four u32 levels.
-fn config_bytes(plan: &Plan) -> [u8; 20] {
+/// `struct config` of tap.bpf.c: four flags, four u32 levels, the sample.
+fn config_bytes(plan: &Plan) -> [u8; 24] {
     let mut levels: Vec<u32> = plan.cgroups.iter().map(|c| c.level).collect();
     levels.sort_unstable();
     levels.dedup();
     levels.truncate(4);
-    let mut out = [0u8; 20];
+    let mut out = [0u8; 24];
+    out[20..24].copy_from_slice(&plan.sample_basis_points.min(10_000).to_ne_bytes());
     out[0] = !plan.ports.is_empty() as u8;
     out[1] = !plan.unix_paths.is_empty() as u8;
     out[2] = plan.tls as u8;
@@ -230,5 +244,11 @@ pub fn load(plan: &Plan) -> Result<Loaded, EbpfError> {
     let object = open.load().map_err(|e| load_error("loading the BPF program", e))?;
     fill_maps(&object, plan)?;
     let links = attach_all(&object, plan)?;
-    Ok(Loaded { events: map(&object, "events")?, stats: map(&object, "stats")?, _links: links, _object: object })
+    Ok(Loaded {
+        events: map(&object, "events")?,
+        stats: map(&object, "stats")?,
+        config: std::cell::RefCell::new((map(&object, "cfg")?, plan.clone())),
+        _links: links,
+        _object: object,
+    })
 }

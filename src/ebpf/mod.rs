@@ -110,6 +110,8 @@ pub struct EbpfCounters {
     pub skipped_bytes: AtomicU64,
     /// Records that had no event's layout.
     pub malformed: AtomicU64,
+    /// Connections not followed because of `--sample` (decided in the kernel).
+    pub sampled_out: AtomicU64,
 }
 
 impl EbpfCounters {
@@ -125,6 +127,7 @@ impl EbpfCounters {
         set(&self.tls_not_decrypted, Stat::TlsNotDecrypted);
         set(&self.tls_unmatched, Stat::TlsNoFd);
         set(&self.skipped_bytes, Stat::SkippedBytes);
+        set(&self.sampled_out, Stat::SampledOut);
     }
 }
 
@@ -144,10 +147,12 @@ pub struct EbpfCapture {
     pub plan: Plan,
 }
 
-/// Port filter and watched processes, resolved.
-pub fn plan(config: &EbpfConfig, ports: &[u16]) -> Result<Plan, EbpfError> {
+/// Port filter and watched processes, resolved; `sample_percent` of the
+/// connections are kept.
+pub fn plan(config: &EbpfConfig, ports: &[u16], sample_percent: f64) -> Result<Plan, EbpfError> {
     config.check().map_err(EbpfError::Target)?;
     let mut plan = Plan {
+        sample_basis_points: (sample_percent.clamp(0.0, 100.0) * 100.0).round() as u32,
         ports: ports.to_vec(),
         unix_paths: config.unix.clone(),
         tls: config.tls == "auto",
@@ -190,9 +195,15 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
 }
 
 impl EbpfCapture {
-    /// Loads and attaches; capture stops when `stop` is set.
-    pub fn open(config: &EbpfConfig, ports: &[u16], stop: Arc<AtomicBool>) -> Result<EbpfCapture, EbpfError> {
-        let plan = plan(config, ports)?;
+    /// Loads and attaches; capture stops when `stop` is set. Of the new
+    /// connections, `sample_percent` are followed (the kernel decides).
+    pub fn open(
+        config: &EbpfConfig,
+        ports: &[u16],
+        sample_percent: f64,
+        stop: Arc<AtomicBool>,
+    ) -> Result<EbpfCapture, EbpfError> {
+        let plan = plan(config, ports, sample_percent)?;
         let loaded = loader::load(&plan)?;
         let monotonic_to_unix_ns = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
         tracing::info!(
@@ -207,6 +218,13 @@ impl EbpfCapture {
     /// Unix time, ns, of a kernel monotonic time.
     pub fn unix_ns(&self, monotonic: u64) -> i64 {
         monotonic as i64 + self.monotonic_to_unix_ns
+    }
+
+    /// Changes the share of new connections followed (a reload).
+    pub fn set_sample(&self, basis_points: u64) {
+        if let Err(e) = self.loaded.set_sample(basis_points.min(10_000) as u32) {
+            tracing::warn!("cannot change the eBPF sample: {e}");
+        }
     }
 
     /// Copies the kernel's counters into [`EbpfCounters`].

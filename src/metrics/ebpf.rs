@@ -22,6 +22,7 @@ pub struct EbpfMetrics {
     connections_tracked: Gauge,
     tls_not_decrypted: Counter,
     tls_unmatched: Counter,
+    sampled_out: Counter,
 }
 
 impl EbpfMetrics {
@@ -62,6 +63,11 @@ impl EbpfMetrics {
             "SSL reads or writes whose socket could not be told (their bytes are lost)",
             m.tls_unmatched.clone(),
         );
+        sub.register(
+            "connections_sampled_out",
+            "Accepted sockets not followed because of --sample (decided in the kernel)",
+            m.sampled_out.clone(),
+        );
         m
     }
 
@@ -78,6 +84,7 @@ impl EbpfMetrics {
         set(&self.connections_refused, &c.connections_refused);
         set(&self.tls_not_decrypted, &c.tls_not_decrypted);
         set(&self.tls_unmatched, &c.tls_unmatched);
+        set(&self.sampled_out, &c.sampled_out);
         self.connections_tracked.set(tracked as i64);
     }
 }

@@ -79,6 +79,7 @@ impl Reader {
         capture: &crate::ebpf::EbpfCapture,
         recorder: Option<Box<crate::ebpf::record::FileRecorder>>,
     ) -> Result<(), CaptureError> {
+        let mut sample_in_kernel = self.sample_basis_points;
         let this = std::cell::RefCell::new(self);
         let recorder = std::cell::RefCell::new(recorder);
         let mut last_flush = i64::MIN;
@@ -104,6 +105,11 @@ impl Reader {
                 if now.saturating_sub(last_flush) >= EBPF_FLUSH_NS {
                     last_flush = now;
                     reader.flush_all();
+                    // A reload changed --sample: the kernel decides it.
+                    if reader.sample_basis_points != sample_in_kernel {
+                        sample_in_kernel = reader.sample_basis_points;
+                        capture.set_sample(sample_in_kernel);
+                    }
                 }
                 // What was recorded reaches the file within a second.
                 if now.saturating_sub(last_record_flush) >= 1_000_000_000
@@ -139,11 +145,8 @@ impl Reader {
         self.since_flush += 1;
         self.clock = self.clock.max(ts);
         let conn = event.conn();
+        // Sampling was decided in the kernel, when the connection opened.
         let hash = crate::reassembly::FlowKey::hash_u64(conn);
-        if self.sample_basis_points < 10_000 && !sampled_in(hash, self.sample_basis_points) {
-            self.stats.sampled_out += 1;
-            return;
-        }
         let (kind, bytes): (ChunkKind, &[u8]) = match event {
             Event::Open { server, client, .. } => {
                 let (client, server) = stand_in_addresses(conn, server, client);

@@ -54,7 +54,12 @@ impl SourceChoice {
                     }
                     None => None,
                 };
-                let mut capture = crate::ebpf::EbpfCapture::open(&config.ebpf, &config.capture.ports, stop)?;
+                let mut capture = crate::ebpf::EbpfCapture::open(
+                    &config.ebpf,
+                    &config.capture.ports,
+                    config.capture.sample_percent,
+                    stop,
+                )?;
                 capture.recorder = recorder;
                 Ok(Source::Ebpf(Box::new(capture)))
             }

@@ -72,6 +72,7 @@ enum stat {
 	ST_TLS_NOT_DECRYPTED,
 	ST_SKIPPED_BYTES,
 	ST_PIDS_FULL,
+	ST_SAMPLED_OUT,
 	ST_COUNT,
 };
 
@@ -144,6 +145,9 @@ struct config {
 	u8 tls;
 	u8 cgroup_levels;
 	u32 levels[4];
+	/* Connections kept, in hundredths of a percent (--sample): the
+	 * others are never tracked, so they cost one lookup per call. */
+	u32 sample_bp;
 };
 
 struct {
@@ -544,6 +548,11 @@ static __always_inline void opened(u32 tgid, u32 fd)
 		return;
 	struct conn conn = {};
 	conn.id = __sync_fetch_and_add(next, 1) + 1;
+	struct config *cf = config();
+	if (cf && cf->sample_bp < 10000 && ((conn.id * 0x9E3779B97F4A7C15ULL) >> 40) % 10000 >= cf->sample_bp) {
+		count(ST_SAMPLED_OUT, 1);
+		return;
+	}
 	if (bpf_map_update_elem(&conns, &key, &conn, BPF_ANY)) {
 		count(ST_CONNS_FULL, 1);
 		return;

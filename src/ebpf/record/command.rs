@@ -66,7 +66,7 @@ pub fn record(
     config.check().map_err(EbpfError::Target)?;
     // Created first: a path that cannot be written fails before attaching.
     let recorder = RefCell::new(Recorder::create(out, max_conns)?);
-    let capture = EbpfCapture::open(config, ports, stop.clone())?;
+    let capture = EbpfCapture::open(config, ports, 100.0, stop.clone())?;
     tracing::info!(out = %out.display(), "recording");
     let deadline = duration.map(|d| Instant::now() + d);
     let mut malformed = 0;
