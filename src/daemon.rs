@@ -63,6 +63,7 @@ impl Shared {
             self.queue.upgrade().map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as i64),
             self.queue_drops.load(Ordering::Relaxed),
         );
+        self.metrics.refresh_losses(self.current.loops());
         if let Some(ebpf) = &self.ebpf {
             self.metrics.refresh_ebpf(ebpf, &self.progress);
         }
@@ -82,6 +83,7 @@ impl Shared {
     fn report_json(&self) -> crate::report::ReportJson {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
+        report.replay_loops = self.current.loops();
         report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
         report.load.packets = self.progress.packets.load(Ordering::Relaxed);
         report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
