@@ -76,6 +76,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     queue_drops: Counter,
     replay_loops: Counter,
+    outcome_write_errors: Counter,
     outcomes: Family<OutcomeLabels, Counter>,
     latency: HistogramFamily,
     evidence: evidence::Evidence,
@@ -106,6 +107,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             queue_drops: Counter::default(),
             replay_loops: Counter::default(),
+            outcome_write_errors: Counter::default(),
             outcomes: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
             evidence: Default::default(),
@@ -149,6 +151,11 @@ impl Metrics {
             "replay_loops",
             "Requests carrying the replay marker (our replays captured again: a loop), not replayed",
             m.replay_loops.clone(),
+        );
+        registry.register(
+            "outcome_write_errors",
+            "Outcome lines that could not be written to --out (disk full, a read-only file)",
+            m.outcome_write_errors.clone(),
         );
         registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
         registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
@@ -215,8 +222,9 @@ impl Metrics {
     }
 
     /// What the daemon counted and did not replay or write.
-    pub fn refresh_losses(&self, replay_loops: u64) {
+    pub fn refresh_losses(&self, replay_loops: u64, outcome_write_errors: u64) {
         self.replay_loops.inner().store(replay_loops, Ordering::Relaxed);
+        self.outcome_write_errors.inner().store(outcome_write_errors, Ordering::Relaxed);
     }
 
     /// Copies the report's per-endpoint evidence and criteria in.

@@ -172,3 +172,121 @@ fn replays_captured_again_are_counted_as_loops() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["totals"]["replay_loops"], replayed, "{}", report["totals"]);
 }
+
+/// `--out /dev/full`: every outcome line fails to be written (ENOSPC).
+/// Each is counted (`shadowtap_outcome_write_errors_total`), `/healthz`
+/// answers 503 with the reason, the report still has every outcome, and
+/// the daemon exits 2 at SIGTERM, naming the lost lines.
+#[test]
+fn outcome_lines_that_cannot_be_written_are_counted_and_unhealthy() {
+    let Some(()) = needs::met(
+        "live_health::outcome_lines_that_cannot_be_written_are_counted_and_unhealthy",
+        needs::live_capture(),
+    ) else {
+        return;
+    };
+    let legacy = service(Flavor::Legacy);
+    let candidate = service(Flavor::Legacy);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let (port, candidate_url) = (legacy.port().to_string(), format!("http://{candidate}"));
+    let args =
+        ["--port", &port, "--candidate", &candidate_url, "--out", "/dev/full", "--report", report.to_str().unwrap()];
+    let mut daemon = Daemon::start(dir.path(), &args, &[]);
+    assert_eq!(daemon.get("/healthz").unwrap(), (200, "ok\n".to_string()));
+    let n = 30;
+    demo_traffic(legacy, n);
+    let scrape = wait::wait_for_within(DEADLINE, "every outcome line counted as lost", || {
+        let scrape = daemon.scrape();
+        if counter(&scrape, "shadowtap_outcome_write_errors_total") >= n as u64 { Ok(scrape) } else { Err(scrape) }
+    });
+    assert_eq!(counter(&scrape, "shadowtap_outcome_write_errors_total"), n as u64, "{scrape}");
+    let (status, body) = daemon.get("/healthz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("outcome lines cannot be written") && body.contains("No space left"), "{body}");
+    assert!(body.contains(&format!("{n} lines lost")), "{body}");
+    assert_eq!(daemon.stop(), Some(2), "lost lines are a failed run:\n{}", daemon.stderr_text());
+    assert!(
+        daemon.stderr_text().contains(&format!("{n} outcome lines could not be written")),
+        "{}",
+        daemon.stderr_text()
+    );
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["totals"]["count"], n as u64, "the report still has every outcome");
+}
+
+/// The watchdog's side of systemd: a datagram socket as NOTIFY_SOCKET.
+struct Notifications(std::os::unix::net::UnixDatagram);
+
+impl Notifications {
+    fn bind(path: &Path) -> Notifications {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        Notifications(socket)
+    }
+
+    /// WATCHDOG=1 pings received within `window`.
+    fn watchdog_pings(&self, window: Duration) -> usize {
+        let start = std::time::Instant::now();
+        let (mut pings, mut buf) = (0, [0u8; 512]);
+        while start.elapsed() < window {
+            if let Ok(n) = self.0.recv(&mut buf) {
+                pings += String::from_utf8_lossy(&buf[..n]).lines().filter(|l| *l == "WATCHDOG=1").count();
+            }
+        }
+        pings
+    }
+}
+
+/// A replay dispatcher that ended (the test-only hook ends it after 5
+/// exchanges): `/healthz` answers 503 naming it, the watchdog pings stop
+/// (they came every 100 ms before), exchanges after it are counted as
+/// drops, and the daemon exits 2 at SIGTERM.
+#[test]
+fn a_dead_dispatcher_is_unhealthy_and_stops_the_watchdog() {
+    let Some(()) =
+        needs::met("live_health::a_dead_dispatcher_is_unhealthy_and_stops_the_watchdog", needs::live_capture())
+    else {
+        return;
+    };
+    let legacy = service(Flavor::Legacy);
+    let candidate = service(Flavor::Legacy);
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notifications = Notifications::bind(&notify_path);
+    let out = dir.path().join("out.jsonl");
+    let (port, candidate_url) = (legacy.port().to_string(), format!("http://{candidate}"));
+    let args = ["--port", &port, "--candidate", &candidate_url, "--out", out.to_str().unwrap()];
+    let env = [
+        ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "200000"),
+        ("SHADOWTAP_TEST_KILL_DISPATCHER_AFTER", "5"),
+    ];
+    let mut daemon = Daemon::start(dir.path(), &args, &env);
+    assert!(notifications.watchdog_pings(Duration::from_millis(500)) >= 2, "pinged while healthy");
+    assert_eq!(daemon.get("/healthz").unwrap().0, 200);
+    let before = 10;
+    demo_traffic(legacy, before);
+    let body = wait::wait_for_within(DEADLINE, "/healthz unhealthy", || match daemon.get("/healthz") {
+        Ok((503, body)) => Ok(body),
+        other => Err(format!("{other:?}")),
+    });
+    assert!(body.contains("the replay dispatcher ended"), "{body}");
+    notifications.watchdog_pings(Duration::from_millis(150)); // one already in flight
+    assert_eq!(notifications.watchdog_pings(Duration::from_millis(800)), 0, "no ping once replay is dead");
+    let after = 30;
+    demo_traffic(legacy, after);
+    let scrape = wait::wait_for_within(DEADLINE, "every exchange rebuilt", || {
+        let scrape = daemon.scrape();
+        let rebuilt = counter(&scrape, "shadowtap_exchanges_total") >= (before + after) as u64;
+        if rebuilt && counter(&scrape, "shadowtap_replay_queue_drops_total") >= after as u64 {
+            Ok(scrape)
+        } else {
+            Err(scrape)
+        }
+    });
+    let drops = counter(&scrape, "shadowtap_replay_queue_drops_total");
+    assert_eq!(drops, after as u64, "exchanges after the dispatcher's end are counted as drops:\n{scrape}");
+    assert_eq!(daemon.stop(), Some(2), "{}", daemon.stderr_text());
+    assert!(daemon.stderr_text().contains("the replay dispatcher ended"), "{}", daemon.stderr_text());
+}
