@@ -70,3 +70,84 @@ fn requests_carrying_the_marker_are_counted_as_loops_not_dropped_silently() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert_eq!(json["totals"]["replay_loops"], 2 * carrying as u64, "{}", json["totals"]);
 }
+
+#[path = "common/needs.rs"]
+mod needs;
+
+fn gzip(from: &Path, to: &Path) {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(to).unwrap(), flate2::Compression::default());
+    encoder.write_all(&std::fs::read(from).unwrap()).unwrap();
+    encoder.finish().unwrap();
+}
+
+/// `pairs FILE`: (exit code, stdout, stderr).
+fn pairs(file: &Path) -> (Option<i32>, String, String) {
+    let out = shadowtap(&["pairs", file.to_str().unwrap()]);
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// A compressed capture prints exactly what its original prints (the
+/// exchanges and the summary), and the original is the golden output.
+fn assert_reads_as_original(original: &Path, compressed: &Path, golden: &str) {
+    let (code, exchanges, summary) = pairs(original);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(exchanges, golden, "{} against the golden demo.jsonl", original.display());
+    let (gz_code, gz_exchanges, gz_summary) = pairs(compressed);
+    assert_eq!(gz_code, Some(0), "{gz_summary}");
+    assert!(gz_exchanges == exchanges, "{} prints other exchanges than {}", compressed.display(), original.display());
+    assert_eq!(gz_summary, summary);
+}
+
+#[test]
+fn a_pcap_gz_reads_as_the_pcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("demo.pcap.gz");
+    gzip(Path::new(demo_pcap()), &gz);
+    let golden = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.jsonl")).unwrap();
+    assert_reads_as_original(Path::new(demo_pcap()), &gz, &golden);
+}
+
+/// The demo capture as pcapng (editcap -F pcapng: section header,
+/// interface description, enhanced packet blocks), then gzipped.
+#[test]
+fn a_pcapng_gz_reads_as_the_pcapng() {
+    let Some(editcap) = needs::met("no_silent_loss::a_pcapng_gz_reads_as_the_pcapng", needs::program("editcap")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (pcapng, gz) = (dir.path().join("demo.pcapng"), dir.path().join("demo.pcapng.gz"));
+    let made = Command::new(editcap).args(["-F", "pcapng", demo_pcap(), pcapng.to_str().unwrap()]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert_eq!(&std::fs::read(&pcapng).unwrap()[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section header");
+    gzip(&pcapng, &gz);
+    let golden = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.jsonl")).unwrap();
+    assert_reads_as_original(&pcapng, &gz, &golden);
+}
+
+/// A `.gz` cut short: what came before the cut is printed, then one error
+/// line naming the file, exit 2; cut inside the gzip header: that line only.
+#[test]
+fn a_truncated_gz_is_one_error_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("demo.pcap.gz");
+    gzip(Path::new(demo_pcap()), &gz);
+    let bytes = std::fs::read(&gz).unwrap();
+    for (name, keep) in [("half.pcap.gz", bytes.len() / 2), ("header.pcap.gz", 5), ("tiny.pcap.gz", 20)] {
+        let cut = dir.path().join(name);
+        std::fs::write(&cut, &bytes[..keep]).unwrap();
+        let (code, exchanges, stderr) = pairs(&cut);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("shadowtap: ")).collect();
+        assert_eq!(errors.len(), 1, "{name}: {stderr}");
+        assert!(errors[0].contains(name), "{name}: {stderr}");
+        assert!(stderr.lines().last() == Some(errors[0]), "{name}: the error comes last: {stderr}");
+        if keep == bytes.len() / 2 {
+            assert!(errors[0].contains("truncated capture at byte"), "{stderr}");
+            assert!(exchanges.lines().count() > 50, "what came before the cut is printed");
+        } else {
+            assert_eq!(stderr.lines().count(), 1, "{name}: nothing readable, one line: {stderr}");
+        }
+    }
+}
