@@ -175,7 +175,7 @@ impl CaptureFile {
                 if let Some(offset) = self.offset.as_mut() {
                     *offset += 16 + header.caplen as u64;
                 }
-                let ts = header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos;
+                let ts = nanos(header.ts.tv_sec as Nanos, header.ts.tv_usec as Nanos);
                 // SAFETY: see `detach`.
                 Ok(Some(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
             }
@@ -337,7 +337,7 @@ impl LiveCapture {
         }
         match detach(self.capture.next_packet()) {
             Ok((header, data)) => {
-                let ts = header.ts.tv_sec as Nanos * 1_000_000_000 + header.ts.tv_usec as Nanos * 1_000;
+                let ts = nanos(header.ts.tv_sec as Nanos, header.ts.tv_usec as Nanos * 1_000);
                 // SAFETY: see `detach`.
                 Ok(LiveEvent::Frame(Frame { ts, linktype: self.linktype, data: unsafe { &*data } }))
             }
@@ -427,9 +427,25 @@ fn inflate_through_pipe(path: &Path) -> std::io::Result<Inflated> {
     Ok((read_end, handle, magic))
 }
 
+/// A packet header's time in nanoseconds. A crafted pcapng can claim a
+/// time past the year 2262 (what an i64 of nanoseconds holds): it is held
+/// at the limit rather than overflowing (a panic, or a wrapped time).
+fn nanos(seconds: Nanos, sub_second_nanos: Nanos) -> Nanos {
+    seconds.saturating_mul(1_000_000_000).saturating_add(sub_second_nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pcapng's 64-bit time can claim seconds whose nanoseconds an i64
+    /// cannot hold (the reader thread panicked on such a file).
+    #[test]
+    fn times_past_what_nanoseconds_hold_are_held_at_the_limit() {
+        assert_eq!(nanos(1_700_000_000, 5), 1_700_000_000_000_000_005);
+        assert_eq!(nanos(0x7fff_ffff << 32, 999_999_999), Nanos::MAX);
+        assert_eq!(nanos(-(0x7fff_ffff << 32), 0), Nanos::MIN);
+    }
 
     #[test]
     fn missing_file_names_the_file() {

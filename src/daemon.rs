@@ -27,8 +27,10 @@ use crate::topology::build::{self, capture_filter};
 use crate::topology::dispatch::{self, Replayed};
 use crate::topology::{Consumer, Flags, OutcomeSink, SourceChoice};
 
+mod health;
 mod outcomes;
 mod setup;
+mod test_hooks;
 
 use outcomes::OutcomeWriter;
 pub use setup::{DEFAULT_CONFIG, load_config};
@@ -53,6 +55,8 @@ struct Shared {
     live: Arc<LiveCounters>,
     /// Counters of the eBPF source, when it is the source.
     ebpf: Option<Arc<crate::ebpf::EbpfCounters>>,
+    /// What `/healthz` and the watchdog go by.
+    health: Arc<health::Health>,
 }
 
 impl Shared {
@@ -63,6 +67,7 @@ impl Shared {
             self.queue.upgrade().map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as i64),
             self.queue_drops.load(Ordering::Relaxed),
         );
+        self.metrics.refresh_losses(self.current.loops(), self.health.lines_lost());
         if let Some(ebpf) = &self.ebpf {
             self.metrics.refresh_ebpf(ebpf, &self.progress);
         }
@@ -82,6 +87,7 @@ impl Shared {
     fn report_json(&self) -> crate::report::ReportJson {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
+        report.replay_loops = self.current.loops();
         report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
         report.load.packets = self.progress.packets.load(Ordering::Relaxed);
         report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
@@ -101,10 +107,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn open_out(path: &Option<PathBuf>) -> std::io::Result<OutcomeSink> {
     match path {
         Some(p) if p.as_os_str() != "-" => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
-            Ok(Box::new(std::io::BufWriter::new(file)))
+            // Unbuffered: the writer thread batches, and must know which
+            // lines a failed write lost.
+            Ok(Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?))
         }
-        _ => Ok(Box::new(std::io::BufWriter::new(std::io::stdout()))),
+        _ => Ok(Box::new(std::io::stdout())),
     }
 }
 
@@ -155,8 +162,9 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
         progress: running.progress.clone(),
         live: live_counters,
         ebpf: ebpf_counters,
+        health: Arc::default(),
     });
-    let writer = OutcomeWriter::start(out, config.output.out.clone())?;
+    let writer = OutcomeWriter::start(out, config.output.out.clone(), shared.health.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
     let served = runtime.block_on(serve(&flags, &config, shared.clone(), rx, &writer, signals, &stop));
     // Also on an error: the capture stops, the pipeline drains, and what
@@ -176,6 +184,10 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     served?;
     if let Some(error) = error {
         bail!(error);
+    }
+    let lost = shared.health.lines_lost();
+    if lost > 0 {
+        bail!("{lost} outcome lines could not be written to {:?} (see the log)", config.output.out);
     }
     Ok(())
 }
@@ -202,7 +214,8 @@ async fn serve(
         tasks.spawn(serve_metrics(listener, shared.clone(), shutdown.clone()));
     }
     let (out_tx, out_rx) = mpsc::channel::<Replayed>(1024);
-    tasks.spawn(dispatch::run(shared.current.clone(), rx, out_tx, build::schedule(config, 0)));
+    let dispatcher = dispatch::run(shared.current.clone(), rx, out_tx, build::schedule(config, 0));
+    let dispatcher = tasks.spawn(test_hooks::dispatcher(dispatcher, shared.progress.clone())).id();
     let collector =
         Some(tasks.spawn(outcomes::collect(out_rx, shared.clone(), shared.current.clone(), writer.sender())).id());
     let interval = Duration::from_secs(config.output.report_interval_s.max(1));
@@ -210,9 +223,9 @@ async fn serve(
     tasks.spawn(reload_on_hup(flags.clone(), config.clone(), shared.clone(), reload_rx, shutdown.clone()));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(period) = sd_notify::watchdog_enabled() {
-        tasks.spawn(watchdog(period, shutdown.clone()));
+        tasks.spawn(watchdog(period, shared.clone(), shutdown.clone()));
     }
-    let mut ended = Ended { collector, ..Default::default() };
+    let mut ended = Ended { collector, dispatcher: Some(dispatcher), ..Default::default() };
     loop {
         tokio::select! {
             _ = signals.terminate.recv() => break,
@@ -222,9 +235,18 @@ async fn serve(
                 // A reload already waiting covers this one too.
                 let _ = reload_tx.try_send(());
             }
-            Some(task) = tasks.join_next_with_id() => if ended.note(task) {
-                break;
-            },
+            Some(task) = tasks.join_next_with_id() => {
+                let panicked = ended.note(task);
+                if let Some(why) = ended.dispatcher_gone.take() {
+                    // Replay stopped while the daemon runs: /healthz and
+                    // the watchdog say so (systemd restarts it).
+                    tracing::error!("{why}");
+                    shared.health.dispatcher_ended(why);
+                }
+                if panicked {
+                    break;
+                }
+            }
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -248,7 +270,7 @@ async fn serve(
     }
     match ended.panicked {
         Some(what) => bail!("a daemon task panicked: {what}"),
-        None => Ok(()),
+        None => shared.health.dispatcher_problem().map_or(Ok(()), |why| bail!(why)),
     }
 }
 
@@ -279,6 +301,9 @@ struct Ended {
     collected: bool,
     /// The first panic, if a task panicked (logged as it is noticed).
     panicked: Option<String>,
+    dispatcher: Option<tokio::task::Id>,
+    /// Why the replay dispatcher ended, once it did (taken by the caller).
+    dispatcher_gone: Option<String>,
 }
 
 impl Ended {
@@ -286,6 +311,12 @@ impl Ended {
     fn note(&mut self, task: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> bool {
         let id = task.as_ref().map_or_else(|e| e.id(), |(id, _)| *id);
         self.collected |= Some(id) == self.collector;
+        if Some(id) == self.dispatcher {
+            self.dispatcher_gone = Some(match &task {
+                Err(e) if e.is_panic() => format!("the replay dispatcher panicked: {e}"),
+                _ => "the replay dispatcher ended: exchanges are no longer replayed (dropped, counted)".into(),
+            });
+        }
         let Err(error) = task else { return false };
         if !error.is_panic() {
             return false;
@@ -310,7 +341,11 @@ fn spawn_feeder(
                 // are in exchanges.
                 match tx.try_send(vec![exchange]) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(mut dropped)) => {
+                    // Full: replay fell behind. Closed: the dispatcher is
+                    // gone (/healthz says so). Either way lost, counted.
+                    Err(
+                        mpsc::error::TrySendError::Full(mut dropped) | mpsc::error::TrySendError::Closed(mut dropped),
+                    ) => {
                         shared.queue_drops.fetch_add(1, Ordering::Relaxed);
                         // Thin evidence behind its endpoint: the report says so.
                         if let Some(exchange) = dropped.pop() {
@@ -318,7 +353,6 @@ fn spawn_feeder(
                             shared.report.lock().unwrap_or_else(|e| e.into_inner()).add_queue_drop(&endpoint);
                         }
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
         }
@@ -404,12 +438,16 @@ async fn reload_on_hup(
     }
 }
 
-/// Tells systemd's watchdog we are alive, twice per period, until shutdown.
-async fn watchdog(period: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Tells systemd's watchdog we are alive, twice per period, until
+/// shutdown, and only while replay works (`Health::watchdog_ok`): a daemon
+/// whose dispatcher is gone is restarted by systemd.
+async fn watchdog(period: Duration, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(period / 2);
     loop {
         tokio::select! {
-            _ = ticker.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+            _ = ticker.tick() => if shared.health.watchdog_ok() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            },
             _ = shutdown.changed() => return,
         }
     }
@@ -440,7 +478,10 @@ async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>, m
                             shared.refresh_metrics();
                             (200, shared.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
                         }
-                        "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                        "/healthz" => match shared.health.problem() {
+                            None => (200, "ok\n".to_string(), "text/plain"),
+                            Some(why) => (503, format!("unhealthy: {why}\n"), "text/plain"),
+                        },
                         "/report" => {
                             let evidence = crate::html::examples::Evidence::default();
                             let page = crate::html::render(&shared.report_json(), &evidence, "shadowtap live report");

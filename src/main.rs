@@ -71,13 +71,13 @@ struct ReplayArgs {
     report: Option<PathBuf>,
     /// Requests in flight to the candidate at most (default: no more than
     /// the recording had in flight at each point; 0 asks for that too).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     concurrency: Option<usize>,
     /// Requests per second at most.
-    #[arg(long, value_name = "PER_SEC")]
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Replay at the captured pace times FACTOR (default: as fast as allowed).
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
     pace: Option<f64>,
     /// Replay threads, each with its own connections (default: one per two
     /// cores, at most 4: the rest is left to the capture reading and to a
@@ -129,7 +129,7 @@ struct RunArgs {
     #[arg(long, value_name = "auto|off")]
     tls: Option<String>,
     /// Server port(s) of the legacy service.
-    #[arg(long = "port", value_name = "N")]
+    #[arg(long = "port", value_name = "N", allow_negative_numbers = true)]
     ports: Vec<u16>,
     /// eBPF: also write what the source sees to this pcapng.
     #[arg(long, value_name = "FILE.pcapng")]
@@ -150,7 +150,7 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
     /// Replay this percentage of connections (whole connections, by flow hash).
-    #[arg(long, value_name = "PERCENT")]
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
     sample: Option<f64>,
     #[command(flatten)]
     triage: TriageArgs,
@@ -177,13 +177,13 @@ struct RecordArgs {
     #[arg(long, value_name = "auto|off")]
     tls: Option<String>,
     /// Server port(s) of the legacy service.
-    #[arg(long = "port", value_name = "N")]
+    #[arg(long = "port", value_name = "N", allow_negative_numbers = true)]
     ports: Vec<u16>,
     /// The pcapng to write (replaced if it exists).
     #[arg(long, value_name = "FILE.pcapng")]
     out: PathBuf,
     /// Stop after this many seconds (default: at SIGINT or SIGTERM).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     duration: Option<f64>,
 }
 
@@ -240,7 +240,7 @@ struct ReportArgs {
 #[derive(Args)]
 struct DemoArgs {
     /// Exchanges to send to the legacy service.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     requests: usize,
     /// Use the bundled capture instead of capturing live on lo.
     #[arg(long)]
@@ -253,14 +253,14 @@ struct DemoArgs {
 #[derive(Args, Clone)]
 struct CaptureArgs {
     /// Server port(s); without, any connection that starts like HTTP counts.
-    #[arg(long = "port", value_name = "N")]
+    #[arg(long = "port", value_name = "N", allow_negative_numbers = true)]
     ports: Vec<u16>,
     /// Body bytes kept per message (the rest is counted, not kept;
     /// default 1 MiB, `[capture] body_limit`).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     body_limit: Option<usize>,
     /// Reassembly shards (threads); default: one per core (`replay`: one).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256), allow_negative_numbers = true)]
     shards: Option<usize>,
 }
 
@@ -306,6 +306,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if is_bad_value(&e) => {
+            // clap adds a blank line and a hint: bad input is one line here.
+            let rendered = e.render().to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: bad value"));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
@@ -346,6 +352,12 @@ fn default_log_level(command: &Command) -> &'static str {
     if matches!(command, Command::Run(_) | Command::Record(_)) { "info" } else { "warn" }
 }
 
+/// A flag's value that does not parse or is out of its range (clap's
+/// message for it is self-contained on its first line).
+fn is_bad_value(e: &clap::Error) -> bool {
+    matches!(e.kind(), clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation)
+}
+
 /// Each command's flags, for the one table of flags to config keys
 /// (`topology::flags`).
 impl CaptureArgs {
@@ -382,6 +394,9 @@ fn run_flags(args: RunArgs) -> Flags {
     args.triage.onto(flags)
 }
 
+/// The longest `record --duration` (larger overflows a Duration's seconds).
+const MAX_RECORD_S: f64 = 366.0 * 86_400.0;
+
 /// `record`: the eBPF source to a pcapng; one summary line on stderr.
 fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     match args.source.as_str() {
@@ -390,7 +405,9 @@ fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--source {other:?}: record takes ebpf"),
     }
     let duration = match args.duration {
-        Some(s) if !(s > 0.0 && s.is_finite()) => anyhow::bail!("--duration {s}: must be a positive number of seconds"),
+        Some(s) if !(s > 0.0 && s <= MAX_RECORD_S) => {
+            anyhow::bail!("--duration {s}: must be a number of seconds above 0, at most {MAX_RECORD_S} (a year)")
+        }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };

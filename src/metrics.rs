@@ -75,6 +75,8 @@ pub struct Metrics {
     exchanges: Counter,
     queue_depth: Gauge,
     queue_drops: Counter,
+    replay_loops: Counter,
+    outcome_write_errors: Counter,
     outcomes: Family<OutcomeLabels, Counter>,
     latency: HistogramFamily,
     evidence: evidence::Evidence,
@@ -104,6 +106,8 @@ impl Metrics {
             exchanges: Counter::default(),
             queue_depth: Gauge::default(),
             queue_drops: Counter::default(),
+            replay_loops: Counter::default(),
+            outcome_write_errors: Counter::default(),
             outcomes: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
             evidence: Default::default(),
@@ -143,6 +147,16 @@ impl Metrics {
         registry.register("exchanges", "HTTP exchanges rebuilt from the capture", m.exchanges.clone());
         registry.register("replay_queue_depth", "Exchanges waiting for replay", m.queue_depth.clone());
         registry.register("replay_queue_drops", "Exchanges dropped because replay fell behind", m.queue_drops.clone());
+        registry.register(
+            "replay_loops",
+            "Requests carrying the replay marker (our replays captured again: a loop), not replayed",
+            m.replay_loops.clone(),
+        );
+        registry.register(
+            "outcome_write_errors",
+            "Outcome lines that could not be written to --out (disk full, a read-only file)",
+            m.outcome_write_errors.clone(),
+        );
         registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
         registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
         m.evidence.register(&mut registry);
@@ -205,6 +219,12 @@ impl Metrics {
         self.active_flows.set(Progress::total(&progress.active_flows) as i64);
         self.reassembly_bytes.set(Progress::total(&progress.buffered_bytes) as i64);
         self.queue_depth.set(queue_depth);
+    }
+
+    /// What the daemon counted and did not replay or write.
+    pub fn refresh_losses(&self, replay_loops: u64, outcome_write_errors: u64) {
+        self.replay_loops.inner().store(replay_loops, Ordering::Relaxed);
+        self.outcome_write_errors.inner().store(outcome_write_errors, Ordering::Relaxed);
     }
 
     /// Copies the report's per-endpoint evidence and criteria in.

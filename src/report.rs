@@ -74,6 +74,9 @@ pub struct Report {
     equivalences: BTreeMap<String, u64>,
     /// Exchanges the live daemon could not replay because the queue was full.
     pub replay_queue_drops: u64,
+    /// Requests carrying our replay marker (our replays captured again: a
+    /// loop), not replayed.
+    pub replay_loops: u64,
     /// Production's load against replay's, and the replayer's health.
     pub load: Load,
 }
@@ -196,6 +199,7 @@ pub struct Totals {
     #[serde(flatten)]
     pub counts: OutcomeCounts,
     pub replay_queue_drops: u64,
+    pub replay_loops: u64,
     pub ready_endpoints: u64,
 }
 
@@ -312,6 +316,7 @@ impl Report {
             bump(&mut self.equivalences, rule, *n);
         }
         self.replay_queue_drops += other.replay_queue_drops;
+        self.replay_loops += other.replay_loops;
         self.load.merge(other.load);
     }
 
@@ -347,7 +352,11 @@ impl Report {
 
     pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
         let margin = options.margin;
-        let mut totals = Totals { replay_queue_drops: self.replay_queue_drops, ..Default::default() };
+        let mut totals = Totals {
+            replay_queue_drops: self.replay_queue_drops,
+            replay_loops: self.replay_loops,
+            ..Default::default()
+        };
         let endpoints = self
             .endpoints
             .iter()

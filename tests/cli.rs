@@ -77,3 +77,77 @@ fn bad_flags_exit_2() {
     assert_eq!(shadowtap(&["pairs", "--port", "http", "x.pcap"]).status.code(), Some(2));
     assert_eq!(shadowtap(&["no-such-command"]).status.code(), Some(2));
 }
+
+/// Every numeric flag and config value out of its range: one line naming
+/// the flag (or the file's line and key), exit 2, no panic. Before, some
+/// reached `Duration::from_secs_f64` or nanosecond arithmetic and panicked.
+#[test]
+fn numbers_out_of_range_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let window = config("window.toml", "[noise]\nrepeat_window_s = 10000000000\n");
+    let late = config(
+        "late.toml",
+        "[candidate]\nurl = \"http://127.0.0.1:1\"\n[verdict]\nlate_start_ms = 18446744073709551615\n",
+    );
+    let queue = config("queue.toml", "[daemon]\n\nqueue = 0\n");
+    let interval = config("interval.toml", "[output]\nreport_interval_s = 18446744073709551615\n");
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/demo.pcap");
+    let replay = |extra: &[&str]| {
+        let mut args = vec!["replay", demo, "--candidate", "http://127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--interface", "lo", "--candidate", "http://127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let own = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (replay(&["--rate", "1e-20"]), "--rate 1e-20: must be from 0.001"),
+        (replay(&["--rate", "-5"]), "--rate -5.0: must be from 0.001"),
+        (replay(&["--rate", "0"]), "--rate 0: must be above 0"),
+        (replay(&["--pace", "nan"]), "--pace NaN: must be from 0.001"),
+        (replay(&["--pace", "0"]), "--pace 0: must be a factor above 0"),
+        (replay(&["--pace", "1e-300"]), "--pace 1e-300: must be from 0.001"),
+        (replay(&["--pace", "inf"]), "--pace inf: must be from 0.001"),
+        (replay(&["--concurrency", "100000000"]), "--concurrency 100000000: must be from 0 to 10000"),
+        (replay(&["--concurrency", "-1"]), "'--concurrency <N>'"),
+        (replay(&["--body-limit", "99999999999"]), "--body-limit 99999999999: must be from 0 to 1073741824"),
+        (replay(&["--shards", "0"]), "'--shards <N>': 0 is not in 1..=256"),
+        (replay(&["--shards", "100000"]), "'--shards <N>': 100000 is not in 1..=256"),
+        (replay(&["--lanes", "0"]), "'--lanes <N>'"),
+        (replay(&["--config", &window]), "window.toml:2: [noise] repeat_window_s = 10000000000: must be"),
+        (
+            replay(&["--config", &late]),
+            "late.toml:4: [verdict] late_start_ms = 18446744073709551615: must be from 1 to 3600000",
+        ),
+        (own(&["pairs", demo, "--body-limit", "-1"]), "'--body-limit <BYTES>'"),
+        (own(&["pairs", demo, "--port", "0"]), "--port 0: a server port is from 1 to 65535"),
+        (own(&["pairs", demo, "--shards", "0"]), "'--shards <N>'"),
+        (own(&["endpoints", demo, "--body-limit", "1e3"]), "'--body-limit <BYTES>'"),
+        (run(&["--sample", "101"]), "--sample 101.0: must be from 0 to 100"),
+        (run(&["--sample", "nan"]), "--sample NaN: must be from 0 to 100"),
+        (run(&["--sample", "-0.5"]), "--sample -0.5: must be from 0 to 100"),
+        (run(&["--config", &queue]), "queue.toml:3: [daemon] queue = 0: must be from 1"),
+        (run(&["--config", &interval]), "interval.toml:2: [output] report_interval_s = 18446744073709551615"),
+        (own(&["record", "--source", "ebpf", "--pid", "1", "--out", "x.pcapng", "--duration", "1e300"]), "--duration"),
+        (own(&["record", "--source", "ebpf", "--pid", "1", "--out", "x.pcapng", "--duration", "-1"]), "--duration"),
+        (own(&["record", "--source", "ebpf", "--pid", "0", "--out", "x.pcapng"]), "--pid 0: a process id"),
+        (own(&["verdict", "--prometheus", "http://127.0.0.1:1", "--window", "99999999999999999999d"]), "not a window"),
+        (own(&["demo", "--requests", "0"]), "'--requests <REQUESTS>'"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_shadowtap")).args(&args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
+    }
+}

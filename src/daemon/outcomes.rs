@@ -1,8 +1,11 @@
 //! The daemon's outcome sinks: replayed outcomes in (from the dispatcher),
 //! held until names settle and noise is known, then folded into the
 //! metrics and the report and written as JSON Lines to `--out`. The file
-//! is written on its own thread, never on the async workers; it is
-//! reopened on SIGHUP (logrotate).
+//! is written on its own thread, never on the async workers, in batches
+//! (what waits, up to 1 MiB, one write and a flush); it is reopened on
+//! SIGHUP (logrotate). A batch that cannot be written (disk full, a
+//! read-only file) is counted line by line and makes `/healthz`
+//! unhealthy until a write works again ([`super::health`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Shared;
+use super::health::Health;
 use crate::replay::settling::Settling;
 use crate::replay::{Current, Holdback, Outcome, Replayer};
 use crate::topology::OutcomeSink;
@@ -20,6 +24,9 @@ use crate::topology::dispatch::Replayed;
 
 /// Outcome lines waiting for the writer thread.
 const WRITER_QUEUE: usize = 1024;
+
+/// Lines are written in batches of about this many bytes at most.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// The `--out` file's writer thread and its queue.
 pub(super) struct OutcomeWriter {
@@ -30,8 +37,13 @@ pub(super) struct OutcomeWriter {
 }
 
 impl OutcomeWriter {
-    /// Starts the thread writing to `out` (opened from `path`).
-    pub(super) fn start(mut out: OutcomeSink, path: Option<PathBuf>) -> std::io::Result<OutcomeWriter> {
+    /// Starts the thread writing to `out` (opened from `path`, unbuffered:
+    /// the thread batches), noting in `health` what cannot be written.
+    pub(super) fn start(
+        mut out: OutcomeSink,
+        path: Option<PathBuf>,
+        health: Arc<Health>,
+    ) -> std::io::Result<OutcomeWriter> {
         let (lines, mut rx) = mpsc::channel::<Vec<u8>>(WRITER_QUEUE);
         let reopen = Arc::new(AtomicBool::new(false));
         let reopen_flag = reopen.clone();
@@ -44,15 +56,16 @@ impl OutcomeWriter {
                         Err(e) => tracing::error!("cannot reopen {:?}: {e}", path),
                     }
                 }
-                if out.write_all(&line).is_err() {
-                    tracing::error!("cannot write outcome");
-                }
-                // Flushed whenever nothing more is waiting.
-                if rx.is_empty() {
-                    let _ = out.flush();
+                let (batch, lines) = batch_from(line, &mut rx);
+                match out.write_all(&batch).and_then(|()| out.flush()) {
+                    Ok(()) => health.lines_written(),
+                    Err(e) => {
+                        if health.lines_not_written(lines, &e) {
+                            tracing::error!(out = ?path, "cannot write outcome lines (counted, /healthz unhealthy): {e}");
+                        }
+                    }
                 }
             }
-            let _ = out.flush();
         })?;
         Ok(OutcomeWriter { lines, reopen, thread })
     }
@@ -66,6 +79,18 @@ impl OutcomeWriter {
         drop(self.lines);
         let _ = self.thread.join();
     }
+}
+
+/// `first` and the lines waiting behind it, up to [`BATCH_BYTES`]; how
+/// many lines.
+fn batch_from(first: Vec<u8>, rx: &mut mpsc::Receiver<Vec<u8>>) -> (Vec<u8>, u64) {
+    let (mut batch, mut lines) = (first, 1);
+    while batch.len() < BATCH_BYTES {
+        let Ok(line) = rx.try_recv() else { break };
+        batch.extend_from_slice(&line);
+        lines += 1;
+    }
+    (batch, lines)
 }
 
 /// Folds outcomes into the report and metrics and sends them to the

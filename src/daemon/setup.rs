@@ -29,9 +29,6 @@ pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
     if config.candidate.url.is_none() {
         bail!("no candidate: give --candidate URL or [candidate] url in the config");
     }
-    if !(0.0..=100.0).contains(&config.capture.sample_percent) {
-        bail!("--sample must be a percentage from 0 to 100, not {}", config.capture.sample_percent);
-    }
     Ok(config)
 }
 

@@ -1,6 +1,7 @@
 //! The TOML configuration shared by `replay` and `run`: candidate, what may
 //! be replayed, comparison rules (global and per endpoint) and the latency
-//! margin. Errors name the file and line.
+//! margin. Errors name the file and line; numbers are range-checked
+//! (`check.rs`).
 
 use std::path::Path;
 
@@ -445,6 +446,7 @@ impl Config {
                 return Err(invalid(line_of(text, write), format!("bad allow_writes template {write:?}")));
             }
         }
+        config.check().map_err(|e| invalid(check::key_line(text, e.section, e.key), e.to_string()))?;
         Ok(config)
     }
 
@@ -492,6 +494,9 @@ fn unknown_field_line(text: &str, from: usize, message: &str) -> Option<usize> {
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).map_or(1, |i| i + 1)
 }
+
+mod check;
+pub use check::OutOfRange;
 
 #[cfg(test)]
 mod tests;

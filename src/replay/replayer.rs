@@ -83,20 +83,40 @@ const INLINE_COMPARE_BYTES: usize = 8 << 10;
 /// The replayer in use. The daemon swaps in a new one on reload; tasks
 /// already running finish with the one they started with. Taken once per
 /// exchange, never on the packet path.
-pub struct Current(std::sync::RwLock<Arc<Replayer>>);
+pub struct Current {
+    slot: std::sync::RwLock<Arc<Replayer>>,
+    /// Requests that carried our marker header (our own replays seen
+    /// again: a loop), not replayed; kept across reloads.
+    loops: std::sync::atomic::AtomicU64,
+}
 
 impl Current {
     pub fn new(replayer: Replayer) -> Current {
-        Current(std::sync::RwLock::new(Arc::new(replayer)))
+        Current { slot: std::sync::RwLock::new(Arc::new(replayer)), loops: Default::default() }
     }
 
     pub fn get(&self) -> Arc<Replayer> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.slot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// True (and counted) when `exchange` is one of our own replays seen
+    /// again: the schedulers then leave it out, counted, never silently.
+    pub fn is_loop(&self, replayer: &Replayer, exchange: &Exchange) -> bool {
+        let ours = replayer.is_own_replay(exchange);
+        if ours {
+            self.loops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ours
+    }
+
+    /// Our own replays seen again so far (`is_loop`).
+    pub fn loops(&self) -> u64 {
+        self.loops.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Swaps in a new replayer, which keeps what the old one learned.
     pub fn set(&self, mut replayer: Replayer) {
-        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.slot.write().unwrap_or_else(|e| e.into_inner());
         replayer.noise = slot.noise.clone();
         replayer.generated = slot.generated.clone();
         replayer.validators = slot.validators.clone();

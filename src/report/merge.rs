@@ -51,6 +51,8 @@ struct Input {
 struct InputTotals {
     #[serde(default)]
     replay_queue_drops: u64,
+    #[serde(default)]
+    replay_loops: u64,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +120,7 @@ impl Merger {
             super::bump(&mut self.report.equivalences, rule, *n);
         }
         self.report.replay_queue_drops += input.totals.replay_queue_drops;
+        self.report.replay_loops += input.totals.replay_loops;
         let load = &mut self.report.load;
         load.kernel_drops += input.load.kernel_drops;
         load.packets += input.load.packets;

@@ -100,6 +100,13 @@ pub fn table(report: &ReportJson) -> String {
     if t.replay_queue_drops > 0 {
         let _ = writeln!(out, "exchanges dropped because replay fell behind: {}", t.replay_queue_drops);
     }
+    if t.replay_loops > 0 {
+        let _ = writeln!(
+            out,
+            "requests carrying the replay marker (our own replays captured again: a loop), not replayed: {}",
+            t.replay_loops
+        );
+    }
     out
 }
 

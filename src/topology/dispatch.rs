@@ -77,7 +77,7 @@ pub async fn run(
             }
         };
         let replayer = current.get();
-        if replayer.is_own_replay(&exchange) {
+        if current.is_loop(&replayer, &exchange) {
             continue;
         }
         replayer.names.observe(&exchange, replayer.templates(), &replayer.config().naming);

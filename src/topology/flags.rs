@@ -32,7 +32,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::replay::config::Config;
+use crate::replay::config::{Config, OutOfRange};
 
 /// The flags given on the command line (`None`, empty: not given).
 #[derive(Clone, Debug, Default)]
@@ -63,8 +63,10 @@ pub struct Flags {
 
 impl Flags {
     /// The table: each flag given replaces its key (`--allow-writes`
-    /// adds routes to the file's). A bad route template is an error.
+    /// adds routes to the file's). A bad route template or a number out
+    /// of range (`Config::check`, the flag named) is an error.
     pub fn apply(&self, c: &mut Config) -> anyhow::Result<()> {
+        self.check_zero_factors()?;
         set(&mut c.candidate.url, &self.candidate);
         set_value(&mut c.candidate.concurrency, self.concurrency);
         set_value(&mut c.candidate.rate, self.rate);
@@ -89,6 +91,36 @@ impl Flags {
         set(&mut c.output.out, &self.out);
         set(&mut c.output.report, &self.report);
         set(&mut c.metrics.listen, &self.metrics);
+        c.check().map_err(|e| anyhow::anyhow!(self.name_the_flag(e)))
+    }
+
+    /// A key out of range, told as the flag when the value came from one.
+    fn name_the_flag(&self, e: OutOfRange) -> String {
+        let given = match (e.section, e.key) {
+            ("candidate", "concurrency") => self.concurrency.is_some().then_some("--concurrency"),
+            ("candidate", "rate") => self.rate.is_some().then_some("--rate"),
+            ("candidate", "pace") => self.pace.is_some().then_some("--pace"),
+            ("capture", "sample_percent") => self.sample.is_some().then_some("--sample"),
+            ("capture", "body_limit") => self.body_limit.is_some().then_some("--body-limit"),
+            ("capture", "ports") => (!self.ports.is_empty()).then_some("--port"),
+            ("ebpf", "pids") => (!self.pids.is_empty()).then_some("--pid"),
+            _ => None,
+        };
+        match given {
+            Some(flag) => format!("{flag} {}: {}", e.value, e.want),
+            None => e.to_string(),
+        }
+    }
+
+    /// In the file, 0 means "no limit" / "as fast as allowed" (the
+    /// defaults); on the command line it is a mistake: leave the flag out.
+    fn check_zero_factors(&self) -> anyhow::Result<()> {
+        if self.rate == Some(0.0) {
+            anyhow::bail!("--rate 0: must be above 0 requests per second (leave --rate out for no limit)");
+        }
+        if self.pace == Some(0.0) {
+            anyhow::bail!("--pace 0: must be a factor above 0 (leave --pace out to replay as fast as allowed)");
+        }
         Ok(())
     }
 
@@ -149,5 +181,28 @@ mod tests {
         assert_eq!(c.replay.allow_writes, vec!["POST /a", "PUT /b/{id}"]);
         let bad = Flags { allow_writes: vec!["nonsense".into()], ..Default::default() };
         assert!(bad.apply(&mut c).is_err());
+    }
+
+    /// A flag out of range is named as the flag; a zero rate or pace on
+    /// the command line is refused (in the file it means "no limit").
+    #[test]
+    fn flags_out_of_range_are_named_as_flags() {
+        let cases = [
+            (Flags { rate: Some(1e-20), ..Default::default() }, "--rate 1e-20: must be from 0.001"),
+            (Flags { pace: Some(f64::NAN), ..Default::default() }, "--pace NaN: must be from 0.001"),
+            (Flags { pace: Some(0.0), ..Default::default() }, "--pace 0: must be a factor above 0"),
+            (Flags { rate: Some(0.0), ..Default::default() }, "--rate 0: must be above 0"),
+            (Flags { concurrency: Some(1 << 40), ..Default::default() }, "--concurrency 1099511627776: must be"),
+            (Flags { sample: Some(-1.0), ..Default::default() }, "--sample -1.0: must be from 0 to 100"),
+            (Flags { body_limit: Some(usize::MAX), ..Default::default() }, "--body-limit 18446744073709551615"),
+            (Flags { ports: vec![80, 0], ..Default::default() }, "--port 0: a server port"),
+            (Flags { pids: vec![0], ..Default::default() }, "--pid 0: a process id"),
+        ];
+        for (flags, want) in cases {
+            let err = flags.apply(&mut Config::default()).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{want}: {err}");
+        }
+        let fine = Flags { rate: Some(0.001), pace: Some(1000.0), sample: Some(0.0), ..Default::default() };
+        fine.apply(&mut Config::default()).unwrap();
     }
 }

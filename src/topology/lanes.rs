@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use super::OutcomeSink;
 use crate::exchange::Exchange;
 use crate::replay::load::{AS_RECORDED_MAX, RecordedLoad, Sample};
-use crate::replay::{ConnectionPacer, Current, Holdback, Outcome, Pacer, RateLimiter, Replayer, Schedule};
+use crate::replay::{ConnectionPacer, Current, Holdback, Outcome, Pacer, RateLimiter, Schedule};
 use crate::report::Report;
 
 /// Outcome lines are written to the shared sink in chunks of about this:
@@ -316,7 +316,7 @@ async fn run_lane(
     loop {
         while in_flight.len() < concurrency {
             let Some(job) = pending.pop_front() else { break };
-            in_flight.push(replay_one(current.get(), job));
+            in_flight.push(replay_one(current.clone(), job));
         }
         if in_flight.is_empty() && pending.is_empty() && !open {
             break;
@@ -348,8 +348,9 @@ async fn run_lane(
     LaneDone { report: out.report, outcomes: out.outcomes }
 }
 
-async fn replay_one(replayer: Arc<Replayer>, job: Job) -> Option<(Outcome, Option<Sample>)> {
-    if replayer.is_own_replay(&job.exchange) {
+async fn replay_one(current: Arc<Current>, job: Job) -> Option<(Outcome, Option<Sample>)> {
+    let replayer = current.get();
+    if current.is_loop(&replayer, &job.exchange) {
         return None;
     }
     let (outcome, sent) = replayer.process_measured(&job.exchange).await;

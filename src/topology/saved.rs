@@ -33,5 +33,7 @@ pub fn replay_pipeline(
     let (summary, capture_error) = running.finish();
     replayed.write_result?;
     let options = ReportOptions { noise: current.get().noise.snapshot(), ..options };
-    Ok(Finished { report: replayed.report.to_json(&options), summary, capture_error, outcomes: replayed.outcomes })
+    let mut report = replayed.report;
+    report.replay_loops = current.loops();
+    Ok(Finished { report: report.to_json(&options), summary, capture_error, outcomes: replayed.outcomes })
 }

@@ -72,3 +72,75 @@ fn endpoint_rules_add_to_global_rules() {
     assert_eq!(c.rules_for("GET /u/{id}").ignore_paths, vec!["/a", "/b"]);
     assert_eq!(c.rules_for("GET /other").ignore_paths, vec!["/a"]);
 }
+
+/// Every numeric key out of range is refused by `parse`, naming the file's
+/// line and the key; the values at the bounds still load.
+#[test]
+fn numbers_out_of_range_name_the_key_and_its_line() {
+    let bad = [
+        ("candidate", "timeout_ms = 0"),
+        ("candidate", "concurrency = 1000000"),
+        ("candidate", "rate = 1e-20"),
+        ("candidate", "rate = -1.0"),
+        ("candidate", "rate = nan"),
+        ("candidate", "pace = inf"),
+        ("candidate", "pace = 1e-300"),
+        ("replay", "generated_time_tolerance_ms = 18446744073709551615"),
+        ("latency", "p99_margin_percent = -5.0"),
+        ("latency", "p99_margin_ms = nan"),
+        ("naming", "settle_s = 18446744073709551615"),
+        ("naming", "settle_exchanges = 18446744073709551615"),
+        ("noise", "repeat_window_s = 10000000000"),
+        ("noise", "relative_percent = nan"),
+        ("noise", "absolute_percent = 101.0"),
+        ("noise", "min_samples = 0"),
+        ("noise", "warmup_samples = 18446744073709551615"),
+        ("noise", "warmup_max_s = 18446744073709551615"),
+        ("verdict", "min_compared = 0"),
+        ("verdict", "max_load_ratio = nan"),
+        ("verdict", "max_load_ratio = 0.5"),
+        ("verdict", "late_start_ms = 18446744073709551615"),
+        ("verdict", "late_start_ms = 0"),
+        ("verdict", "max_late_percent = -1.0"),
+        ("verdict", "max_lost_percent = inf"),
+        ("capture", "ports = [80, 0]"),
+        ("capture", "snaplen = -1"),
+        ("capture", "buffer_mb = 0"),
+        ("capture", "sample_percent = 100.5"),
+        ("capture", "body_limit = 18446744073709551615"),
+        ("capture", "max_flows = 0"),
+        ("capture", "idle_timeout_s = 18446744073709551615"),
+        ("capture", "max_flow_buffer_kb = 18446744073709551615"),
+        ("capture", "max_buffer_mb = 18446744073709551615"),
+        ("capture", "reorder_window_ms = 18446744073709551615"),
+        ("output", "report_interval_s = 0"),
+        ("output", "report_interval_s = 18446744073709551615"),
+        ("daemon", "queue = 0"),
+        ("daemon", "queue = 18446744073709551615"),
+        ("daemon", "drain_timeout_s = 18446744073709551615"),
+        ("ebpf", "ring_buffer_mb = 3"),
+        ("ebpf", "pids = [0]"),
+    ];
+    for (section, line) in bad {
+        let text = format!("# a comment\n[{section}]\n{line}\n");
+        let err = Config::parse(&text, "c.toml").expect_err(&text).to_string();
+        let key = line.split(' ').next().unwrap();
+        assert!(err.starts_with(&format!("c.toml:3: [{section}] {key} = ")), "{text}: {err}");
+        assert!(err.contains("must be") || err.contains(" is from "), "{text}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let at_the_bounds = "[candidate]\nrate = 0.001\npace = 1000.0\nconcurrency = 10000\ntimeout_ms = 1\n\
+                         [verdict]\nmin_compared = 1\nmax_load_ratio = 1.0\n[capture]\nbody_limit = 0\n\
+                         sample_percent = 0.0\nreorder_window_ms = 0\n[noise]\nwarmup_samples = 0\n";
+    Config::parse(at_the_bounds, "c.toml").unwrap();
+}
+
+/// The zero meaning "no limit" stays valid in the file, and a dotted key
+/// at the top is found on its line too.
+#[test]
+fn zero_rate_and_pace_are_the_defaults_and_dotted_keys_name_their_line() {
+    let c = Config::parse("[candidate]\nrate = 0.0\npace = 0.0\n", "c.toml").unwrap();
+    assert_eq!((c.candidate.rate, c.candidate.pace), (0.0, 0.0));
+    let err = Config::parse("\n\ncandidate.pace = -2.0\n", "c.toml").unwrap_err().to_string();
+    assert!(err.starts_with("c.toml:3: [candidate] pace = -2.0: must be from 0.001 to 1000"), "{err}");
+}
