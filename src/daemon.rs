@@ -27,6 +27,7 @@ use crate::topology::build::{self, capture_filter};
 use crate::topology::dispatch::{self, Replayed};
 use crate::topology::{Consumer, Flags, OutcomeSink, SourceChoice};
 
+mod loop_guard;
 mod outcomes;
 mod setup;
 

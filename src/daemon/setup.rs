@@ -29,6 +29,7 @@ pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
     if config.candidate.url.is_none() {
         bail!("no candidate: give --candidate URL or [candidate] url in the config");
     }
+    super::loop_guard::refuse_loops(&config).map_err(anyhow::Error::msg)?;
     if !(0.0..=100.0).contains(&config.capture.sample_percent) {
         bail!("--sample must be a percentage from 0 to 100, not {}", config.capture.sample_percent);
     }
