@@ -287,8 +287,9 @@ struct PairsArgs {
     /// Output format: JSON Lines, or one HAR 1.2 document.
     #[arg(long, value_enum, default_value_t = PairsFormat::Jsonl)]
     format: PairsFormat,
-    /// Secret header values (credentials, cookies, `[redact] headers`) as
-    /// keyed hashes; without it JSON Lines show the capture as it is.
+    /// Secret header values (credentials, cookies, `[redact] headers`) and
+    /// JSON body fields (`[redact] json_paths`) as keyed hashes; without
+    /// it JSON Lines show the capture as it is (HAR is always redacted).
     #[arg(long)]
     redact: bool,
     /// TOML configuration (its `[redact]` headers for `--redact`).
@@ -454,7 +455,9 @@ fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
     let exchanges = running.exchanges.clone();
-    let exchanges = if args.redact { shadowtap::redact::exchanges(exchanges) } else { exchanges };
+    // A HAR file is made to be shared: always redacted.
+    let redact = args.redact || matches!(args.format, PairsFormat::Har);
+    let exchanges = if redact { shadowtap::redact::exchanges(exchanges) } else { exchanges };
     let written = match args.format {
         PairsFormat::Jsonl => shadowtap::jsonl::write_ordered(exchanges, &mut out, workers),
         PairsFormat::Har => shadowtap::har::write_har(exchanges, &mut out).map(|_| ()),

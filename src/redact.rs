@@ -133,6 +133,50 @@ impl Redactor {
         if let Cow::Owned(headers) = self.headers(&payload.headers) {
             payload.headers = headers;
         }
+        if let Some(body) = self.json_body(&payload.body) {
+            payload.body = body;
+        }
+    }
+
+    /// A JSON body with the values at `json_paths` redacted, written again
+    /// (compact); `None` when nothing is configured, it is not JSON (or was
+    /// cut at the body limit), or nothing in it is secret.
+    fn json_body(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if self.json_paths.is_empty() {
+            return None;
+        }
+        let mut tree: Value = serde_json::from_slice(body).ok()?;
+        let mut changed = false;
+        self.redact_tree(&mut tree, &mut Vec::new(), &mut changed);
+        changed.then(|| serde_json::to_vec(&tree).ok()).flatten()
+    }
+
+    /// Depth is bounded by serde_json's parser (128 levels).
+    fn redact_tree(&self, value: &mut Value, path: &mut Vec<String>, changed: &mut bool) {
+        let here: Vec<&str> = path.iter().map(String::as_str).collect();
+        if self.json_paths.iter().any(|p| covers(p, &here)) {
+            *value = self.redact_value(value);
+            *changed = true;
+            return;
+        }
+        let mut visit = |segment: String, child: &mut Value| {
+            path.push(segment);
+            self.redact_tree(child, path, changed);
+            path.pop();
+        };
+        match value {
+            Value::Object(members) => {
+                for (key, child) in members.iter_mut() {
+                    visit(key.replace('~', "~0").replace('/', "~1"), child);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter_mut().enumerate() {
+                    visit(index.to_string(), child);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// HMAC-SHA256 (RFC 2104) with the 64-byte block key.
@@ -143,8 +187,8 @@ impl Redactor {
     }
 }
 
-/// `pairs --redact`: the exchanges of `batches` with their secret header
-/// values redacted, on a thread of their own (bounded like the pipeline's
+/// `pairs --redact` (and HAR): the exchanges of `batches` with their
+/// secret header values and JSON body fields redacted, on a thread of their own (bounded like the pipeline's
 /// channels, so nothing piles up).
 pub fn exchanges(batches: Receiver<Vec<Exchange>>) -> Receiver<Vec<Exchange>> {
     let (tx, rx) = crossbeam_channel::bounded(4);
@@ -260,6 +304,14 @@ mod tests {
         }
         assert_eq!(r.shown("/name", &Value::from("x")), Value::from("x"));
         assert_eq!(r.shown("/session", &Value::Null), Value::Null, "absent stays absent");
+        let body = br#"{"session":{"id":"s1"},"users":[{"token":"t","name":"n"}],"a":{"password":"p"}}"#;
+        let redacted: Value = serde_json::from_slice(&r.json_body(body).unwrap()).unwrap();
+        assert_eq!(redacted["users"][0]["name"], "n");
+        for secret in [&redacted["session"], &redacted["users"][0]["token"], &redacted["a"]["password"]] {
+            assert!(secret.as_str().is_some_and(is_redacted), "{redacted}");
+        }
+        assert_eq!(r.json_body(br#"{"name":"n"}"#), None, "nothing secret: the body as it was");
+        assert_eq!(r.json_body(b"not json"), None);
         let once = r.shown("/session", &Value::from(12));
         assert_eq!(r.shown("/session", &once), once, "redacting twice changes nothing");
     }
