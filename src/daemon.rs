@@ -28,6 +28,7 @@ use crate::topology::dispatch::{self, Replayed};
 use crate::topology::{Consumer, Flags, OutcomeSink, SourceChoice};
 
 mod health;
+mod loop_guard;
 mod outcomes;
 mod setup;
 mod test_hooks;
@@ -453,11 +454,22 @@ async fn watchdog(period: Duration, shared: Arc<Shared>, mut shutdown: watch::Re
     }
 }
 
+/// Connections the metrics listener keeps open; a new one past this
+/// closes the oldest, so idle or slow clients cannot lock out a scrape.
+const METRICS_MAX_CONNECTIONS: usize = 64;
+/// A metrics connection that sends no complete request head for this long
+/// (new, or idle between keep-alive requests) is closed.
+const METRICS_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `/metrics` and `/healthz` until shutdown; its connections are
-/// tasks of its own set, dropped (cancelled) with it.
+/// tasks of its own set, dropped (cancelled) with it, at most
+/// [`METRICS_MAX_CONNECTIONS`], each closed after
+/// [`METRICS_IDLE_TIMEOUT`] without a request.
 async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     use http_body_util::Full;
     let mut connections = JoinSet::new();
+    // Oldest first.
+    let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = std::collections::VecDeque::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -465,11 +477,20 @@ async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>, m
                 Err(_) => return,
             },
             // Finished connections are reaped as they end.
-            Some(_) = connections.join_next() => continue,
+            Some(_) = connections.join_next() => {
+                open.retain(|c| !c.is_finished());
+                continue;
+            }
             _ = shutdown.changed() => return,
         };
+        open.retain(|c| !c.is_finished());
+        if open.len() >= METRICS_MAX_CONNECTIONS
+            && let Some(oldest) = open.pop_front()
+        {
+            oldest.abort();
+        }
         let shared = shared.clone();
-        connections.spawn(async move {
+        let handle = connections.spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 async move {
@@ -498,7 +519,12 @@ async fn serve_metrics(listener: tokio::net::TcpListener, shared: Arc<Shared>, m
                 }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_IDLE_TIMEOUT)
+                .serve_connection(io, service)
+                .await;
         });
+        open.push_back(handle);
     }
 }

@@ -8,9 +8,39 @@ use std::net::SocketAddr;
 /// Capture time in nanoseconds since the Unix epoch.
 pub type Nanos = i64;
 
-/// One header as sent: the name keeps its case; the value is decoded lossily
-/// (obs-text bytes become U+FFFD), which is what a JSON consumer can use.
+/// One header as sent: the name keeps its case. Name and value are text as
+/// [`header_text`] makes it: the wire bytes themselves when they are UTF-8,
+/// else a lossless escape of them, so the candidate is sent exactly what
+/// production received ([`header_bytes`]).
 pub type Header = (String, String);
+
+/// Starts a header text that stands for bytes that are not UTF-8. A header
+/// never holds NUL on the wire (RFC 9110 section 5.5; httparse refuses
+/// it), so no real value is misread as escaped.
+const RAW_MARK: char = '\0';
+
+/// Header bytes as text, losslessly: UTF-8 as it is; anything else (Latin-1
+/// `caf\xe9`, stray obs-text) as U+0000 then one char per byte, U+0000 to
+/// U+00FF (`"\u0000caf\u00e9"`). What JSON output shows, and what
+/// [`header_bytes`] turns back into the wire bytes.
+pub fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.starts_with(RAW_MARK) => text.to_owned(),
+        _ => std::iter::once(RAW_MARK).chain(bytes.iter().map(|&b| char::from(b))).collect(),
+    }
+}
+
+/// The wire bytes a [`header_text`] stands for.
+pub fn header_bytes(text: &str) -> std::borrow::Cow<'_, [u8]> {
+    match text.strip_prefix(RAW_MARK) {
+        // Every char of an escape is below U+0100 by construction; one that
+        // is not (a hand-edited saved capture) is kept as its UTF-8.
+        Some(escaped) if escaped.chars().all(|c| (c as u32) < 0x100) => {
+            escaped.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>().into()
+        }
+        _ => text.as_bytes().into(),
+    }
+}
 
 /// What both requests and responses carry after their start line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,5 +131,21 @@ pub(crate) fn test_get(uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Exch
         },
         response: None,
         gap: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_bytes_round_trip_through_text() {
+        let cases: [&[u8]; 6] = [b"caf\xe9", b"plain", "caf\u{e9}".as_bytes(), b"\0lead", b"\xff\xfe\x80", b""];
+        for bytes in cases {
+            assert_eq!(&*header_bytes(&header_text(bytes)), bytes, "{bytes:?}");
+        }
+        assert_eq!(header_text(b"caf\xe9"), "\u{0}caf\u{e9}");
+        assert_eq!(header_text("café".as_bytes()), "café", "UTF-8 stays as it is");
+        assert_ne!(header_text(b"caf\xe9"), header_text("café".as_bytes()), "Latin-1 is not UTF-8");
     }
 }

@@ -20,9 +20,6 @@ use crate::exchange::{Exchange, Payload};
 
 pub mod examples;
 
-/// Headers whose values never leave the machine in a HAR file.
-const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
-
 /// Writes every exchange of `batches` as one HAR document; returns how
 /// many entries were written. On a write error the input is still drained
 /// (so the pipeline can finish) and the error returned.
@@ -49,12 +46,11 @@ pub fn write_har(batches: Receiver<Vec<Exchange>>, out: &mut impl Write) -> std:
 }
 
 fn headers(p: &Payload) -> Vec<Value> {
-    p.headers
+    // Secret values never leave the machine in a HAR file.
+    crate::redact::redactor()
+        .headers(&p.headers)
         .iter()
-        .map(|(name, value)| {
-            let secret = SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str());
-            json!({"name": name, "value": if secret { "[redacted]" } else { value.as_str() }})
-        })
+        .map(|(name, value)| json!({"name": name, "value": value}))
         .collect()
 }
 

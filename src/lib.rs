@@ -17,6 +17,7 @@ pub mod jsonl;
 pub mod metrics;
 pub mod pipeline;
 pub mod reassembly;
+pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod semantics;

@@ -287,6 +287,14 @@ struct PairsArgs {
     /// Output format: JSON Lines, or one HAR 1.2 document.
     #[arg(long, value_enum, default_value_t = PairsFormat::Jsonl)]
     format: PairsFormat,
+    /// Secret header values (credentials, cookies, `[redact] headers`) and
+    /// JSON body fields (`[redact] json_paths`) as keyed hashes; without
+    /// it JSON Lines show the capture as it is (HAR is always redacted).
+    #[arg(long)]
+    redact: bool,
+    /// TOML configuration (its `[redact]` headers for `--redact`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     capture: CaptureArgs,
 }
@@ -457,15 +465,19 @@ fn files_pipeline(files: &[PathBuf], capture: &CaptureArgs, config: &Config) -> 
 
 fn pairs(args: PairsArgs) -> anyhow::Result<ExitCode> {
     let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let config = args.capture.flags().load(None)?;
+    let config = Flags { config: args.config.clone(), ..args.capture.flags() }.load(None)?;
     let running = files_pipeline(&args.files, &args.capture, &config);
     let progress = ProgressBar::start(running.progress.clone(), total_bytes);
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let exchanges = running.exchanges.clone();
+    // A HAR file is made to be shared: always redacted.
+    let redact = args.redact || matches!(args.format, PairsFormat::Har);
+    let exchanges = if redact { shadowtap::redact::exchanges(exchanges) } else { exchanges };
     let written = match args.format {
-        PairsFormat::Jsonl => shadowtap::jsonl::write_ordered(running.exchanges.clone(), &mut out, workers),
-        PairsFormat::Har => shadowtap::har::write_har(running.exchanges.clone(), &mut out).map(|_| ()),
+        PairsFormat::Jsonl => shadowtap::jsonl::write_ordered(exchanges, &mut out, workers),
+        PairsFormat::Har => shadowtap::har::write_har(exchanges, &mut out).map(|_| ()),
     };
     let flushed = out.flush();
     drop(out);

@@ -384,8 +384,8 @@ impl Report {
                                     .examples
                                     .iter()
                                     .map(|(recorded, other)| NoiseExample {
-                                        recorded: recorded.clone(),
-                                        other: other.clone(),
+                                        recorded: crate::redact::redactor().shown(path, recorded),
+                                        other: crate::redact::redactor().shown(path, other),
                                     })
                                     .collect(),
                             })

@@ -151,3 +151,45 @@ fn numbers_out_of_range_are_one_line_and_exit_2() {
         assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
     }
 }
+
+/// `run` whose candidate or secondary is the tapped service itself (its
+/// `--port` on this host) refuses to start: one line naming the URL, exit 2.
+/// A guard that let it through would start capturing: the wait is bounded.
+#[test]
+fn a_candidate_or_secondary_that_is_the_tapped_service_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shadowtap.toml");
+    let port = "18399";
+    let cases = [
+        ("", vec!["--candidate", "http://127.0.0.1:18399/"], "candidate http://127.0.0.1:18399/ is the tapped service"),
+        ("", vec!["--candidate", "http://localhost:18399"], "candidate http://localhost:18399 is the tapped service"),
+        (
+            "[legacy]\nsecondary = \"http://127.0.0.1:18399\"\n",
+            vec!["--candidate", "http://127.0.0.1:18400"],
+            "[legacy] secondary http://127.0.0.1:18399 is the tapped service",
+        ),
+    ];
+    for (file, flags, reason) in cases {
+        std::fs::write(&config, file).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+            .args(["run", "--config", config.to_str().unwrap(), "--interface", "lo", "--port", port])
+            .args(&flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{flags:?}: run started instead of refusing");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(&format!("shadowtap: {reason}")), "{err}");
+    }
+}

@@ -205,8 +205,8 @@ fn credentials_and_cookies_never_reach_the_har() {
     let value = |name: &str| {
         headers.iter().find(|h| h["name"].as_str().unwrap().eq_ignore_ascii_case(name)).unwrap()["value"].clone()
     };
-    assert_eq!(value("authorization"), "[redacted]");
-    assert_eq!(value("cookie"), "[redacted]");
+    let redacted = |v: Value| v.as_str().is_some_and(|s| s.starts_with("[redacted:"));
+    assert!(redacted(value("authorization")) && redacted(value("cookie")), "{headers:?}");
     assert_eq!(value("host"), "legacy", "other headers are kept");
 }
 
@@ -300,6 +300,6 @@ fn report_examples_are_valid_har_1_2_true_to_their_outcome_lines() {
     }
     // The differing Set-Cookie is shown, its values never.
     let text = har.to_string();
-    assert!(text.contains("header:set-cookie") && text.contains("[redacted]"), "the cookie example is there");
+    assert!(text.contains("header:set-cookie") && text.contains("[redacted:"), "the cookie example is there");
     assert!(!text.contains("s3cret"), "a secret reached the HAR");
 }

@@ -267,7 +267,7 @@ fn secrets_in_differences_are_redacted_in_the_page() {
     let html = render_html(&report_path, &outcomes, &page);
     assert!(html.contains("header:set-cookie"), "the example is shown");
     assert!(!html.contains("s3cret"), "a secret reached the page");
-    assert!(html.contains("[redacted]"));
+    assert!(html.contains("[redacted:"), "shown as a keyed hash");
 }
 
 /// The http(s) URLs a page opened from a file asked for, from Chromium's

@@ -163,7 +163,7 @@ fn rename_report_endpoints(shared: &Shared, replayer: &Replayer, seen: &mut u64)
 async fn emit(outcome: &Outcome, shared: &Shared, lines: &mpsc::Sender<Vec<u8>>) {
     shared.metrics.observe(outcome);
     shared.report.lock().unwrap_or_else(|e| e.into_inner()).add(outcome);
-    let mut line = serde_json::to_vec(outcome).unwrap_or_default();
+    let mut line = serde_json::to_vec(&outcome.redacted()).unwrap_or_default();
     line.push(b'\n');
     if lines.send(line).await.is_err() {
         tracing::error!("cannot write outcome: the writer is gone");

@@ -29,6 +29,7 @@ pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
     if config.candidate.url.is_none() {
         bail!("no candidate: give --candidate URL or [candidate] url in the config");
     }
+    super::loop_guard::refuse_loops(&config).map_err(anyhow::Error::msg)?;
     Ok(config)
 }
 

@@ -3,7 +3,7 @@
 //! complete head with `httparse`, leniently, as a passive observer must: the
 //! server already accepted what we are looking at.
 
-use crate::exchange::Header;
+use crate::exchange::{Header, header_text};
 
 /// The start line of a request, what we need of its head, and framing facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ fn parser_config() -> httparse::ParserConfig {
 }
 
 fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect()
+    headers.iter().map(|h| (h.name.to_string(), header_text(h.value))).collect()
 }
 
 pub(super) fn version_string(minor: Option<u8>) -> String {
@@ -104,8 +104,8 @@ pub(super) fn lenient_headers(rest: &[u8]) -> Vec<Header> {
         .filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let colon = memchr::memchr(b':', line)?;
-            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
-            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_string();
+            let name = header_text(line[..colon].trim_ascii());
+            let value = header_text(line[colon + 1..].trim_ascii());
             (!name.is_empty()).then_some((name, value))
         })
         .collect()

@@ -19,7 +19,7 @@ pub use super::answer::{CandidateAnswer, ClientError};
 use super::config::CandidateConfig;
 use super::http1::Http1Pool;
 use super::tls::tls_config;
-use crate::exchange::Request;
+use crate::exchange::{Request, header_bytes, header_text};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -149,12 +149,14 @@ impl CandidateClient {
         let mut builder = hyper::Request::builder().method(method).uri(self.target(uri)?);
         let headers = builder.headers_mut().expect("fresh builder");
         for (name, value) in self.forwarded_headers(request) {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            if let (Ok(n), Ok(v)) =
+                (HeaderName::from_bytes(&header_bytes(name)), HeaderValue::from_bytes(&header_bytes(value)))
+            {
                 headers.append(n, v);
             }
         }
         for (name, value) in self.forwarding(request) {
-            if let Ok(v) = HeaderValue::from_str(&value) {
+            if let Ok(v) = HeaderValue::from_bytes(&header_bytes(&value)) {
                 headers.append(name, v);
             }
         }
@@ -220,14 +222,17 @@ impl CandidateClient {
         if let Some(host) = self.host_for(request).or_else(|| self.own_host()) {
             put(b"Host", host.as_bytes());
         }
+        // As production received them: escaped bytes back to the wire's.
         for (name, value) in self.forwarded_headers(request) {
-            if is_header_name(name) && is_header_value(value) {
-                put(name.as_bytes(), value.as_bytes());
+            let (name, value) = (header_bytes(name), header_bytes(value));
+            if is_header_name(&name) && is_header_value(&value) {
+                put(&name, &value);
             }
         }
         for (name, value) in self.forwarding(request) {
+            let value = header_bytes(&value);
             if is_header_value(&value) {
-                put(name.as_bytes(), value.as_bytes());
+                put(name.as_bytes(), &value);
             }
         }
         if let Some((name, value)) = &self.marker {
@@ -246,7 +251,9 @@ impl CandidateClient {
     fn host_for(&self, request: &Request) -> Option<HeaderValue> {
         match &self.host_header {
             HostHeader::Candidate(v) | HostHeader::Fixed(v) => v.clone(),
-            HostHeader::Keep => request.payload.header("host").and_then(|h| HeaderValue::from_str(h).ok()),
+            HostHeader::Keep => {
+                request.payload.header("host").and_then(|h| HeaderValue::from_bytes(&header_bytes(h)).ok())
+            }
         }
     }
 
@@ -313,11 +320,8 @@ impl CandidateClient {
         let response = self.client.request(outgoing).await.map_err(|e| ClientError::Request(describe(&e)))?;
         let latency_us = started.elapsed().as_micros() as u64;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let headers =
+            response.headers().iter().map(|(n, v)| (n.as_str().to_string(), header_text(v.as_bytes()))).collect();
         let (body, truncated) =
             match http_body_util::Limited::new(response.into_body(), self.body_limit).collect().await {
                 Ok(collected) => (collected.to_bytes().to_vec(), false),
@@ -353,13 +357,13 @@ const TOKEN_BYTES: [bool; 256] = {
     table
 };
 
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(is_token_byte)
+fn is_header_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().copied().all(is_token_byte)
 }
 
 /// No line breaks or NULs: a value that would split the request is dropped.
-fn is_header_value(value: &str) -> bool {
-    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+fn is_header_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// hyper's top-level error says little ("client error (Connect)"); the

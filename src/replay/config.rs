@@ -32,6 +32,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// What the eBPF source watches (`[capture] source = "ebpf"`).
     pub ebpf: crate::ebpf::EbpfConfig,
+    /// Secrets kept out of every output (`[redact]`).
+    pub redact: crate::redact::RedactConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -405,6 +407,8 @@ impl Config {
             let included = Config::load_endpoints(&base.join(include))?;
             config.endpoints.extend(included);
         }
+        // The first file loaded says what this process redacts.
+        crate::redact::install(&config.redact);
         Ok(config)
     }
 

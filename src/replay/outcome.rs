@@ -96,6 +96,30 @@ pub struct Outcome {
     pub noise_barred: bool,
 }
 
+impl Outcome {
+    /// This outcome as it may be written: the values at secret paths
+    /// (credentials, cookies, `[redact]`) replaced by their keyed hashes
+    /// ([`crate::redact`]). Borrowed when nothing is secret.
+    pub fn redacted(&self) -> std::borrow::Cow<'_, Outcome> {
+        let redactor = crate::redact::redactor();
+        if !self.differences.iter().any(|d| redactor.is_secret_path(&d.path))
+            && !self.mapped_ids.iter().any(|m| m.secret)
+        {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut redacted = self.clone();
+        for d in redacted.differences.iter_mut().filter(|d| redactor.is_secret_path(&d.path)) {
+            d.recorded = redactor.redact_value(&d.recorded);
+            d.candidate = redactor.redact_value(&d.candidate);
+        }
+        for m in redacted.mapped_ids.iter_mut().filter(|m| m.secret) {
+            m.recorded = redactor.redact_text(m.recorded.as_bytes());
+            m.candidate = redactor.redact_text(m.candidate.as_bytes());
+        }
+        std::borrow::Cow::Owned(redacted)
+    }
+}
+
 /// Why an exchange a capture gap touched is not replayed (the report counts
 /// these as thin evidence behind its endpoint).
 pub const GAP_REASON: &str = "capture gap in this exchange";

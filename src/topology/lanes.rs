@@ -375,7 +375,7 @@ impl LaneOutput {
     fn record(&mut self, outcome: &Outcome, shared: &Shared) {
         self.report.add(outcome);
         self.outcomes += 1;
-        if serde_json::to_writer(&mut self.lines, outcome).is_ok() {
+        if serde_json::to_writer(&mut self.lines, &outcome.redacted()).is_ok() {
             self.lines.push(b'\n');
         }
         if self.lines.len() >= FLUSH_BYTES {

@@ -158,3 +158,18 @@ fn token_bytes_are_rfc_9110_tchar() {
         assert_eq!(is_token_byte(b), tchar, "{b:#04x}");
     }
 }
+
+#[test]
+fn header_bytes_that_are_not_utf8_reach_the_wire_as_captured() {
+    let head = b"GET /x HTTP/1.1\r\nHost: legacy\r\nX-Name: caf\xe9\r\nX-Raw: \xff\x80ok\r\n\r\n";
+    let parsed = crate::http::head::parse_request(head).unwrap();
+    let mut request = captured("GET", "/x", &[], b"");
+    request.payload.headers = parsed.headers;
+    let c = client("http://127.0.0.1:8081", "");
+    let wire = c.wire_request(&request, &request.uri).unwrap();
+    let has = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"\r\nX-Name: caf\xe9\r\n"), "{}", String::from_utf8_lossy(&wire));
+    assert!(has(b"\r\nX-Raw: \xff\x80ok\r\n"), "{}", String::from_utf8_lossy(&wire));
+    let built = c.build(&request, &request.uri).unwrap();
+    assert_eq!(built.headers()["x-name"].as_bytes(), b"caf\xe9", "the hyper path too");
+}

@@ -191,6 +191,9 @@ pub struct MappedValue {
     pub recorded: String,
     pub candidate: String,
     pub kind: Generated,
+    /// Learned at a secret path ([`crate::redact`]): written redacted.
+    #[serde(skip)]
+    pub secret: bool,
 }
 
 /// Recorded values → the candidate's, learned from replayed writes.
@@ -229,7 +232,8 @@ impl GeneratedValues {
         if map.len() < MAX_VALUES {
             map.insert(from, Mapping { to, kind, field: field_name(&d.path) });
         }
-        Some(MappedValue { recorded: value_text(&d.recorded)?, candidate: value_text(&d.candidate)?, kind })
+        let secret = crate::redact::redactor().is_secret_path(&d.path);
+        Some(MappedValue { recorded: value_text(&d.recorded)?, candidate: value_text(&d.candidate)?, kind, secret })
     }
 
     /// Remembers an id pair directly (tests, and ids read from URLs).
@@ -284,7 +288,9 @@ impl GeneratedValues {
             .split('/')
             .map(|seg| match map.get(seg) {
                 Some(m) if !seg.is_empty() && m.kind != Generated::Time => {
-                    used.push(MappedValue { recorded: seg.to_string(), candidate: m.to.clone(), kind: m.kind });
+                    // Already in the URI, which is not a secret place.
+                    let (recorded, candidate) = (seg.to_string(), m.to.clone());
+                    used.push(MappedValue { recorded, candidate, kind: m.kind, secret: false });
                     m.to.as_str()
                 }
                 _ => seg,
