@@ -525,6 +525,10 @@ fn print_summary(s: &Summary) {
         "dropped by memory bounds: {} bytes, {} holes given up early, {} connections not tracked, {} exchanges released out of order",
         r.bound_dropped_bytes, r.bound_gaps, r.flows_refused, s.order_forced
     );
+    eprintln!(
+        "requests waiting for answers: at most {} at once, {} sent out unanswered by the bound, {} later answers to them set aside",
+        h.peak_waiting, h.sent_out_unanswered, h.answers_to_sent_out
+    );
 }
 
 /// A progress line on stderr while a long file is read, only when stderr is

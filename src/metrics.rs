@@ -72,6 +72,8 @@ pub struct Metrics {
     reassembly_bytes: Gauge,
     flows_refused: Counter,
     bound_dropped_bytes: Counter,
+    requests_waiting: Gauge,
+    requests_sent_out: Counter,
     exchanges: Counter,
     queue_depth: Gauge,
     queue_drops: Counter,
@@ -103,6 +105,8 @@ impl Metrics {
             reassembly_bytes: Gauge::default(),
             flows_refused: Counter::default(),
             bound_dropped_bytes: Counter::default(),
+            requests_waiting: Gauge::default(),
+            requests_sent_out: Counter::default(),
             exchanges: Counter::default(),
             queue_depth: Gauge::default(),
             queue_drops: Counter::default(),
@@ -143,6 +147,12 @@ impl Metrics {
             "reassembly_dropped_bytes",
             "Bytes thrown away by reassembly memory bounds",
             m.bound_dropped_bytes.clone(),
+        );
+        registry.register("requests_waiting", "Requests waiting for their answers", m.requests_waiting.clone());
+        registry.register(
+            "requests_sent_out_unanswered",
+            "Requests sent out unanswered by the bound on requests waiting for answers",
+            m.requests_sent_out.clone(),
         );
         registry.register("exchanges", "HTTP exchanges rebuilt from the capture", m.exchanges.clone());
         registry.register("replay_queue_depth", "Exchanges waiting for replay", m.queue_depth.clone());
@@ -216,6 +226,8 @@ impl Metrics {
         set(&self.queue_drops, queue_drops);
         set(&self.flows_refused, Progress::total(&progress.flows_refused));
         set(&self.bound_dropped_bytes, Progress::total(&progress.bound_dropped_bytes));
+        set(&self.requests_sent_out, Progress::total(&progress.sent_out_unanswered));
+        self.requests_waiting.set(Progress::total(&progress.waiting_requests) as i64);
         self.active_flows.set(Progress::total(&progress.active_flows) as i64);
         self.reassembly_bytes.set(Progress::total(&progress.buffered_bytes) as i64);
         self.queue_depth.set(queue_depth);

@@ -13,11 +13,12 @@ pub mod answer;
 mod framing;
 pub mod head;
 mod lenient;
+mod pending;
 mod request;
 mod response;
 mod resync;
 
-use std::collections::{BTreeMap, VecDeque};
+pub use pending::PendingClock;
 
 use crate::exchange::{Exchange, Nanos, Request, Response};
 use crate::reassembly::{Dir, FlowKey, Handler};
@@ -35,13 +36,31 @@ pub struct Config {
     pub ports: Vec<u16>,
     /// Largest head (start line and headers) accepted.
     pub max_head: usize,
+    /// Requests of one connection waiting for their answers; past it the
+    /// oldest comes out unanswered.
+    pub max_waiting_per_conn: usize,
+    /// Bytes of requests waiting for their answers in the shard; past it
+    /// the shard's oldest comes out unanswered.
+    pub max_waiting_bytes: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { body_limit: 1 << 20, ports: Vec::new(), max_head: 64 << 10 }
+        Config {
+            body_limit: 1 << 20,
+            ports: Vec::new(),
+            max_head: 64 << 10,
+            max_waiting_per_conn: DEFAULT_MAX_WAITING_PER_CONN,
+            max_waiting_bytes: DEFAULT_MAX_WAITING_MB << 20,
+        }
     }
 }
+
+/// Requests one connection may have waiting for answers: clients pipeline
+/// a few; thousands come from a capture that misses the answers.
+pub const DEFAULT_MAX_WAITING_PER_CONN: usize = 1000;
+/// Megabytes of requests waiting for answers, in all.
+pub const DEFAULT_MAX_WAITING_MB: usize = 64;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -58,6 +77,13 @@ pub struct Stats {
     pub gap_exchanges: u64,
     /// Bytes passed over while looking for a start line.
     pub resync_bytes: u64,
+    /// Of `unanswered`: sent out early by a bound on waiting requests.
+    pub sent_out_unanswered: u64,
+    /// Answers that came after their request was sent out unanswered
+    /// (set aside, not paired).
+    pub answers_to_sent_out: u64,
+    /// Most requests waiting at once in a shard (summed over shards).
+    pub peak_waiting: u64,
 }
 
 impl Stats {
@@ -74,32 +100,7 @@ impl Stats {
         self.tunnels += o.tunnels;
         self.gap_exchanges += o.gap_exchanges;
         self.resync_bytes += o.resync_bytes;
-    }
-}
-
-/// Start times of requests begun but not yet handed out, so the ordering
-/// stage knows no earlier exchange can still come from this shard.
-#[derive(Debug, Default)]
-pub struct PendingClock {
-    starts: BTreeMap<Nanos, u32>,
-}
-
-impl PendingClock {
-    fn add(&mut self, ts: Nanos) {
-        *self.starts.entry(ts).or_default() += 1;
-    }
-
-    fn remove(&mut self, ts: Nanos) {
-        if let Some(count) = self.starts.get_mut(&ts) {
-            *count -= 1;
-            if *count == 0 {
-                self.starts.remove(&ts);
-            }
-        }
-    }
-
-    pub fn oldest(&self) -> Option<Nanos> {
-        self.starts.keys().next().copied()
+        self.add_waiting(o);
     }
 }
 
@@ -145,8 +146,9 @@ pub struct Conn {
     from_start: bool,
     req: Side,
     resp: Side,
-    /// Complete requests waiting for their responses, oldest first.
-    waiting: VecDeque<PendingRequest>,
+    /// Complete requests waiting for their responses (parked in the
+    /// shard's [`PendingClock`], which bounds them).
+    waiting: pending::Queue,
     /// The request being read, once its head parsed.
     reading: Option<PendingRequest>,
     /// True while the request parser's message started (its ts registered).
@@ -177,7 +179,7 @@ impl Handler for Conn {
             from_start,
             req: Side::new(initial),
             resp: Side::new(initial),
-            waiting: VecDeque::new(),
+            waiting: ctx.pending.queue(),
             reading: None,
             req_registered: false,
             response: None,

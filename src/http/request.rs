@@ -68,15 +68,15 @@ impl Conn {
         let is_connect = request.method.eq_ignore_ascii_case("CONNECT");
         self.reading = Some(PendingRequest { request, gap: false, complete: false });
         match framing {
-            Framing::Absent | Framing::None | Framing::UntilClose if is_connect => self.request_done(),
-            Framing::Absent | Framing::None => self.request_done(),
+            Framing::Absent | Framing::None | Framing::UntilClose if is_connect => self.request_done(ctx),
+            Framing::Absent | Framing::None => self.request_done(ctx),
             Framing::Length(n) => self.req.state = State::Fixed(n),
             Framing::Chunked => self.req.state = State::ChunkSize,
             // A request cannot be read to close, and a bad length makes the
             // server reject it: the message ends at its head.
             Framing::UntilClose | Framing::Invalid => {
                 ctx.stats.malformed += 1;
-                self.request_done();
+                self.request_done(ctx);
                 self.req.state = State::Discard;
             }
         }
@@ -89,10 +89,10 @@ impl Conn {
         let (used, outcome) = read_body(&mut self.req, payload, data, limit);
         match outcome {
             BodyOutcome::More => {}
-            BodyOutcome::Done => self.request_done(),
+            BodyOutcome::Done => self.request_done(ctx),
             BodyOutcome::Malformed => {
                 ctx.stats.malformed += 1;
-                self.request_done();
+                self.request_done(ctx);
                 self.req.state = State::Discard;
             }
         }
@@ -100,12 +100,13 @@ impl Conn {
     }
 
     /// The request in `reading` is complete: it waits for its response.
-    fn request_done(&mut self) {
+    fn request_done(&mut self, ctx: &mut Ctx) {
         self.req.state = State::Idle;
         self.req_registered = false;
         if let Some(mut pending) = self.reading.take() {
             pending.complete = true;
-            self.waiting.push_back(pending);
+            let parked = self.parked(pending);
+            ctx.park(&mut self.waiting, parked);
         }
     }
 
@@ -123,12 +124,12 @@ impl Conn {
         let payload = self.reading.as_mut().map(|r| &mut r.request.payload);
         if skip_body(&mut self.req, payload, len) {
             if self.req.state == State::Idle {
-                self.request_done();
+                self.request_done(ctx);
             }
             return;
         }
         if self.reading.is_some() {
-            self.request_done();
+            self.request_done(ctx);
         } else {
             self.forget_partial_request(ctx);
         }
@@ -143,7 +144,7 @@ impl Conn {
     /// the client sends is answered by nobody.
     pub(super) fn request_cut_short_by_answer(&mut self, ctx: &mut Ctx) {
         let head_in_progress = self.req.state == State::Head && self.req_registered;
-        if !head_in_progress || self.reading.is_some() || !self.waiting.is_empty() {
+        if !head_in_progress || self.reading.is_some() || self.waiting.has_waiting() {
             return;
         }
         let Some(last_newline) = memchr::memrchr(b'\n', &self.req.buf) else { return };
@@ -174,7 +175,7 @@ impl Conn {
     /// The client stopped sending: a body read to its end is complete.
     pub(super) fn request_eof(&mut self, ctx: &mut Ctx) {
         if self.reading.is_some() {
-            self.request_done();
+            self.request_done(ctx);
         } else {
             self.forget_partial_request(ctx);
         }

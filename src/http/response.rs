@@ -4,8 +4,9 @@
 
 use super::framing::{BodyOutcome, State, keep_body, read_body, skip_body, take_head, trim_leading_newlines};
 use super::head::{self, Framing, ResponseFraming};
+use super::pending::{Front, Parked};
 use super::{Conn, Ctx, Mode, PendingRequest, lenient};
-use crate::exchange::{Exchange, Nanos, Payload, Response};
+use crate::exchange::{Nanos, Payload, Response};
 
 impl Conn {
     pub(super) fn feed_response(&mut self, ctx: &mut Ctx, mut data: &[u8], ts: Nanos) {
@@ -47,7 +48,7 @@ impl Conn {
         };
         ctx.stats.responses += 1;
         let status = parsed.status;
-        let framing = self.response_framing(status, &parsed.headers);
+        let framing = self.response_framing(ctx, status, &parsed.headers);
         let interim = (100..200).contains(&status) && status != 101;
         if interim {
             ctx.stats.interim_responses += 1;
@@ -55,7 +56,7 @@ impl Conn {
         if !interim {
             self.request_cut_short_by_answer(ctx);
         }
-        let answered = self.waiting.front().or(self.reading.as_ref()).is_some();
+        let answered = self.waiting.has_waiting() || self.reading.is_some();
         if !answered && !interim {
             ctx.stats.orphan_responses += 1;
         }
@@ -100,8 +101,11 @@ impl Conn {
     }
 
     /// Framing of a response, by the method of the request it answers.
-    fn response_framing(&self, status: u16, headers: &[crate::exchange::Header]) -> ResponseFraming {
-        let method = self.waiting.front().or(self.reading.as_ref()).map(|p| p.request.method.as_str()).unwrap_or("GET");
+    /// (An answer owed to a request sent out unanswered is framed as one
+    /// to a GET: that request's method is no longer known.)
+    fn response_framing(&mut self, ctx: &mut Ctx, status: u16, headers: &[crate::exchange::Header]) -> ResponseFraming {
+        let front = if self.waiting.has_waiting() { ctx.front_mut(&self.waiting) } else { self.reading.as_mut() };
+        let method = front.map(|p| p.request.method.as_str()).unwrap_or("GET");
         let (head, connect) = (method.eq_ignore_ascii_case("HEAD"), method.eq_ignore_ascii_case("CONNECT"));
         head::response_framing(head, connect, status, headers)
     }
@@ -178,21 +182,28 @@ impl Conn {
         if std::mem::take(&mut self.response_discard) {
             return;
         }
-        let pending = match self.waiting.pop_front() {
-            Some(p) => p,
-            None => match self.reading.take() {
+        let parked = match ctx.take_front(&mut self.waiting) {
+            Front::Request(parked) => parked,
+            Front::SentOut => {
+                // Its request already came out unanswered (a bound): the
+                // answer is set aside, never paired with a later request.
+                ctx.stats.answers_to_sent_out += 1;
+                return;
+            }
+            Front::Nothing => match self.reading.take() {
                 // Answered before the request finished (an early error, or
                 // 100-continue refused): the rest of its body is not kept,
                 // and the request says so.
                 Some(mut p) => {
                     self.req_registered = false;
+                    ctx.pending.remove(p.request.ts);
                     p.request.payload.truncated = true;
-                    p
+                    self.parked(p)
                 }
                 None => return,
             },
         };
-        self.emit(ctx, pending, Some(response), gap);
+        ctx.emit(parked, Some(response), gap);
     }
 
     fn response_malformed(&mut self, ctx: &mut Ctx) {
@@ -205,7 +216,7 @@ impl Conn {
         match self.response.as_mut() {
             Some((_, gap)) => *gap = true,
             None => {
-                if let Some(front) = self.waiting.front_mut() {
+                if let Some(front) = ctx.front_mut(&self.waiting) {
                     front.gap = true;
                 }
             }
@@ -238,30 +249,22 @@ impl Conn {
     }
 
     pub(super) fn flush_unanswered(&mut self, ctx: &mut Ctx) {
+        let mut unanswered = ctx.drain(&mut self.waiting);
         if let Some(reading) = self.reading.take() {
-            self.waiting.push_back(reading);
-            self.req_registered = false;
+            if std::mem::take(&mut self.req_registered) {
+                ctx.pending.remove(reading.request.ts);
+            }
+            unanswered.push(self.parked(reading));
         }
-        while let Some(pending) = self.waiting.pop_front() {
+        for parked in unanswered {
             ctx.stats.unanswered += 1;
-            self.emit(ctx, pending, None, false);
+            ctx.emit(parked, None, false);
         }
     }
 
-    fn emit(&mut self, ctx: &mut Ctx, pending: PendingRequest, response: Option<Response>, response_gap: bool) {
+    /// A request with what its exchange needs of this connection.
+    pub(super) fn parked(&self, pending: PendingRequest) -> Parked {
         let client = self.client_dir();
-        let gap = pending.gap || response_gap;
-        ctx.pending.remove(pending.request.ts);
-        ctx.stats.exchanges += 1;
-        if gap {
-            ctx.stats.gap_exchanges += 1;
-        }
-        ctx.out.push(Exchange {
-            client: self.key.endpoint(client),
-            server: self.key.endpoint(1 - client),
-            request: pending.request,
-            response,
-            gap,
-        });
+        Parked::new(pending, self.key.endpoint(client), self.key.endpoint(1 - client))
     }
 }

@@ -138,6 +138,10 @@ pub struct Progress {
     /// thrown away by a memory bound.
     pub flows_refused: Vec<AtomicU64>,
     pub bound_dropped_bytes: Vec<AtomicU64>,
+    /// Per shard: requests waiting for answers, and those sent out
+    /// unanswered by the bound on them.
+    pub waiting_requests: Vec<AtomicU64>,
+    pub sent_out_unanswered: Vec<AtomicU64>,
     /// Share of connections kept, in hundredths of a percent (10000 = all).
     pub sample_basis_points: AtomicU64,
 }
@@ -154,6 +158,8 @@ impl Progress {
             buffered_bytes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             flows_refused: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             bound_dropped_bytes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            waiting_requests: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            sent_out_unanswered: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             sample_basis_points: AtomicU64::new(percent_to_basis_points(sample_percent)),
         }
     }
@@ -318,6 +324,7 @@ fn run_shard(
         streams::Limits { max_conns: config.limits.max_flows, idle_timeout_ns: config.limits.idle_timeout_ns };
     let mut streams = Streams::<http::Conn>::new(stream_limits);
     let mut clock = i64::MIN;
+    let mut watermark = Nanos::MIN;
     for mut batch in rx {
         for meta in &batch.segs {
             let payload = &batch.data[meta.start as usize..(meta.start + meta.len) as usize];
@@ -331,6 +338,13 @@ fn run_shard(
                 payload,
             };
             reassembler.segment(&mut ctx, &segment);
+            if ctx.out.len() >= MAX_EXCHANGES_PER_MESSAGE {
+                // A batch of pipelined requests can make tens of thousands
+                // of exchanges: handed on in parts, so that what waits in
+                // the channel stays bounded (the watermark moves at the end).
+                let exchanges = std::mem::take(&mut ctx.out);
+                let _ = out.send(ShardOut { shard, exchanges, watermark });
+            }
         }
         for chunk in &batch.chunks {
             let bytes = &batch.data[chunk.start as usize..(chunk.start + chunk.len) as usize];
@@ -351,7 +365,9 @@ fn run_shard(
         progress.buffered_bytes[shard].store(reassembler.buffered_bytes() as u64, Ordering::Relaxed);
         progress.flows_refused[shard].store(reassembler.stats.flows_refused, Ordering::Relaxed);
         progress.bound_dropped_bytes[shard].store(reassembler.stats.bound_dropped_bytes, Ordering::Relaxed);
-        let watermark = ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock));
+        progress.waiting_requests[shard].store(ctx.pending.parked() as u64, Ordering::Relaxed);
+        progress.sent_out_unanswered[shard].store(ctx.stats.sent_out_unanswered, Ordering::Relaxed);
+        watermark = watermark.max(ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock)));
         let exchanges = std::mem::take(&mut ctx.out);
         let _ = out.send(ShardOut { shard, exchanges, watermark });
     }
@@ -362,6 +378,9 @@ fn run_shard(
     let _ = out.send(ShardOut { shard, exchanges, watermark: Nanos::MAX });
     (reassembler.stats, streams.stats, ctx.stats)
 }
+
+/// Exchanges a shard hands on in one message at most (but for one segment's).
+const MAX_EXCHANGES_PER_MESSAGE: usize = 4096;
 
 fn stream_event(kind: ChunkKind, bytes: &[u8]) -> StreamEvent<'_> {
     match kind {

@@ -84,14 +84,7 @@ pub(super) fn run_order(
         }
         released += ready.len() as u64;
         progress.exchanges.store(released, Ordering::Relaxed);
-        // Handed on in bounded chunks, so that consumers holding a few
-        // batches in flight hold a bounded amount of memory.
-        let mut sent = true;
-        while !ready.is_empty() && sent {
-            let rest = ready.split_off(ready.len().min(RELEASE_CHUNK));
-            sent = tx.send(std::mem::replace(&mut ready, rest)).is_ok();
-        }
-        if !sent {
+        if !send_in_chunks(&tx, ready) {
             break;
         }
     }
@@ -100,6 +93,21 @@ pub(super) fn run_order(
 
 /// Exchanges per batch handed to the consumer.
 const RELEASE_CHUNK: usize = 256;
+
+/// Hands `ready` on in chunks, so that consumers holding a few batches in
+/// flight hold a bounded amount of memory. Each exchange is moved once
+/// (splitting the rest off after each chunk copied it again: quadratic
+/// when a shard hands over many at once). False when the consumer is gone.
+fn send_in_chunks(tx: &Sender<Vec<Exchange>>, ready: Vec<Exchange>) -> bool {
+    let mut ready = ready.into_iter().peekable();
+    while ready.peek().is_some() {
+        let chunk: Vec<Exchange> = ready.by_ref().take(RELEASE_CHUNK).collect();
+        if tx.send(chunk).is_err() {
+            return false;
+        }
+    }
+    true
+}
 
 fn top_is_forced(ts: Nanos, limit: Nanos) -> bool {
     ts > limit

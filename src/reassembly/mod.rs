@@ -11,14 +11,13 @@
 //! a gap. Memory is bounded per flow, per shard and in flow count; every
 //! byte a bound throws away is counted.
 
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use rustc_hash::{FxHashMap, FxHasher};
-
 mod flow;
+mod hashing;
 
 use flow::{Budget, Flow, Stream};
+pub use hashing::{FlowMap, SeededState};
 
 use crate::decode::{FLAG_ACK, FLAG_SYN};
 use crate::exchange::Nanos;
@@ -40,24 +39,6 @@ impl FlowKey {
     /// direction of that segment within it.
     pub fn of(src: SocketAddr, dst: SocketAddr) -> (FlowKey, Dir) {
         if src <= dst { (FlowKey { a: src, b: dst }, 0) } else { (FlowKey { a: dst, b: src }, 1) }
-    }
-
-    /// Direction-independent hash, so both directions land in one shard.
-    pub fn hash64(&self) -> u64 {
-        let mut hasher = FxHasher::default();
-        self.hash(&mut hasher);
-        // Fx leaves low bits weak; fold the high half in.
-        let h = hasher.finish();
-        h ^ (h >> 29) ^ (h >> 47)
-    }
-
-    /// The same mixing for a socket source's connection id, so sampling
-    /// and sharding work alike for both kinds of source.
-    pub fn hash_u64(id: u64) -> u64 {
-        let mut hasher = FxHasher::default();
-        id.hash(&mut hasher);
-        let h = hasher.finish();
-        h ^ (h >> 29) ^ (h >> 47)
     }
 
     pub fn endpoint(&self, dir: Dir) -> SocketAddr {
@@ -197,10 +178,11 @@ impl Closed {
 
 /// The flow table and reassembly of one shard.
 pub struct Reassembler<H: Handler> {
-    flows: FxHashMap<FlowKey, Flow<H>>,
+    /// Keyed by what senders choose: a seeded hash (see `hashing`).
+    flows: FlowMap<Flow<H>>,
     /// Connections recently closed by FINs, so that a late copy of their
     /// data does not open a new connection (see [`Reassembler::segment`]).
-    closed: FxHashMap<FlowKey, Closed>,
+    closed: FlowMap<Closed>,
     limits: Limits,
     pub stats: Stats,
     ooo_total: usize,
@@ -212,8 +194,8 @@ pub struct Reassembler<H: Handler> {
 impl<H: Handler> Reassembler<H> {
     pub fn new(limits: Limits) -> Self {
         Reassembler {
-            flows: FxHashMap::default(),
-            closed: FxHashMap::default(),
+            flows: FlowMap::default(),
+            closed: FlowMap::default(),
             limits,
             stats: Stats::default(),
             ooo_total: 0,

@@ -205,6 +205,10 @@ pub struct CaptureConfig {
     /// How long a hole the peer acknowledged past is still waited for (a
     /// mirror port can show an ACK before the data it acknowledges).
     pub reorder_window_ms: u64,
+    /// Requests waiting for their answers, per connection and (bytes) in
+    /// all; past either bound the oldest come out unanswered (counted).
+    pub max_waiting_per_connection: usize,
+    pub max_waiting_mb: usize,
 }
 
 impl Default for CaptureConfig {
@@ -224,6 +228,8 @@ impl Default for CaptureConfig {
             max_flow_buffer_kb: 2048,
             max_buffer_mb: 128,
             reorder_window_ms: 50,
+            max_waiting_per_connection: crate::http::DEFAULT_MAX_WAITING_PER_CONN,
+            max_waiting_mb: crate::http::DEFAULT_MAX_WAITING_MB,
         }
     }
 }

@@ -116,6 +116,9 @@ pub fn pipeline_config(
     };
     p.http.ports = config.capture.ports.clone();
     p.http.body_limit = config.capture.body_limit;
+    // Totals, shared out over the shards like the reassembly bounds.
+    p.http.max_waiting_per_conn = config.capture.max_waiting_per_connection.max(1);
+    p.http.max_waiting_bytes = config.capture.max_waiting_mb.max(1).saturating_mul(1 << 20) / p.shards.max(1);
     p.sample_percent = config.capture.sample_percent;
     p.limits = limits_of(&config.capture, p.shards);
     if let SourceChoice::Files(files) = source
@@ -238,5 +241,11 @@ mod tests {
         assert_eq!((run.limits.max_flows, run.ordered, run.block_when_full), (250, false, false));
         let pairs = pipeline_config(&c, &files, Consumer::Print, Some(2));
         assert_eq!((pairs.limits.max_flows, pairs.http.ports.as_slice()), (500, &[8080][..]));
+        // Requests waiting for answers: per connection as given, the bytes
+        // shared out over the shards, in `run` too.
+        c.capture.max_waiting_per_connection = 7;
+        c.capture.max_waiting_mb = 8;
+        let run = pipeline_config(&c, &live, Consumer::Dispatch, Some(4));
+        assert_eq!((run.http.max_waiting_per_conn, run.http.max_waiting_bytes), (7, 2 << 20));
     }
 }

@@ -134,6 +134,10 @@ impl CaptureConfig {
         // Shifted into bytes (<< 10, << 20): larger would wrap.
         within(s, "max_flow_buffer_kb", self.max_flow_buffer_kb, 0..=1 << 20)?;
         within(s, "max_buffer_mb", self.max_buffer_mb, 0..=1 << 16)?;
+        // Requests waiting for an answer (one-direction captures): at least
+        // one may wait, or nothing could ever be answered.
+        within(s, "max_waiting_per_connection", self.max_waiting_per_connection, 1..=10_000_000)?;
+        within(s, "max_waiting_mb", self.max_waiting_mb, 1..=1 << 16)?;
         within(s, "reorder_window_ms", self.reorder_window_ms, 0..=60_000)
     }
 }

@@ -43,6 +43,8 @@ fn the_shipped_default_config_loads_with_every_key() {
         ("pcap", "auto", 64)
     );
     every.ebpf.check().unwrap();
+    let waiting = |c: &Config| (c.capture.max_waiting_per_connection, c.capture.max_waiting_mb);
+    assert_eq!(waiting(&every), waiting(&Config::default()), "documented with the defaults the code has");
 }
 
 #[test]

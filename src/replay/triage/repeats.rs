@@ -38,8 +38,10 @@ pub struct StoredAnswer {
 }
 
 fn fingerprint(status: u16, headers: &[(String, String)], body: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
+    use std::hash::{BuildHasher, Hasher};
+    // Seeded: answers can echo what a client sent, and with an unseeded
+    // hash a client could make two different answers look the same.
+    let mut h = foldhash::fast::SeedableRandomState::with_seed(0, foldhash::SharedSeed::global_random()).build_hasher();
     h.write_u16(status);
     h.write_usize(headers.len());
     for (name, value) in headers {
