@@ -77,23 +77,36 @@ pub fn segments(mut data: &[u8]) -> Vec<Seg<'_>> {
     out
 }
 
+/// One segment as `make_seeds` writes it: offsets from the initial
+/// numbers, time since the previous segment in 10 ms steps.
+pub struct Record {
+    pub dir: u8,
+    pub conn: u8,
+    pub flags: u8,
+    pub seq_off: u16,
+    pub ack_off: u16,
+    pub steps: u8,
+}
+
 /// Appends the records of one segment (several when the payload is longer
-/// than 255 bytes). `seq_off`/`ack_off` are offsets from the initial
-/// numbers; `steps` the time since the previous segment in 10 ms steps.
-pub fn encode(out: &mut Vec<u8>, dir: u8, conn: u8, flags: u8, seq_off: u16, ack_off: u16, steps: u8, payload: &[u8]) {
-    let flag_bits =
-        FLAG_BITS.iter().enumerate().filter(|(_, bit)| flags & **bit != 0).fold(0u8, |acc, (i, _)| acc | (8 << i));
-    let head = (dir & 1) | ((conn & 3) << 1) | flag_bits;
+/// than 255 bytes).
+pub fn encode(out: &mut Vec<u8>, record: &Record, payload: &[u8]) {
+    let flag_bits = FLAG_BITS
+        .iter()
+        .enumerate()
+        .filter(|(_, bit)| record.flags & **bit != 0)
+        .fold(0u8, |acc, (i, _)| acc | (8 << i));
+    let head = (record.dir & 1) | ((record.conn & 3) << 1) | flag_bits;
     let mut chunks: Vec<&[u8]> = payload.chunks(255).collect();
     if chunks.is_empty() {
         chunks.push(&[]);
     }
-    let mut seq = seq_off;
+    let mut seq = record.seq_off;
     for (i, chunk) in chunks.iter().enumerate() {
         out.push(head);
         out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&ack_off.to_le_bytes());
-        out.push(if i == 0 { steps } else { 0 });
+        out.extend_from_slice(&record.ack_off.to_le_bytes());
+        out.push(if i == 0 { record.steps } else { 0 });
         out.push(chunk.len() as u8);
         out.extend_from_slice(chunk);
         seq = seq.wrapping_add(chunk.len() as u16);
@@ -107,8 +120,10 @@ mod tests {
     #[test]
     fn encoded_segments_read_back() {
         let mut bytes = Vec::new();
-        encode(&mut bytes, 0, 2, FLAG_SYN, 0, 0, 3, b"");
-        encode(&mut bytes, 1, 2, FLAG_ACK | FLAG_PSH, 1, 1, 0, &[7u8; 300]);
+        let syn = Record { dir: 0, conn: 2, flags: FLAG_SYN, seq_off: 0, ack_off: 0, steps: 3 };
+        encode(&mut bytes, &syn, b"");
+        let data = Record { dir: 1, conn: 2, flags: FLAG_ACK | FLAG_PSH, seq_off: 1, ack_off: 1, steps: 0 };
+        encode(&mut bytes, &data, &[7u8; 300]);
         let segs = segments(&bytes);
         assert_eq!(segs.len(), 3);
         assert_eq!(segs[0].flags, FLAG_SYN);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use shadowtap::capture::CaptureFile;
 use shadowtap::decode::{FLAG_SYN, decode, linktype};
-use shadowtap_fuzz::encode;
+use shadowtap_fuzz::{Record, encode};
 
 const FRAMES_PER_CAPTURE: usize = 4;
 const MAX_SEED: usize = 6 << 10;
@@ -88,7 +88,8 @@ fn seeds_of(path: &Path, name: &str, seeds: &Path) {
         };
         let steps = last_ts.map_or(0, |last: i64| ((frame.ts - last) / 10_000_000).clamp(0, 255) as u8);
         last_ts = Some(frame.ts);
-        encode(&mut records, dir as u8, conn.index, packet.flags, seq_off, ack_off, steps, packet.payload);
+        let record = Record { dir: dir as u8, conn: conn.index, flags: packet.flags, seq_off, ack_off, steps };
+        encode(&mut records, &record, packet.payload);
         if conn.index == 0 && dir == 1 && answer.len() < MAX_SEED {
             answer.extend_from_slice(packet.payload);
         }
