@@ -148,6 +148,14 @@ pub fn compare_rewritten(
     comparison
 }
 
+/// The JSON tree parser on its own, for the fuzz targets (`fuzz/`): the
+/// document as a `serde_json::Value`, or why the body is not JSON. Not an
+/// API: the tree itself stays private to the diff.
+#[doc(hidden)]
+pub fn parse_json_for_fuzzing(body: &[u8]) -> Result<Value, String> {
+    json_tree::parse(body).map(|node| node.to_value()).map_err(|e| e.to_string())
+}
+
 fn compare_status(recorded: u16, candidate: u16, out: &mut Comparison) {
     if recorded != candidate {
         out.push_difference("status", DiffKind::Changed, Value::from(recorded), Value::from(candidate));
