@@ -61,10 +61,23 @@ fn tcp_service(dir: &Path, name: &str) -> (Proc, SocketAddr) {
     let mut command = Command::new("python3");
     command.args([SERVICE, if name == "candidate" { "candidate" } else { "tcp" }, s(&port_file)]);
     let proc = spawn(command);
-    let port: u16 = wait_for("the service's port", || {
-        std::fs::read_to_string(&port_file).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))
-    });
-    (proc, SocketAddr::from(([127, 0, 0, 1], port)))
+    (proc, SocketAddr::from(([127, 0, 0, 1], written_port(&port_file))))
+}
+
+/// The port the service writes to `port_file` once it listens.
+fn written_port(port_file: &Path) -> u16 {
+    wait_for("the service's port", || {
+        std::fs::read_to_string(port_file).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))
+    })
+}
+
+/// The eBPF tap watching `--pid pid --port port`, replaying to
+/// `candidate`, with `extra` flags first.
+fn ebpf_tap(dir: &Path, pid: u32, port: u16, candidate: SocketAddr, extra: &[&str]) -> Tap {
+    let (pid, port, candidate) = (pid.to_string(), port.to_string(), format!("http://{candidate}"));
+    let mut args = extra.to_vec();
+    args.extend(["--source", "ebpf", "--pid", &pid, "--port", &port, "--candidate", &candidate]);
+    Tap::start(dir, "ebpf", &args)
 }
 
 /// One request per connection; (status, body).
@@ -202,13 +215,8 @@ fn plaintext_traffic_gives_the_same_exchanges_as_the_pcap_source() {
     let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
     let candidate = format!("http://{candidate_addr}");
     let port = legacy_addr.port().to_string();
-    let master = legacy.0.id().to_string();
     let pcap = Tap::start(dir.path(), "pcap", &["--interface", "lo", "--port", &port, "--candidate", &candidate]);
-    let ebpf = Tap::start(
-        dir.path(),
-        "ebpf",
-        &["--source", "ebpf", "--pid", &master, "--port", &port, "--candidate", &candidate],
-    );
+    let ebpf = ebpf_tap(dir.path(), legacy.0.id(), legacy_addr.port(), candidate_addr, &[]);
 
     let (status, small) = get(legacy_addr, "/small");
     assert_eq!((status, small.as_slice()), (200, &b"{\"kind\":\"small\",\"items\":[1,2,3]}"[..]));
@@ -386,20 +394,11 @@ impl Drop for UnitCgroup {
     }
 }
 
-fn cgroup2_root() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mounts.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split(' ').nth(4)?;
-        (right.split(' ').next()? == "cgroup2").then(|| PathBuf::from(mount_point))
-    })
-}
-
 #[test]
 fn a_units_workers_are_followed_through_its_cgroup_also_when_started_later() {
     let name = "a_units_workers_are_followed_through_its_cgroup_also_when_started_later";
     let Some(()) = needs::met(name, needs::ebpf()) else { return };
-    let Some(root) = needs::met(name, cgroup2_root().ok_or_else(|| "no cgroup2 file system".to_string())) else {
+    let Some(root) = needs::met(name, shadowtap::ebpf::targets::cgroup2_root().map_err(|e| e.to_string())) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -415,9 +414,7 @@ fn a_units_workers_are_followed_through_its_cgroup_also_when_started_later() {
         &format!("echo $$ > {}/cgroup.procs && exec python3 {SERVICE} tcp {}", s(&cgroup.0), s(&port_file)),
     ]);
     let _legacy = spawn(command);
-    let port: u16 = wait_for("the service's port", || {
-        std::fs::read_to_string(&port_file).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))
-    });
+    let port = written_port(&port_file);
     let legacy_addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
     let tap = Tap::start(
@@ -458,22 +455,7 @@ fn a_full_ring_buffer_is_counted_and_its_exchanges_marked_gap() {
     let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
     let config = dir.path().join("small-ring.toml");
     std::fs::write(&config, "[ebpf]\nring_buffer_mb = 1\n").unwrap();
-    let tap = Tap::start(
-        dir.path(),
-        "ebpf",
-        &[
-            "--config",
-            s(&config),
-            "--source",
-            "ebpf",
-            "--pid",
-            &legacy.0.id().to_string(),
-            "--port",
-            &legacy_addr.port().to_string(),
-            "--candidate",
-            &format!("http://{candidate_addr}"),
-        ],
-    );
+    let tap = ebpf_tap(dir.path(), legacy.0.id(), legacy_addr.port(), candidate_addr, &["--config", s(&config)]);
     // Eight 1 MiB answers written as fast as the worker can: a 1 MiB ring
     // cannot hold them before the reader drains it.
     let answers = pipelined(legacy_addr, &["/big"; 8]);
@@ -503,22 +485,7 @@ fn sampled_out_connections_are_never_followed_and_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, legacy_addr) = tcp_service(dir.path(), "legacy");
     let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
-    let tap = Tap::start(
-        dir.path(),
-        "ebpf",
-        &[
-            "--source",
-            "ebpf",
-            "--sample",
-            "0",
-            "--pid",
-            &legacy.0.id().to_string(),
-            "--port",
-            &legacy_addr.port().to_string(),
-            "--candidate",
-            &format!("http://{candidate_addr}"),
-        ],
-    );
+    let tap = ebpf_tap(dir.path(), legacy.0.id(), legacy_addr.port(), candidate_addr, &["--sample", "0"]);
     for _ in 0..5 {
         assert_eq!(get(legacy_addr, "/small").0, 200);
     }
