@@ -327,6 +327,96 @@ fn https_is_read_as_plaintext_for_curl_and_python_clients_where_packets_show_not
     assert!(read_outcomes(&pcap.out).is_empty());
 }
 
+/// The pre-fork python service over TLS (python's ssl: libssl), with a
+/// self-signed certificate; its port.
+fn tls_service(dir: &Path) -> (Proc, u16) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let port_file = dir.join("legacy.port");
+    let mut command = Command::new("python3");
+    command.args([SERVICE, "tls", s(&port_file)]).env("CERT", &cert_file).env("KEY", &key_file);
+    let legacy = spawn(command);
+    (legacy, written_port(&port_file))
+}
+
+/// curl over HTTPS, one connection: the body.
+fn curl_https(port: u16, path: &str) -> String {
+    let out = Command::new("curl").args(["-sk", &format!("https://127.0.0.1:{port}{path}")]).output().unwrap();
+    assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The uprobes are per watched process (other users of libssl never
+/// trap): a worker forked after the tap started is probed within a
+/// refresh, and each of its TLS connections before that is counted as
+/// not decrypted, so every connection is either rebuilt or counted.
+#[test]
+fn https_of_a_worker_forked_later_is_read_and_none_is_lost_silently() {
+    let name = "https_of_a_worker_forked_later_is_read_and_none_is_lost_silently";
+    let Some(()) = needs::met(name, needs::ebpf()) else { return };
+    let Some(_) = needs::met(name, needs::program("curl")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, port) = tls_service(dir.path());
+    let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
+    let tap = ebpf_tap(dir.path(), legacy.0.id(), port, candidate_addr, &[]);
+    let pid_of = |body: &str| body.trim_start_matches("{\"pid\":").trim_end_matches('}').to_string();
+    let before = pid_of(&curl_https(port, "/pid?n=0"));
+    curl_https(port, "/respawn");
+    let mut sent = 2;
+    // Until a request is answered by the new worker (perhaps before its
+    // probes are attached).
+    for n in 1..=50 {
+        sent += 1;
+        if pid_of(&curl_https(port, &format!("/pid?n={n}"))) != before {
+            break;
+        }
+        assert!(n < 50, "no new worker answered");
+    }
+    // Well after a refresh: these must be read.
+    std::thread::sleep(Duration::from_millis(500));
+    for j in 1..=3 {
+        curl_https(port, &format!("/small?j={j}"));
+    }
+    sent += 3;
+    wait_for("every connection rebuilt or counted", || {
+        let rebuilt = read_outcomes(&tap.out).len() as f64;
+        let not_decrypted = tap.metric("shadowtap_ebpf_tls_not_decrypted_total");
+        if rebuilt + not_decrypted == sent as f64 {
+            Ok(())
+        } else {
+            Err(format!("{rebuilt} rebuilt + {not_decrypted} not decrypted of {sent}"))
+        }
+    });
+    assert_eq!(tap.metric("shadowtap_ebpf_tls_probed_processes"), 2.0, "the master and the new worker");
+    let lines = tap.outcomes(0);
+    let small = uris_with(&lines, "match").into_iter().filter(|u| u.starts_with("/small")).collect::<Vec<_>>();
+    assert_eq!(small, ["/small?j=1", "/small?j=2", "/small?j=3"], "{:#?}", summary(&lines));
+}
+
+#[test]
+fn with_tls_off_https_connections_are_counted_not_decrypted_and_never_taken_for_http() {
+    let name = "with_tls_off_https_connections_are_counted_not_decrypted_and_never_taken_for_http";
+    let Some(()) = needs::met(name, needs::ebpf()) else { return };
+    let Some(_) = needs::met(name, needs::program("curl")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = tls_service(dir.path());
+    let (_candidate, candidate_addr) = tcp_service(dir.path(), "candidate");
+    let tap = ebpf_tap(dir.path(), legacy.0.0.id(), legacy.1, candidate_addr, &["--tls", "off"]);
+    for n in 0..3 {
+        curl_https(legacy.1, &format!("/small?n={n}"));
+    }
+    wait_for("three TLS connections counted", || match tap.metric("shadowtap_ebpf_tls_not_decrypted_total") {
+        3.0 => Ok(()),
+        other => Err(format!("{other}")),
+    });
+    assert_eq!(tap.metric("shadowtap_ebpf_tls_probed_processes"), 0.0);
+    assert_eq!(tap.metric("shadowtap_exchanges_total"), 0.0, "TLS records are not taken for HTTP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tap.outcomes(0).is_empty());
+}
+
 // ---- a unix socket behind nginx ------------------------------------------
 
 #[test]

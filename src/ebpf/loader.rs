@@ -1,6 +1,6 @@
 //! Loads the BPF object built by build.rs, fills its filter maps from a
-//! [`Plan`] and attaches its programs: raw tracepoints (no tracefs, no
-//! kprobes) and libssl uprobes. In: a plan; out: a [`Loaded`] program
+//! [`Plan`] and attaches its programs: BTF and raw tracepoints (no tracefs,
+//! no kprobes) and libssl uprobes. In: a plan; out: a [`Loaded`] program
 //! whose ring buffer and counters the source reads. Dropping it detaches
 //! everything.
 
@@ -11,6 +11,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
 use super::EbpfError;
 use super::targets::Cgroup;
+use super::uprobes::SslProbes;
 
 /// The CO-RE object compiled from bpf/tap.bpf.c.
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tap.bpf.o"));
@@ -51,15 +52,44 @@ pub struct Plan {
 pub struct Loaded {
     // Links before the object: they are dropped (detached) first.
     _links: Vec<Link>,
+    /// The libssl uprobes, per watched process (None: TLS off).
+    ssl: std::cell::RefCell<Option<SslProbes>>,
+    traced_tgids: MapHandle,
     pub events: MapHandle,
     stats: MapHandle,
     /// The program's `cfg` and what it was filled from: the sample may
     /// change while the ring buffer is being read (a reload).
     config: std::cell::RefCell<(MapHandle, Plan)>,
-    _object: Object,
+    /// Mutable only to attach uprobes to new processes.
+    _object: std::cell::RefCell<Object>,
 }
 
 impl Loaded {
+    /// Probes libssl in watched processes not probed yet (new workers);
+    /// `strict` at start: a failure is an error. Returns how many
+    /// processes are probed.
+    pub fn refresh_uprobes(&self, strict: bool) -> Result<usize, EbpfError> {
+        let mut ssl = self.ssl.borrow_mut();
+        let Some(ssl) = ssl.as_mut() else { return Ok(0) };
+        let watched = self.watched_processes();
+        ssl.refresh(&mut self._object.borrow_mut(), &watched, strict)?;
+        Ok(ssl.probed())
+    }
+
+    /// The processes watched now: those the kernel follows by pid (forks
+    /// included) and those in the units' cgroups.
+    fn watched_processes(&self) -> BTreeSet<u32> {
+        let mut out: BTreeSet<u32> = self
+            .traced_tgids
+            .keys()
+            .filter_map(|k| k.get(..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]))))
+            .collect();
+        for cgroup in &self.config.borrow().1.cgroups {
+            out.extend(super::targets::cgroup_pids(&cgroup.path));
+        }
+        out
+    }
+
     /// Changes the share of new connections kept (a reload of `--sample`).
     pub fn set_sample(&self, basis_points: u32) -> Result<(), EbpfError> {
         let mut config = self.config.borrow_mut();
@@ -152,63 +182,24 @@ fn fill_maps(object: &Object, plan: &Plan) -> Result<(), EbpfError> {
     Ok(())
 }
 
-/// The libssl functions and the entry program of each; every one also
-/// gets the shared return program but SSL_set_fd.
-const SSL_PROBES: [(&str, &str); 6] = [
-    ("SSL_read", "ssl_read_enter"),
-    ("SSL_read_ex", "ssl_read_ex_enter"),
-    ("SSL_write", "ssl_write_enter"),
-    ("SSL_write_ex", "ssl_write_ex_enter"),
-    ("SSL_do_handshake", "ssl_handshake_enter"),
-    ("SSL_set_fd", "ssl_set_fd_enter"),
-];
-
-fn attach_all(object: &Object, plan: &Plan) -> Result<Vec<Link>, EbpfError> {
+/// The tracepoints (the uprobes are per process: `uprobes.rs`).
+fn attach_all(object: &Object) -> Result<Vec<Link>, EbpfError> {
     let mut links = Vec::new();
     for prog in object.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         let tracepoint = match name.as_str() {
-            "on_sys_enter" => "sys_enter",
-            "on_sys_exit" => "sys_exit",
+            // BTF tracepoints: libbpf finds the tracepoint from the section.
+            "on_sys_enter" | "on_sys_exit" => {
+                links.push(prog.attach_trace().map_err(|e| load_error(&name, e))?);
+                continue;
+            }
             "on_fork" => "sched_process_fork",
             "on_exit" => "sched_process_exit",
             _ => continue,
         };
         links.push(prog.attach_raw_tracepoint(tracepoint).map_err(|e| load_error(tracepoint, e))?);
     }
-    if !plan.tls {
-        return Ok(links);
-    }
-    for lib in &plan.libssl {
-        for (function, entry) in SSL_PROBES {
-            for prog in object.progs_mut() {
-                let name = prog.name().to_string_lossy();
-                let retprobe = name == "ssl_return_probe";
-                if name != entry && !(retprobe && function != "SSL_set_fd") {
-                    continue;
-                }
-                // uprobe_multi links (Linux 6.6+): CAP_BPF and CAP_PERFMON
-                // are enough, where a perf-event uprobe needs CAP_SYS_ADMIN.
-                match prog.attach_uprobe_multi(-1, lib, function, retprobe, false) {
-                    Ok(link) => links.push(link),
-                    // An older libssl without the _ex forms: the others do.
-                    Err(e) if function.ends_with("_ex") => {
-                        tracing::debug!(lib = %lib.display(), function, error = %e, "no uprobe")
-                    }
-                    Err(e) => return Err(uprobe_error(function, lib, e)),
-                }
-            }
-        }
-    }
     Ok(links)
-}
-
-fn uprobe_error(function: &str, lib: &std::path::Path, e: libbpf_rs::Error) -> EbpfError {
-    EbpfError::Load(format!(
-        "attaching the HTTPS uprobe {function} in {}: {e} (it needs Linux 6.6 or later for uprobe_multi links, \
-         and CAP_BPF + CAP_PERFMON; or run with --tls off)",
-        lib.display()
-    ))
 }
 
 /// libbpf's own messages go to the log (debug), not to stderr: the
@@ -243,12 +234,17 @@ pub fn load(plan: &Plan) -> Result<Loaded, EbpfError> {
     }
     let object = open.load().map_err(|e| load_error("loading the BPF program", e))?;
     fill_maps(&object, plan)?;
-    let links = attach_all(&object, plan)?;
-    Ok(Loaded {
+    let links = attach_all(&object)?;
+    let ssl = if plan.tls { Some(SslProbes::default()) } else { None };
+    let loaded = Loaded {
+        ssl: std::cell::RefCell::new(ssl),
+        traced_tgids: map(&object, "traced_tgids")?,
         events: map(&object, "events")?,
         stats: map(&object, "stats")?,
         config: std::cell::RefCell::new((map(&object, "cfg")?, plan.clone())),
         _links: links,
-        _object: object,
-    })
+        _object: std::cell::RefCell::new(object),
+    };
+    loaded.refresh_uprobes(true)?;
+    Ok(loaded)
 }

@@ -23,6 +23,7 @@ mod event;
 mod loader;
 pub mod record;
 pub mod targets;
+mod uprobes;
 
 pub use event::{Endpoint, Event, Malformed, Side, parse, stand_in_addresses};
 pub use loader::{Plan, Stat};
@@ -112,6 +113,8 @@ pub struct EbpfCounters {
     pub malformed: AtomicU64,
     /// Connections not followed because of `--sample` (decided in the kernel).
     pub sampled_out: AtomicU64,
+    /// Watched processes whose libssl is probed now (a gauge).
+    pub tls_probed_processes: AtomicU64,
 }
 
 impl EbpfCounters {
@@ -173,18 +176,9 @@ pub fn plan(config: &EbpfConfig, ports: &[u16], sample_percent: f64) -> Result<P
         plan.cgroups.push(cgroup);
     }
     if plan.tls {
-        plan.libssl = targets::libssl_paths(&pids);
-        plan.libssl.extend(targets::system_libssl());
-        dedup_same_file(&mut plan.libssl);
+        plan.libssl = uprobes::same_files_once(targets::libssl_paths(&pids));
     }
     Ok(plan)
-}
-
-/// One uprobe per file, however many paths lead to it (/proc/PID/root/...).
-fn dedup_same_file(paths: &mut std::collections::BTreeSet<PathBuf>) {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    paths.retain(|p| std::fs::metadata(p).map(|m| seen.insert((m.dev(), m.ino()))).unwrap_or(false));
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
@@ -249,6 +243,7 @@ impl EbpfCapture {
             .map_err(|e| EbpfError::Poll(e.to_string()))?;
         let ring = builder.build().map_err(|e| EbpfError::Poll(e.to_string()))?;
         let mut last_refresh = std::time::Instant::now();
+        let mut last_uprobes = std::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             // The program wakes us only when much is waiting (see
             // WAKEUP_BYTES in tap.bpf.c): a timed-out poll reads nothing,
@@ -257,6 +252,11 @@ impl EbpfCapture {
                 && e.kind() != libbpf_rs::ErrorKind::Interrupted
             {
                 return Err(EbpfError::Poll(e.to_string()));
+            }
+            if last_uprobes.elapsed() >= uprobes::REFRESH {
+                let probed = self.loaded.refresh_uprobes(false)?;
+                self.counters.tls_probed_processes.store(probed as u64, Ordering::Relaxed);
+                last_uprobes = std::time::Instant::now();
             }
             if last_refresh.elapsed() >= Duration::from_millis(500) {
                 self.refresh_counters();

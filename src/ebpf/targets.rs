@@ -150,21 +150,6 @@ pub fn libssl_paths(pids: &[u32]) -> BTreeSet<PathBuf> {
     out
 }
 
-/// Where the system's libssl is, for processes not started yet that will
-/// load it (`--unit` with no process running, or before the first TLS
-/// connection loads it).
-pub fn system_libssl() -> Option<PathBuf> {
-    [
-        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
-        "/lib/x86_64-linux-gnu/libssl.so.3",
-        "/usr/lib64/libssl.so.3",
-        "/usr/lib/libssl.so.3",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub struct EbpfMetrics {
     tls_not_decrypted: Counter,
     tls_unmatched: Counter,
     sampled_out: Counter,
+    tls_probed_processes: Gauge,
 }
 
 impl EbpfMetrics {
@@ -55,7 +56,7 @@ impl EbpfMetrics {
         );
         sub.register(
             "tls_not_decrypted",
-            "TLS connections skipped: --tls off, or no libssl to read them from",
+            "TLS connections whose plaintext is not read: --tls off, no libssl, or a process not probed yet",
             m.tls_not_decrypted.clone(),
         );
         sub.register(
@@ -67,6 +68,11 @@ impl EbpfMetrics {
             "connections_sampled_out",
             "Accepted sockets not followed because of --sample (decided in the kernel)",
             m.sampled_out.clone(),
+        );
+        sub.register(
+            "tls_probed_processes",
+            "Watched processes whose libssl is probed (new ones within 100 ms)",
+            m.tls_probed_processes.clone(),
         );
         m
     }
@@ -86,5 +92,6 @@ impl EbpfMetrics {
         set(&self.tls_unmatched, &c.tls_unmatched);
         set(&self.sampled_out, &c.sampled_out);
         self.connections_tracked.set(tracked as i64);
+        self.tls_probed_processes.set(c.tls_probed_processes.load(Ordering::Relaxed) as i64);
     }
 }

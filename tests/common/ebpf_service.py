@@ -5,10 +5,14 @@ pipelining (the handler loops over requests on a connection).
 
     ebpf_service.py tcp PORT_FILE [WORKERS]   listens on 127.0.0.1:0, writes the port
     ebpf_service.py unix PATH [WORKERS]       listens on a unix socket
+    ebpf_service.py tls PORT_FILE [WORKERS]   as tcp, over TLS (python's ssl, so
+                                              libssl), with the certificate and
+                                              key in $CERT and $KEY
     ebpf_service.py candidate PORT_FILE       the same answers from one
                                               threaded process (/respawn
                                               only answers): the candidate
 
+(A query string is ignored.)
 GET /small    a small JSON answer
 GET /big      1 MiB, Content-Length
 GET /chunked  chunked transfer coding, three chunks
@@ -43,13 +47,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        if self.path == "/small":
+        path = self.path.split("?")[0]
+        if path == "/small":
             self.answer(b'{"kind":"small","items":[1,2,3]}')
-        elif self.path == "/big":
+        elif path == "/big":
             self.answer(BIG, "application/octet-stream")
-        elif self.path == "/pid":
+        elif path == "/pid":
             self.answer(('{"pid":%d}' % os.getpid()).encode())
-        elif self.path == "/chunked":
+        elif path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
@@ -57,7 +62,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for part in (b"first,", b"second,", b"third"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
-        elif self.path == "/respawn":
+        elif path == "/respawn":
             self.close_connection = True
             body = b'{"respawn":true}'
             self.send_response(200)
@@ -74,6 +79,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Tcp(socketserver.TCPServer):
     allow_reuse_address = True
     leaving = False
+
+
+class Tls(Tcp):
+    """Each accepted connection is wrapped (and its handshake made) in the
+    worker that accepted it."""
+
+    context = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        return self.context.wrap_socket(sock, server_side=True), addr
 
 
 class Unix(socketserver.UnixStreamServer):
@@ -96,8 +112,13 @@ def work(server):
 def main():
     mode, where = sys.argv[1], sys.argv[2]
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    if mode in ("tcp", "candidate"):
-        server = (Tcp if mode == "tcp" else Threaded)(("127.0.0.1", 0), Handler)
+    if mode in ("tcp", "tls", "candidate"):
+        server = {"tcp": Tcp, "tls": Tls, "candidate": Threaded}[mode](("127.0.0.1", 0), Handler)
+        if mode == "tls":
+            import ssl
+
+            server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server.context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
         with open(where + ".tmp", "w") as f:
             f.write(str(server.server_address[1]))
         os.rename(where + ".tmp", where)

@@ -2,7 +2,7 @@
 /* shadowtap's eBPF capture: what the watched processes read from and write
  * to the sockets they accepted, as ordered chunks on one ring buffer.
  *
- * In: raw tracepoints sys_enter/sys_exit (no tracefs, no kprobes), uprobes
+ * In: BTF tracepoints sys_enter/sys_exit (no tracefs, no kprobes), uprobes
  * on libssl's SSL_read/SSL_write (and _ex forms, SSL_set_fd,
  * SSL_do_handshake) for HTTPS plaintext, sched_process_fork/exit to follow
  * new processes of a watched pid.
@@ -45,7 +45,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 
-/* x86_64 syscall numbers */
+/* x86_64 syscall numbers (NR_NONE: no call waits for its exit) */
+#define NR_NONE -1
 #define NR_read 0
 #define NR_write 1
 #define NR_close 3
@@ -122,7 +123,7 @@ struct conn {
 
 /* A syscall between its enter and its exit. */
 struct call {
-	u32 nr;
+	s32 nr;
 	u32 fd;
 	u64 buf;
 	u64 iov;
@@ -199,9 +200,9 @@ struct {
 } conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call);
 } calls SEC(".maps");
 
@@ -516,6 +517,11 @@ static __always_inline bool describe_socket(struct sock *sk, struct open_event *
 
 static __always_inline void close_conn(struct conn_key *key, struct conn *conn, u64 ts)
 {
+	/* Counted at the close, not at the handshake: a process probed
+	 * between the two still gives its plaintext (--tls off, no libssl,
+	 * a worker not probed yet: none). */
+	if (conn->tls && conn->off[0] == 0 && conn->off[1] == 0)
+		count(ST_TLS_NOT_DECRYPTED, 1);
 	struct event h;
 	fill_header(&h, EV_CLOSE, 0, 0, conn->id, ts, conn->off[0], key->tgid, key->fd);
 	h.skip = conn->off[1];
@@ -570,17 +576,18 @@ static __always_inline void opened(u32 tgid, u32 fd)
 
 /* ---- syscalls ------------------------------------------------------------ */
 
+/* `regs` is the tracepoint's own (trusted) pointer: plain loads. */
 static __always_inline u64 arg(struct pt_regs *regs, int i)
 {
 	switch (i) {
 	case 0:
-		return BPF_CORE_READ(regs, di);
+		return regs->di;
 	case 1:
-		return BPF_CORE_READ(regs, si);
+		return regs->si;
 	case 2:
-		return BPF_CORE_READ(regs, dx);
+		return regs->dx;
 	}
-	return BPF_CORE_READ(regs, r10);
+	return regs->r10;
 }
 
 /* Inside an SSL call, a syscall on a socket ties the SSL object to it. */
@@ -595,102 +602,124 @@ static __always_inline void note_ssl_fd(u64 pid_tgid, struct conn_key *key, stru
 	conn->sniffed = 1;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+/* The start of a call: whether it concerns a watched socket (then `call`
+ * says what to read once it returned). A close is handled here, whole. */
+static __always_inline bool call_begin(u64 pid_tgid, long nr, struct pt_regs *regs, struct call *call)
 {
-	long nr = ctx->args[1];
-	if (!relevant(nr))
-		return 0;
-	u64 pid_tgid = bpf_get_current_pid_tgid();
 	u32 tgid = pid_tgid >> 32;
 	if (!traced(tgid))
-		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	struct call call = { .nr = nr };
-	call.fd = arg(regs, 0);
-	if (nr == NR_accept || nr == NR_accept4) {
-		bpf_map_update_elem(&calls, &pid_tgid, &call, BPF_ANY);
-		return 0;
-	}
-	struct conn_key key = { .tgid = tgid, .fd = call.fd };
+		return false;
+	call->nr = nr;
+	call->fd = arg(regs, 0);
+	if (nr == NR_accept || nr == NR_accept4)
+		return true;
+	struct conn_key key = { .tgid = tgid, .fd = call->fd };
 	struct conn *conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
-		return 0;
+		return false;
 	if (nr == NR_close) {
 		close_conn(&key, conn, bpf_ktime_get_ns());
-		return 0;
+		return false;
 	}
 	note_ssl_fd(pid_tgid, &key, conn);
 	switch (nr) {
 	case NR_readv:
 	case NR_writev:
-		call.iov = arg(regs, 1);
-		call.iovcnt = arg(regs, 2);
+		call->iov = arg(regs, 1);
+		call->iovcnt = arg(regs, 2);
 		break;
 	case NR_recvmsg:
 	case NR_sendmsg: {
 		u64 msg = arg(regs, 1);
 		/* struct user_msghdr: name, namelen, iov, iovlen */
-		bpf_probe_read_user(&call.iov, sizeof(call.iov), (void *)(msg + 16));
+		bpf_probe_read_user(&call->iov, sizeof(call->iov), (void *)(msg + 16));
 		u64 iovlen = 0;
 		bpf_probe_read_user(&iovlen, sizeof(iovlen), (void *)(msg + 24));
-		call.iovcnt = iovlen;
+		call->iovcnt = iovlen;
 		break;
 	}
 	default:
-		call.buf = arg(regs, 1);
+		call->buf = arg(regs, 1);
 	}
-	if (bpf_map_update_elem(&calls, &pid_tgid, &call, BPF_ANY))
-		count(ST_CALLS_FULL, 1);
-	return 0;
+	return true;
 }
 
-SEC("raw_tracepoint/sys_exit")
-int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+/* The end of a call that call_begin kept: what it returned (`ret`). */
+static __always_inline void call_end(u64 pid_tgid, struct call *call, long ret)
 {
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct call *found = bpf_map_lookup_elem(&calls, &pid_tgid);
-	if (!found)
-		return 0;
-	struct call call = *found;
-	bpf_map_delete_elem(&calls, &pid_tgid);
-	long ret = ctx->args[1];
 	if (ret <= 0)
-		return 0;
+		return;
 	u32 tgid = pid_tgid >> 32;
-	if (call.nr == NR_accept || call.nr == NR_accept4) {
+	if (call->nr == NR_accept || call->nr == NR_accept4) {
 		opened(tgid, ret);
-		return 0;
+		return;
 	}
-	struct conn_key key = { .tgid = tgid, .fd = call.fd };
+	struct conn_key key = { .tgid = tgid, .fd = call->fd };
 	struct conn *conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
-		return 0;
-	int dir = direction_of(call.nr);
+		return;
+	int dir = direction_of(call->nr);
 	if (!conn->sniffed) {
 		conn->sniffed = 1;
 		/* A TLS handshake (record type 22) as the first bytes read:
 		 * the plaintext comes from the SSL uprobes, not from here. */
 		u8 first = 0;
-		if (dir == DIR_IN && conn->off[DIR_IN] == 0 && call.buf) {
-			bpf_probe_read_user(&first, 1, (void *)call.buf);
-			if (first == 22) {
+		if (dir == DIR_IN && conn->off[DIR_IN] == 0 && call->buf) {
+			bpf_probe_read_user(&first, 1, (void *)call->buf);
+			if (first == 22)
 				conn->tls = 1;
-				struct config *c = config();
-				if (!c || !c->tls)
-					count(ST_TLS_NOT_DECRYPTED, 1);
-			}
 		}
 	}
 	if (conn->tls)
-		return 0;
-	if (call.nr == NR_sendfile) {
+		return;
+	if (call->nr == NR_sendfile) {
 		u64 ts = bpf_ktime_get_ns();
-		emit_skip(conn->id, DIR_OUT, 0, conn->off[DIR_OUT], ret, ts, tgid, call.fd);
+		emit_skip(conn->id, DIR_OUT, 0, conn->off[DIR_OUT], ret, ts, tgid, call->fd);
 		conn->off[DIR_OUT] += ret;
+		return;
+	}
+	emit_bytes(conn, dir, 0, call->buf, call->iov, call->iovcnt, ret, tgid, call->fd);
+}
+
+/* The hooks: BTF tracepoints at the entry and exit of every system call
+ * (no tracefs, no kprobes; fentry/fexit would spare the other calls but
+ * cannot attach on every kernel, e.g. this project's CI). Every system
+ * call of every process on the host passes here, so what runs before the
+ * filters is a switch on the call number and one hash lookup; the call's
+ * arguments wait for its exit in task storage (a pointer from the task,
+ * not a hash lookup on every exit). */
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
+{
+	if (!relevant(nr))
+		return 0;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call call = {};
+	if (!call_begin(pid_tgid, nr, regs, &call))
+		return 0;
+	struct call *slot = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		count(ST_CALLS_FULL, 1);
 		return 0;
 	}
-	emit_bytes(conn, dir, 0, call.buf, call.iov, call.iovcnt, ret, tgid, call.fd);
+	*slot = call;
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = regs->orig_ax;
+	if (!relevant(nr))
+		return 0;
+	struct call *slot = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	if (!slot || slot->nr != nr)
+		return 0;
+	struct call call = *slot;
+	slot->nr = NR_NONE;
+	call_end(bpf_get_current_pid_tgid(), &call, ret);
 	return 0;
 }
 
@@ -794,12 +823,15 @@ int BPF_UPROBE(ssl_set_fd_enter)
 		return 0;
 	u64 ssl = PT_REGS_PARM1(ctx);
 	struct conn_key key = { .tgid = tgid, .fd = (u32)PT_REGS_PARM2(ctx) };
+	/* Kept for every socket, followed or not: an SSL call on a socket
+	 * not followed (another port, sampled out) is then told apart from
+	 * one whose socket is unknown (tls_unmatched). */
+	bpf_map_update_elem(&ssl_fds, &ssl, &key, BPF_ANY);
 	struct conn *conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
 	conn->tls = 1;
 	conn->sniffed = 1;
-	bpf_map_update_elem(&ssl_fds, &ssl, &key, BPF_ANY);
 	return 0;
 }
 
