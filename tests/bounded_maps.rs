@@ -181,6 +181,9 @@ fn many_distinct_paths_and_keys_stay_within_the_bounds_counted_and_a_regression_
     let fields = keys["field_counts"].as_array().unwrap().len();
     assert!(fields <= max_fields, "{fields} fields kept");
     assert_eq!(evicted(&report, "report_fields"), (rounds - fields) as u64, "every key not kept was evicted, counted");
+    let page = body(tap.metrics, "/report").unwrap();
+    let note = format!("report_endpoints {evicted_endpoints}");
+    assert!(page.contains("id=\"evicted\"") && page.contains(&note), "the HTML report's foot says {note}");
     // At stop the last report says the same.
     tap.process.stop("the tap");
     let last: Value = serde_json::from_str(&std::fs::read_to_string(&tap.report).unwrap()).unwrap();
