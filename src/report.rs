@@ -331,7 +331,11 @@ impl Report {
     /// Gives endpoints new names (the daemon learned more); endpoints that
     /// get the same name are merged.
     pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {
+        let evicted_renamed = self.bounds.rename(&new_name);
         if self.endpoints.keys().all(|name| new_name(name) == *name) {
+            if evicted_renamed {
+                self.enforce_bounds();
+            }
             return;
         }
         for (name, stats) in std::mem::take(&mut self.endpoints) {

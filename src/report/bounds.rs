@@ -7,12 +7,14 @@
 //! counted. An evicted endpoint that comes back starts again with only part
 //! of its evidence, so it is marked (`evidence_evicted`) and never ready
 //! either: a verdict never rests on what was left after its failures were
-//! evicted. Evicted names are remembered as hashes (bounded too); once that
-//! memory is full every new endpoint is marked, since any could be one
-//! that came back.
+//! evicted. The same holds when lanes' reports are merged (an endpoint one
+//! lane evicted is marked in the merged report) and when endpoints are
+//! renamed (the daemon's names becoming more general: an evicted name's
+//! new name is marked). Evicted names are remembered (cut like fields,
+//! bounded too); once that memory is full every new endpoint is marked,
+//! since any could be one that came back.
 
 use std::collections::HashSet;
-use std::hash::BuildHasher;
 
 use super::{EndpointReport, EndpointStats, Report};
 use crate::bounded::{Evicted, victims};
@@ -29,9 +31,8 @@ pub(super) struct Bounds {
     max_fields: usize,
     evicted_endpoints: u64,
     evicted_fields: u64,
-    /// Hashes of evicted endpoint names (seeded: names are the traffic's).
-    tombstones: HashSet<u64>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Names of evicted endpoints (`bounded::capped_key`).
+    tombstones: HashSet<String>,
     /// Some evicted name could not be remembered: every new endpoint may
     /// be one coming back.
     forgot: bool,
@@ -55,7 +56,6 @@ impl Bounds {
             evicted_endpoints: 0,
             evicted_fields: 0,
             tombstones: HashSet::new(),
-            hasher: Default::default(),
             forgot: false,
             tick: 0,
         }
@@ -63,14 +63,14 @@ impl Bounds {
 
     fn remember_evicted(&mut self, name: &str) {
         if self.tombstones.len() < self.max_endpoints.saturating_mul(TOMBSTONES_PER_ENDPOINT) {
-            self.tombstones.insert(self.hasher.hash_one(name));
+            self.tombstones.insert(crate::bounded::capped_key(name).into_owned());
         } else {
             self.forgot = true;
         }
     }
 
     fn was_evicted(&self, name: &str) -> bool {
-        self.forgot || self.tombstones.contains(&self.hasher.hash_one(name))
+        self.forgot || self.tombstones.contains(crate::bounded::capped_key(name).as_ref())
     }
 
     /// Folds another report's bounds in (lanes of one replay).
@@ -78,8 +78,20 @@ impl Bounds {
         self.evicted_endpoints += other.evicted_endpoints;
         self.evicted_fields += other.evicted_fields;
         self.forgot |= other.forgot;
-        // Their hasher is another: their names are gone, so be safe.
-        self.forgot |= !other.tombstones.is_empty();
+        for name in &other.tombstones {
+            self.remember_evicted(name);
+        }
+    }
+
+    /// Evicted names get their new names too; whether any was new.
+    pub(super) fn rename(&mut self, new_name: &impl Fn(&str) -> String) -> bool {
+        let renamed: Vec<String> =
+            self.tombstones.iter().map(|name| new_name(name)).filter(|new| !self.tombstones.contains(new)).collect();
+        let any = !renamed.is_empty();
+        for name in renamed {
+            self.remember_evicted(&name);
+        }
+        any
     }
 }
 
@@ -126,8 +138,14 @@ impl Report {
         stats.fields.insert(path.into_owned(), 1);
     }
 
-    /// Back within the bounds after merging or renaming.
+    /// After merging or renaming: endpoints evicted somewhere (another
+    /// lane, under an older name) are marked, then back within the bounds.
     pub(super) fn enforce_bounds(&mut self) {
+        if self.bounds.forgot || !self.bounds.tombstones.is_empty() {
+            for (name, stats) in self.endpoints.iter_mut() {
+                stats.evidence_evicted |= name != OTHER && self.bounds.was_evicted(name);
+            }
+        }
         let max_fields = self.bounds.max_fields;
         for stats in self.endpoints.values_mut() {
             if stats.fields.len() > max_fields {
@@ -259,5 +277,39 @@ mod tests {
         assert!(stats.fields.len() <= 16, "{}", stats.fields.len());
         assert_eq!(stats.fields.get("/price"), Some(&5), "the most seen field stays");
         assert_eq!(report.evicted()["report_fields"], 101 - stats.fields.len() as u64);
+    }
+
+    #[test]
+    fn an_endpoint_evicted_in_one_lane_or_under_an_older_name_is_never_ready_when_merged_or_renamed() {
+        let options = super::super::Criteria::of_config(&Default::default()).options();
+        let fill = |report: &mut Report| {
+            for i in 0..20 {
+                report.add(&outcome(&format!("GET /r{i}"), OutcomeKind::Match, &[]));
+            }
+        };
+        // Lane one sees /x fail and evicts it; lane two sees /x match.
+        let (mut one, mut two) = (Report::bounded(8, 16), Report::bounded(8, 16));
+        one.add(&outcome("GET /x", OutcomeKind::Diff, &["/price"]));
+        fill(&mut one);
+        for _ in 0..40 {
+            two.add(&outcome("GET /x", OutcomeKind::Match, &[]));
+        }
+        assert!(!one.endpoints.contains_key("GET /x"), "evicted in lane one");
+        one.merge(two);
+        let json = one.to_json(&options);
+        let x = json.endpoints.iter().find(|e| e.endpoint == "GET /x").unwrap();
+        assert!(x.evidence_evicted && !x.ready, "{}", x.why);
+        // /u/1 fails and is evicted; names then become /u/{id}, which
+        // has only matches: its evidence is partial.
+        let mut report = Report::bounded(8, 16);
+        report.add(&outcome("GET /u/1", OutcomeKind::Diff, &["/price"]));
+        fill(&mut report);
+        for _ in 0..40 {
+            report.add(&outcome("GET /u/{id}", OutcomeKind::Match, &[]));
+        }
+        report.rename(|name| if name.starts_with("GET /u/") { "GET /u/{id}".to_string() } else { name.to_string() });
+        let json = report.to_json(&options);
+        let u = json.endpoints.iter().find(|e| e.endpoint == "GET /u/{id}").unwrap();
+        assert!(u.evidence_evicted && !u.ready, "{}", u.why);
     }
 }
