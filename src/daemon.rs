@@ -73,7 +73,11 @@ impl Shared {
             self.metrics.refresh_ebpf(ebpf, &self.progress);
         }
         let criteria = crate::report::Criteria::of(&self.options.lock().unwrap_or_else(|e| e.into_inner()));
-        self.metrics.refresh_evidence(&self.report.lock().unwrap_or_else(|e| e.into_inner()), &criteria);
+        let report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        self.metrics.refresh_evidence(&report, &criteria);
+        let mut evicted = report.evicted();
+        crate::bounded::add_evicted(&mut evicted, &self.current.get().evicted());
+        self.metrics.refresh_evictions(&evicted);
     }
 
     fn write_report(&self) {
@@ -93,7 +97,9 @@ impl Shared {
         report.load.packets = self.progress.packets.load(Ordering::Relaxed);
         report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
         let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        options.noise = self.current.get().noise.snapshot();
+        let replayer = self.current.get();
+        options.noise = replayer.noise.snapshot();
+        options.evicted = replayer.evicted();
         report.to_json(&options)
     }
 }
@@ -154,7 +160,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
         metrics: if ebpf_counters.is_some() { Metrics::new().with_ebpf() } else { Metrics::new() },
-        report: Mutex::new(Report::default()),
+        report: Mutex::new(Report::of_output(&config.output)),
         options: Mutex::new(build::report_options(&config)),
         current: current.clone(),
         report_path: Mutex::new(config.output.report.clone()),

@@ -1,6 +1,7 @@
 //! shadowtap: tap-compare from the wire. See ARCHITECTURE.md for the
 //! data flow; each module is one stage.
 
+pub mod bounded;
 pub mod calendar;
 pub mod capture;
 pub mod daemon;

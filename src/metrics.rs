@@ -21,6 +21,11 @@ use crate::replay::Outcome;
 mod evidence;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MapLabels {
+    map: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     endpoint: String,
     outcome: String,
@@ -79,6 +84,7 @@ pub struct Metrics {
     queue_drops: Counter,
     replay_loops: Counter,
     outcome_write_errors: Counter,
+    evicted: Family<MapLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     latency: HistogramFamily,
     evidence: evidence::Evidence,
@@ -112,6 +118,7 @@ impl Metrics {
             queue_drops: Counter::default(),
             replay_loops: Counter::default(),
             outcome_write_errors: Counter::default(),
+            evicted: Family::default(),
             outcomes: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
             evidence: Default::default(),
@@ -167,6 +174,15 @@ impl Metrics {
             "Outcome lines that could not be written to --out (disk full, a read-only file)",
             m.outcome_write_errors.clone(),
         );
+        registry.register(
+            "evicted",
+            "Entries evicted from a bounded map (report, noise, repeats, ids) to stay within its bound",
+            m.evicted.clone(),
+        );
+        for map in crate::bounded::MAP_NAMES {
+            // Every map shows, zero until it evicts.
+            let _ = m.evicted.get_or_create(&MapLabels { map: map.into() });
+        }
         registry.register("outcomes", "Replay outcomes by endpoint and outcome", m.outcomes.clone());
         registry.register("latency_seconds", "Latency by endpoint, recorded vs candidate", m.latency.clone());
         m.evidence.register(&mut registry);
@@ -237,6 +253,13 @@ impl Metrics {
     pub fn refresh_losses(&self, replay_loops: u64, outcome_write_errors: u64) {
         self.replay_loops.inner().store(replay_loops, Ordering::Relaxed);
         self.outcome_write_errors.inner().store(outcome_write_errors, Ordering::Relaxed);
+    }
+
+    /// Copies the bounded maps' eviction counts in.
+    pub fn refresh_evictions(&self, evicted: &crate::bounded::Evicted) {
+        for (map, n) in evicted {
+            self.evicted.get_or_create(&MapLabels { map: map.to_string() }).inner().store(*n, Ordering::Relaxed);
+        }
     }
 
     /// Copies the report's per-endpoint evidence and criteria in.

@@ -13,6 +13,7 @@ use crate::replay::Outcome;
 use crate::replay::endpoint::distinct::Distinct;
 use crate::replay::load::{self, EndpointLoad, Health, Load, LoadSummary};
 
+pub mod bounds;
 pub mod figures;
 pub mod hdr;
 pub mod merge;
@@ -48,6 +49,10 @@ struct EndpointStats {
     fields: HashMap<String, u64>,
     /// Distinct request paths (query dropped) named by this endpoint.
     raw_paths: Distinct,
+    /// When last seen (`bounds`: ties among the least-seen).
+    last: u64,
+    /// Made again after it was evicted (`bounds`): never ready.
+    evidence_evicted: bool,
 }
 
 /// Raw paths per endpoint are counted exactly up to this many.
@@ -63,6 +68,8 @@ impl Default for EndpointStats {
             recorded: histogram(),
             candidate: histogram(),
             fields: HashMap::new(),
+            last: 0,
+            evidence_evicted: false,
         }
     }
 }
@@ -79,6 +86,7 @@ pub struct Report {
     pub replay_loops: u64,
     /// Production's load against replay's, and the replayer's health.
     pub load: Load,
+    bounds: bounds::Bounds,
 }
 
 #[derive(Serialize, serde::Deserialize, Clone, Debug)]
@@ -127,6 +135,10 @@ pub struct EndpointReport {
     /// serialisation, base64; absent when nothing was compared.
     pub recorded_histogram: Option<String>,
     pub candidate_histogram: Option<String>,
+    /// Evidence of this endpoint was evicted by `[output] max_endpoints`
+    /// before it came back: what is left is partial, so never ready.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_evicted: bool,
 }
 
 /// Differing fields kept per endpoint in `field_counts`.
@@ -161,11 +173,13 @@ pub struct ReportOptions {
     pub margin: LatencyMargin,
     pub verdict: crate::replay::config::VerdictConfig,
     pub noise: std::collections::HashMap<String, (u64, Vec<(String, crate::replay::triage::FieldNoise)>)>,
+    /// What the replayer's learned maps evicted (noise, repeats, ids).
+    pub evicted: crate::bounded::Evicted,
 }
 
 impl ReportOptions {
     pub fn new(margin: LatencyMargin, verdict: crate::replay::config::VerdictConfig) -> Self {
-        ReportOptions { margin, verdict, noise: Default::default() }
+        ReportOptions { margin, verdict, noise: Default::default(), evicted: Default::default() }
     }
 }
 
@@ -213,6 +227,8 @@ pub struct ReportJson {
     /// What readiness was judged against, so merged reports are judged
     /// again the same way.
     pub criteria: Criteria,
+    /// Entries each bounded map evicted to stay within its bound.
+    pub evicted: crate::bounded::Evicted,
 }
 
 /// The thresholds behind `ready`/`why`.
@@ -262,17 +278,13 @@ fn quantile(h: &Histogram<u64>, q: f64) -> Option<u64> {
 
 impl Report {
     pub fn add(&mut self, outcome: &Outcome) {
-        // Keys are looked up borrowed; a String is made only for a new one.
-        let stats = match self.endpoints.get_mut(outcome.endpoint.as_str()) {
-            Some(stats) => stats,
-            None => self.endpoints.entry(outcome.endpoint.clone()).or_default(),
-        };
-        stats.count += 1;
-        stats.raw_paths.insert(crate::replay::endpoint::path_of(&outcome.uri));
-        bump(&mut stats.outcomes, outcome.outcome.as_str(), 1);
         if outcome.reason.as_deref() == Some(crate::replay::GAP_REASON) {
             self.load.add_capture_gap(&outcome.endpoint);
         }
+        let stats = self.stats_mut(&outcome.endpoint);
+        stats.count += 1;
+        stats.raw_paths.insert(crate::replay::endpoint::path_of(&outcome.uri));
+        bump(&mut stats.outcomes, outcome.outcome.as_str(), 1);
         if outcome.outcome.was_compared() {
             if let Some(us) = outcome.recorded_latency_us {
                 let _ = stats.recorded.record(us.max(1));
@@ -281,13 +293,9 @@ impl Report {
                 let _ = stats.candidate.record(us.max(1));
             }
         }
+        let stats = self.endpoints.get_mut(outcome.endpoint.as_str()).expect("made above");
         for d in &outcome.differences {
-            match stats.fields.get_mut(d.path.as_str()) {
-                Some(n) => *n += 1,
-                None => {
-                    stats.fields.insert(d.path.clone(), 1);
-                }
-            }
+            Report::count_field(stats, &mut self.bounds, &d.path);
         }
         for e in &outcome.explained {
             bump(&mut stats.explanations, e.by, 1);
@@ -301,9 +309,7 @@ impl Report {
     /// missing evidence behind its endpoint, which is listed even if no
     /// exchange of it was replayed.
     pub fn add_queue_drop(&mut self, endpoint: &str) {
-        if !self.endpoints.contains_key(endpoint) {
-            self.endpoints.insert(endpoint.to_string(), EndpointStats::default());
-        }
+        self.stats_mut(endpoint);
         self.load.add_queue_drop(endpoint);
     }
 
@@ -318,36 +324,29 @@ impl Report {
         self.replay_queue_drops += other.replay_queue_drops;
         self.replay_loops += other.replay_loops;
         self.load.merge(other.load);
+        self.bounds.merge(&other.bounds);
+        self.enforce_bounds();
     }
 
     /// Gives endpoints new names (the daemon learned more); endpoints that
     /// get the same name are merged.
     pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {
+        let evicted_renamed = self.bounds.rename(&new_name);
         if self.endpoints.keys().all(|name| new_name(name) == *name) {
+            if evicted_renamed {
+                self.enforce_bounds();
+            }
             return;
         }
         for (name, stats) in std::mem::take(&mut self.endpoints) {
             self.merge_endpoint(new_name(&name), stats);
         }
         self.load.rename(&new_name);
+        self.enforce_bounds();
     }
 
     fn merge_endpoint(&mut self, name: String, theirs: EndpointStats) {
-        let ours = self.endpoints.entry(name).or_default();
-        ours.count += theirs.count;
-        ours.raw_paths.merge(&theirs.raw_paths);
-        for (k, n) in &theirs.outcomes {
-            bump(&mut ours.outcomes, k, *n);
-        }
-        for (k, n) in &theirs.explanations {
-            bump(&mut ours.explanations, k, *n);
-        }
-        // Auto-resizing histograms take any values; this cannot fail.
-        let _ = ours.recorded.add(&theirs.recorded);
-        let _ = ours.candidate.add(&theirs.candidate);
-        for (path, n) in theirs.fields {
-            *ours.fields.entry(path).or_default() += n;
-        }
+        merge_stats(self.endpoints.entry(name).or_default(), theirs);
     }
 
     pub fn to_json(&self, options: &ReportOptions) -> ReportJson {
@@ -425,6 +424,7 @@ impl Report {
                     field_counts,
                     recorded_histogram: hdr::encode(&s.recorded),
                     candidate_histogram: hdr::encode(&s.candidate),
+                    evidence_evicted: s.evidence_evicted,
                 };
                 judge(&mut report, options, &self.load);
                 totals.ready_endpoints += u64::from(report.ready);
@@ -433,8 +433,32 @@ impl Report {
             })
             .collect();
         let load = self.load.summary(&options.verdict);
-        ReportJson { endpoints, totals, load, equivalences: self.equivalences.clone(), criteria: Criteria::of(options) }
+        let mut evicted = crate::bounded::evicted_zero();
+        crate::bounded::add_evicted(&mut evicted, &self.evicted());
+        crate::bounded::add_evicted(&mut evicted, &options.evicted);
+        let equivalences = self.equivalences.clone();
+        ReportJson { endpoints, totals, load, equivalences, criteria: Criteria::of(options), evicted }
     }
+}
+
+/// Adds `theirs` into `ours` (lanes, renames, evicted endpoints).
+fn merge_stats(ours: &mut EndpointStats, theirs: EndpointStats) {
+    ours.count += theirs.count;
+    ours.raw_paths.merge(&theirs.raw_paths);
+    for (k, n) in &theirs.outcomes {
+        bump(&mut ours.outcomes, k, *n);
+    }
+    for (k, n) in &theirs.explanations {
+        bump(&mut ours.explanations, k, *n);
+    }
+    // Auto-resizing histograms take any values; this cannot fail.
+    let _ = ours.recorded.add(&theirs.recorded);
+    let _ = ours.candidate.add(&theirs.candidate);
+    for (path, n) in theirs.fields {
+        *ours.fields.entry(path).or_default() += n;
+    }
+    ours.last = ours.last.max(theirs.last);
+    ours.evidence_evicted |= theirs.evidence_evicted;
 }
 
 /// Sets `ready`/`why` of an endpoint from its figures and the capture's
@@ -466,6 +490,7 @@ pub fn readiness(
     if c.error > v.max_error {
         blockers.push(format!("{} error", c.error));
     }
+    blockers.extend(bounds::blockers(e));
     // Latency measured at a load production never saw is reported, not
     // judged: not ready either way, with what to run instead.
     blockers.extend(load::blockers(&e.load, &e.health, c.count, v));

@@ -216,6 +216,7 @@ impl Sums {
             field_counts: fields,
             recorded_histogram: None,
             candidate_histogram: None,
+            evidence_evicted: false,
         }
     }
 }

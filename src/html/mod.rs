@@ -76,8 +76,22 @@ pub fn render(report: &ReportJson, evidence: &Evidence, title: &str) -> String {
     for e in &report.endpoints {
         endpoint_section(&mut page, e, evidence);
     }
+    evicted_note(&mut page, report);
     let _ = writeln!(page, "<script>{SCRIPT}</script></body></html>");
     page
+}
+
+/// What the bounded maps evicted, at the foot of the page, when any.
+fn evicted_note(page: &mut String, report: &ReportJson) {
+    let evicted: Vec<String> =
+        report.evicted.iter().filter(|(_, n)| **n > 0).map(|(map, n)| format!("{map} {n}")).collect();
+    if !evicted.is_empty() {
+        let _ = write!(
+            page,
+            "<footer><p class=\"note\" id=\"evicted\">Evicted to stay within bounds: {}.</p></footer>",
+            escape(&evicted.join(", "))
+        );
+    }
 }
 
 fn summary(page: &mut String, report: &ReportJson) {

@@ -242,11 +242,17 @@ pub struct OutputConfig {
     /// Report JSON, rewritten every interval and at shutdown.
     pub report: Option<std::path::PathBuf>,
     pub report_interval_s: u64,
+    /// Endpoints kept in the report and in the noise model; beyond, the
+    /// least-seen are evicted (counted; report ones into "(other)").
+    pub max_endpoints: usize,
+    /// Fields kept per endpoint (differing fields in the report, learned
+    /// noise); beyond, the least-seen are evicted (counted).
+    pub max_fields: usize,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { out: None, report: None, report_interval_s: 60 }
+        OutputConfig { out: None, report: None, report_interval_s: 60, max_endpoints: 2000, max_fields: 500 }
     }
 }
 
@@ -354,6 +360,9 @@ pub struct ReplayConfig {
     /// How far outside its exchange's time window a generated time may lie
     /// (clocks of the candidate's or the datastore's hosts).
     pub generated_time_tolerance_ms: u64,
+    /// Generated values (ids, tokens, times) and validators remembered,
+    /// each; beyond, the oldest are evicted (counted).
+    pub max_mapped_values: usize,
 }
 
 impl Default for ReplayConfig {
@@ -364,6 +373,7 @@ impl Default for ReplayConfig {
             id_fields: Vec::new(),
             generated_fields: Vec::new(),
             generated_time_tolerance_ms: 2000,
+            max_mapped_values: 100_000,
         }
     }
 }

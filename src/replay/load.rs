@@ -277,6 +277,13 @@ impl Load {
         self.endpoints.get_mut(endpoint).expect("just inserted")
     }
 
+    /// An endpoint's counts go to another (the report evicted it).
+    pub fn fold(&mut self, from: &str, into: &str) {
+        if let Some(counts) = self.endpoints.remove(from) {
+            self.counts(into).merge(&counts);
+        }
+    }
+
     /// Folds in the load of another replay lane.
     /// Endpoint names became more general: their counts follow.
     pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {

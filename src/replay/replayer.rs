@@ -148,6 +148,9 @@ impl Replayer {
         };
         let secondary = legacy_client(&config.legacy.secondary)?;
         let primary = legacy_client(&config.legacy.primary)?;
+        let noise = triage::NoiseModel::bounded(config.output.max_endpoints, config.output.max_fields);
+        let generated = triage::GeneratedValues::bounded(config.replay.max_mapped_values);
+        let validators = triage::Validators::bounded(config.replay.max_mapped_values);
         Ok(Replayer {
             config,
             templates,
@@ -156,9 +159,9 @@ impl Replayer {
             client,
             secondary,
             primary,
-            noise: Default::default(),
-            generated: Default::default(),
-            validators: Default::default(),
+            noise: Arc::new(noise),
+            generated: Arc::new(generated),
+            validators: Arc::new(validators),
             in_flight: Default::default(),
             names: Default::default(),
         })
@@ -166,6 +169,15 @@ impl Replayer {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the replayer's learned maps evicted to stay within their
+    /// bounds (`noise_*`, `repeats`, `generated_values`, `validators`).
+    pub fn evicted(&self) -> crate::bounded::Evicted {
+        let mut evicted = self.noise.evicted();
+        evicted.insert("generated_values", self.generated.evicted());
+        evicted.insert("validators", self.validators.evicted());
+        evicted
     }
 
     /// A request we sent ourselves (it carries our marker header): seen

@@ -59,6 +59,12 @@ pub struct FieldNoise {
     /// A few of production's disagreements here: (its recorded answer,
     /// the other answer), so a user can see what was learned.
     pub examples: Vec<(serde_json::Value, serde_json::Value)>,
+    /// The endpoint's sample counts when this field was (re)learned after
+    /// the endpoint had evicted fields: its rates count from there, since
+    /// before it a missing field may have been an evicted one, not a
+    /// field without differences.
+    #[serde(skip)]
+    pub since: (u64, u64),
 }
 
 /// Examples kept per noisy field.
@@ -69,13 +75,79 @@ struct EndpointNoise {
     noise_samples: u64,
     candidate_samples: u64,
     fields: HashMap<String, FieldNoise>,
+    /// Some field of this endpoint was evicted (see [`FieldNoise::since`]).
+    fields_evicted: bool,
+    /// When it was last used ([`Learned::tick`]), to break ties in eviction.
+    last: u64,
+}
+
+impl EndpointNoise {
+    /// The field's counts, made (and room made, counted) when new.
+    fn field(&mut self, field: String, max_fields: usize, evicted: &mut u64) -> &mut FieldNoise {
+        if !self.fields.contains_key(&field) {
+            // Least-seen first: a field production or the candidate
+            // disagrees at often is what the rates are about; random keys
+            // are seen once.
+            let gone = crate::bounded::victims(self.fields.iter(), self.fields.len(), max_fields, |_, f| {
+                f.noisy + f.candidate_diffs
+            });
+            for key in &gone {
+                self.fields.remove(key);
+            }
+            *evicted += gone.len() as u64;
+            self.fields_evicted |= !gone.is_empty();
+        }
+        let since = if self.fields_evicted { (self.noise_samples, self.candidate_samples) } else { (0, 0) };
+        self.fields.entry(field).or_insert_with(|| FieldNoise { since, ..Default::default() })
+    }
+}
+
+/// What was learned per endpoint, and what was evicted to stay bounded.
+struct Learned {
+    endpoints: HashMap<String, EndpointNoise>,
+    max_endpoints: usize,
+    max_fields: usize,
+    evicted_endpoints: u64,
+    evicted_fields: u64,
+    tick: u64,
+}
+
+impl Learned {
+    /// The endpoint's noise, made (and room made, counted) when new.
+    fn endpoint(&mut self, endpoint: &str) -> &mut EndpointNoise {
+        self.tick += 1;
+        if !self.endpoints.contains_key(endpoint) {
+            // Least-seen first (then least recently): an endpoint's noise
+            // is worth keeping by how many samples it rests on. An evicted
+            // one learns again from zero: until then its differences are
+            // diffs, never noise.
+            let gone =
+                crate::bounded::victims(self.endpoints.iter(), self.endpoints.len(), self.max_endpoints, |_, e| {
+                    (e.noise_samples + e.candidate_samples, e.last)
+                });
+            for key in &gone {
+                self.endpoints.remove(key);
+            }
+            self.evicted_endpoints += gone.len() as u64;
+            self.endpoints.insert(endpoint.to_string(), EndpointNoise::default());
+        }
+        let e = self.endpoints.get_mut(endpoint).expect("present or just inserted");
+        e.last = self.tick;
+        e
+    }
 }
 
 /// What was learned, shared by all replay tasks (taken once per exchange).
-#[derive(Default)]
 pub struct NoiseModel {
-    endpoints: Mutex<HashMap<String, EndpointNoise>>,
+    learned: Mutex<Learned>,
     recent: Mutex<Recent>,
+}
+
+impl Default for NoiseModel {
+    fn default() -> Self {
+        let output = super::config::OutputConfig::default();
+        NoiseModel::bounded(output.max_endpoints, output.max_fields)
+    }
 }
 
 /// A value as an example in the report: long strings cut.
@@ -89,28 +161,57 @@ fn shorten(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Folds array indices so `/items/3/ts` and `/items/7/ts` are one field.
+/// Folds array indices so `/items/3/ts` and `/items/7/ts` are one field;
+/// a path of huge keys is cut (`bounded::capped_key`).
 pub fn field_of(path: &str) -> String {
-    path.split('/')
+    let folded = path
+        .split('/')
         .map(|seg| if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) { "*" } else { seg })
         .collect::<Vec<_>>()
-        .join("/")
+        .join("/");
+    match crate::bounded::capped_key(&folded) {
+        std::borrow::Cow::Borrowed(_) => folded,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
 }
 
 impl NoiseModel {
+    /// A model keeping at most `max_endpoints` endpoints of `max_fields`
+    /// fields each (`[output]`).
+    pub fn bounded(max_endpoints: usize, max_fields: usize) -> NoiseModel {
+        let learned = Learned {
+            endpoints: HashMap::new(),
+            max_endpoints,
+            max_fields,
+            evicted_endpoints: 0,
+            evicted_fields: 0,
+            tick: 0,
+        };
+        NoiseModel { learned: Mutex::new(learned), recent: Default::default() }
+    }
+
+    /// Evictions so far: `noise_endpoints`, `noise_fields`, `repeats`.
+    pub fn evicted(&self) -> crate::bounded::Evicted {
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        let repeats = self.recent.lock().unwrap_or_else(|e| e.into_inner()).evicted;
+        [("noise_endpoints", learned.evicted_endpoints), ("noise_fields", learned.evicted_fields), ("repeats", repeats)]
+            .into_iter()
+            .collect()
+    }
+
     /// Production answered this request (secondary, or a repeat in the
     /// capture) with these differences from the recorded answer.
     pub fn learn(&self, endpoint: &str, differences: &[Difference], source: &'static str) {
-        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        let e = endpoints.entry(endpoint.to_string()).or_default();
-        e.noise_samples += 1;
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        let (max_fields, mut evicted) = (learned.max_fields, 0);
+        let e = learned.endpoint(endpoint);
         let mut seen = std::collections::HashSet::new();
         for d in differences {
             let field = field_of(&d.path);
             if !seen.insert(field.clone()) {
                 continue;
             }
-            let f = e.fields.entry(field).or_default();
+            let f = e.field(field, max_fields, &mut evicted);
             f.noisy += 1;
             if !f.sources.contains(&source) {
                 f.sources.push(source);
@@ -122,26 +223,31 @@ impl NoiseModel {
                 f.examples.push((shorten(&d.recorded), shorten(&d.candidate)));
             }
         }
+        // Counted after the fields, so a field made now counts this sample.
+        e.noise_samples += 1;
+        learned.evicted_fields += evicted;
     }
 
     /// Counts the candidate's differences (after comparison) for the rates.
     pub fn count_candidate(&self, endpoint: &str, differences: &[Difference]) {
-        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        let e = endpoints.entry(endpoint.to_string()).or_default();
-        e.candidate_samples += 1;
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        let (max_fields, mut evicted) = (learned.max_fields, 0);
+        let e = learned.endpoint(endpoint);
         let mut seen = std::collections::HashSet::new();
         for d in differences {
             let field = field_of(&d.path);
             if seen.insert(field.clone()) {
-                e.fields.entry(field).or_default().candidate_diffs += 1;
+                e.field(field, max_fields, &mut evicted).candidate_diffs += 1;
             }
         }
+        e.candidate_samples += 1;
+        learned.evicted_fields += evicted;
     }
 
     /// Production-against-production comparisons learned for the endpoint.
     pub fn samples(&self, endpoint: &str) -> u64 {
-        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        endpoints.get(endpoint).map_or(0, |e| e.noise_samples)
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        learned.endpoints.get(endpoint).map_or(0, |e| e.noise_samples)
     }
 
     /// Is this difference noise for the endpoint, by what was learned so
@@ -149,22 +255,27 @@ impl NoiseModel {
     /// (a changing value never explains a key gone missing), about as often
     /// as the candidate does?
     pub fn is_noisy(&self, endpoint: &str, d: &Difference, config: &NoiseConfig) -> bool {
-        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(e) = endpoints.get(endpoint) else { return false };
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(e) = learned.endpoints.get(endpoint) else { return false };
         let Some(f) = e.fields.get(&field_of(&d.path)) else { return false };
-        if f.noisy < config.min_samples || e.noise_samples == 0 || !f.kinds.contains(&d.kind) {
+        // Rates over the samples since the field was learned (all of them
+        // unless fields were evicted).
+        let noise_samples = e.noise_samples - f.since.0;
+        let candidate_samples = e.candidate_samples - f.since.1;
+        if f.noisy < config.min_samples || noise_samples == 0 || !f.kinds.contains(&d.kind) {
             return false;
         }
-        let noise_rate = f.noisy as f64 / e.noise_samples as f64;
+        let noise_rate = f.noisy as f64 / noise_samples as f64;
         let candidate_rate =
-            if e.candidate_samples == 0 { 0.0 } else { f.candidate_diffs as f64 / e.candidate_samples as f64 };
+            if candidate_samples == 0 { 0.0 } else { f.candidate_diffs as f64 / candidate_samples as f64 };
         candidate_rate <= noise_rate * (1.0 + config.relative_percent / 100.0) + config.absolute_percent / 100.0
     }
 
     /// For the report: the noisy fields of each endpoint, with counts.
     pub fn snapshot(&self) -> HashMap<String, (u64, Vec<(String, FieldNoise)>)> {
-        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        endpoints
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        learned
+            .endpoints
             .iter()
             .map(|(name, e)| {
                 let mut fields: Vec<(String, FieldNoise)> =
@@ -239,5 +350,59 @@ mod tests {
     #[test]
     fn array_indices_fold() {
         assert_eq!(field_of("/items/3/updated_at"), "/items/*/updated_at");
+    }
+
+    #[test]
+    fn noise_is_bounded_per_endpoint_and_field_with_evictions_counted_and_learning_goes_on() {
+        let model = NoiseModel::bounded(8, 16);
+        for _ in 0..10 {
+            model.learn("GET /a", &[diff("/ts")], "secondary");
+            model.count_candidate("GET /a", &[diff("/ts")]);
+        }
+        for i in 0..100 {
+            model.learn("GET /a", &[diff(&format!("/k{i}"))], "secondary");
+            model.learn(&format!("GET /r{i}"), &[diff("/x")], "secondary");
+        }
+        let evicted = model.evicted();
+        let learned = model.learned.lock().unwrap();
+        assert!(learned.endpoints.len() <= 8, "{}", learned.endpoints.len());
+        let fields = learned.endpoints["GET /a"].fields.len();
+        assert!(fields <= 16, "{fields}");
+        assert_eq!(evicted["noise_fields"], 101 - fields as u64, "every field not held was evicted, counted");
+        assert_eq!(evicted["noise_endpoints"], 101 - learned.endpoints.len() as u64);
+        drop(learned);
+        let ts = model.snapshot()["GET /a"].1.iter().find(|(p, _)| p == "/ts").map(|(_, f)| f.noisy);
+        assert_eq!(ts, Some(10), "the most seen field stays learned");
+        model.learn("GET /a", &[diff("/new")], "secondary");
+        assert_eq!(model.snapshot()["GET /a"].1.iter().filter(|(p, _)| p == "/new").count(), 1, "still learning");
+    }
+
+    #[test]
+    fn a_field_learned_again_after_evictions_counts_its_rates_from_then() {
+        // /price is evicted, then learned again: since then the candidate
+        // differs there every time, production 2 times in 10. Over the
+        // whole history its fresh counts would read 2 in 22 for production
+        // and 10 in 1012 for the candidate: noise. From the relearning on,
+        // 20% against 100%: a diff.
+        let model = NoiseModel::bounded(8, 4);
+        let config = NoiseConfig::default();
+        for _ in 0..2 {
+            model.count_candidate("GET /a", &[diff("/price")]);
+        }
+        for _ in 0..1000 {
+            model.count_candidate("GET /a", &[]);
+        }
+        for field in ["/k0", "/k1", "/k2", "/k3"] {
+            for _ in 0..3 {
+                model.learn("GET /a", &[diff(field)], "secondary");
+            }
+        }
+        assert_eq!(model.evicted()["noise_fields"], 1, "/price, the least seen, went");
+        for i in 0..10 {
+            model.count_candidate("GET /a", &[diff("/price")]);
+            let production = if i < 2 { vec![diff("/price")] } else { Vec::new() };
+            model.learn("GET /a", &production, "secondary");
+        }
+        assert!(!model.is_noisy("GET /a", &diff("/price"), &config));
     }
 }

@@ -45,6 +45,8 @@ struct Input {
     equivalences: BTreeMap<String, u64>,
     /// Absent in reports older than merging: the defaults were used.
     criteria: Option<Criteria>,
+    #[serde(default)]
+    evicted: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +80,8 @@ struct InputEndpoint {
     field_counts: Vec<FieldCount>,
     load: EndpointLoad,
     health: Health,
+    #[serde(default)]
+    evidence_evicted: bool,
 }
 
 /// One endpoint's learned noise, summed over reports.
@@ -88,13 +92,28 @@ struct NoiseSum {
 }
 
 /// Reports being folded into one.
-#[derive(Default)]
 pub struct Merger {
+    /// Not bounded: its inputs were, and dropping endpoints here would
+    /// lose what their reports kept.
     report: Report,
+    /// What the inputs' replayers evicted (noise, repeats, ids).
+    evicted: crate::bounded::Evicted,
     noise: BTreeMap<String, NoiseSum>,
     raw_paths: HashMap<String, u64>,
     /// The first report's criteria and its name.
     criteria: Option<(Criteria, String)>,
+}
+
+impl Default for Merger {
+    fn default() -> Self {
+        Merger {
+            report: Report::bounded(usize::MAX, usize::MAX),
+            evicted: Default::default(),
+            noise: Default::default(),
+            raw_paths: Default::default(),
+            criteria: None,
+        }
+    }
 }
 
 /// The examples kept per noisy field, as the noise model keeps them.
@@ -121,6 +140,10 @@ impl Merger {
         }
         self.report.replay_queue_drops += input.totals.replay_queue_drops;
         self.report.replay_loops += input.totals.replay_loops;
+        // Evictions add up (merging itself evicts nothing).
+        for map in &crate::bounded::MAP_NAMES {
+            *self.evicted.entry(map).or_default() += input.evicted.get(*map).copied().unwrap_or(0);
+        }
         let load = &mut self.report.load;
         load.kernel_drops += input.load.kernel_drops;
         load.packets += input.load.packets;
@@ -158,6 +181,7 @@ impl Merger {
             recorded,
             candidate,
             fields: fields.iter().map(|f| (f.path.clone(), f.count)).collect(),
+            evidence_evicted: e.evidence_evicted,
             ..EndpointStats::default()
         };
         self.report.merge_endpoint(e.endpoint.clone(), stats);
@@ -201,6 +225,7 @@ impl Merger {
     pub fn finish(self, criteria: Option<&Criteria>) -> Result<ReportJson, MergeError> {
         let Some((own, _)) = &self.criteria else { return Err(MergeError::Nothing) };
         let mut options = criteria.unwrap_or(own).options();
+        options.evicted = self.evicted;
         options.noise = self
             .noise
             .into_iter()

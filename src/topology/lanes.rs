@@ -86,7 +86,7 @@ pub fn replay_on_lanes(
     }
     feed(&exchanges, &lanes, &current, schedule, &shared.outstanding);
     drop(exchanges);
-    let mut report = Report::default();
+    let mut report = Report::of_output(&current.get().config().output);
     let mut outcomes = 0;
     let mut lost = 0;
     for lane in lanes {
@@ -309,7 +309,8 @@ async fn run_lane(
     let mut in_flight = FuturesUnordered::new();
     let mut pending = VecDeque::new();
     let mut open = true;
-    let mut out = LaneOutput { report: Report::default(), lines: Vec::with_capacity(2 * FLUSH_BYTES), outcomes: 0 };
+    let report = Report::of_output(&current.get().config().output);
+    let mut out = LaneOutput { report, lines: Vec::with_capacity(2 * FLUSH_BYTES), outcomes: 0 };
     // Diffs of endpoints whose noise is not known yet wait here, and are
     // judged again once it is (or when the capture ends).
     let mut hold = Holdback::default();

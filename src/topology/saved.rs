@@ -32,7 +32,8 @@ pub fn replay_pipeline(
     let replayed = super::lanes::replay_on_lanes(running.exchanges.clone(), current.clone(), &schedule, sink)?;
     let (summary, capture_error) = running.finish();
     replayed.write_result?;
-    let options = ReportOptions { noise: current.get().noise.snapshot(), ..options };
+    let replayer = current.get();
+    let options = ReportOptions { noise: replayer.noise.snapshot(), evicted: replayer.evicted(), ..options };
     let mut report = replayed.report;
     report.replay_loops = current.loops();
     Ok(Finished { report: report.to_json(&options), summary, capture_error, outcomes: replayed.outcomes })

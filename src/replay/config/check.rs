@@ -71,7 +71,9 @@ impl CandidateConfig {
 
 impl ReplayConfig {
     fn check(&self) -> Checked {
-        within("replay", "generated_time_tolerance_ms", self.generated_time_tolerance_ms, 0..=DAY_S * 1000)
+        within("replay", "generated_time_tolerance_ms", self.generated_time_tolerance_ms, 0..=DAY_S * 1000)?;
+        // Each value is a map entry of up to a few hundred bytes.
+        within("replay", "max_mapped_values", self.max_mapped_values, 1..=10_000_000)
     }
 }
 
@@ -145,7 +147,11 @@ impl CaptureConfig {
 impl OutputConfig {
     fn check(&self) -> Checked {
         // Added to an Instant by the report timer: huge values panic.
-        within("output", "report_interval_s", self.report_interval_s, 1..=DAY_S)
+        within("output", "report_interval_s", self.report_interval_s, 1..=DAY_S)?;
+        // At least a few, or "(other)" would hold everything; at most what
+        // fits in memory (a few KiB per endpoint, fields each a few hundred bytes).
+        within("output", "max_endpoints", self.max_endpoints, 4..=1_000_000)?;
+        within("output", "max_fields", self.max_fields, 4..=100_000)
     }
 }
 

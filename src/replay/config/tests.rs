@@ -117,6 +117,12 @@ fn numbers_out_of_range_name_the_key_and_its_line() {
         ("capture", "reorder_window_ms = 18446744073709551615"),
         ("output", "report_interval_s = 0"),
         ("output", "report_interval_s = 18446744073709551615"),
+        ("output", "max_endpoints = 0"),
+        ("output", "max_endpoints = 18446744073709551615"),
+        ("output", "max_fields = 3"),
+        ("output", "max_fields = 18446744073709551615"),
+        ("replay", "max_mapped_values = 0"),
+        ("replay", "max_mapped_values = 18446744073709551615"),
         ("daemon", "queue = 0"),
         ("daemon", "queue = 18446744073709551615"),
         ("daemon", "drain_timeout_s = 18446744073709551615"),
@@ -133,7 +139,8 @@ fn numbers_out_of_range_name_the_key_and_its_line() {
     }
     let at_the_bounds = "[candidate]\nrate = 0.001\npace = 1000.0\nconcurrency = 10000\ntimeout_ms = 1\n\
                          [verdict]\nmin_compared = 1\nmax_load_ratio = 1.0\n[capture]\nbody_limit = 0\n\
-                         sample_percent = 0.0\nreorder_window_ms = 0\n[noise]\nwarmup_samples = 0\n";
+                         sample_percent = 0.0\nreorder_window_ms = 0\n[noise]\nwarmup_samples = 0\n\
+                         [output]\nmax_endpoints = 4\nmax_fields = 4\n[replay]\nmax_mapped_values = 1\n";
     Config::parse(at_the_bounds, "c.toml").unwrap();
 }
 

@@ -199,9 +199,39 @@ pub struct MappedValue {
 /// Recorded values → the candidate's, learned from replayed writes.
 /// Times are keyed by instant, so a later answer that writes the same
 /// instant in another form still maps.
-#[derive(Default)]
 pub struct GeneratedValues {
-    map: Mutex<HashMap<String, Mapping>>,
+    map: Mutex<Mapped>,
+}
+
+impl Default for GeneratedValues {
+    fn default() -> Self {
+        GeneratedValues::bounded(super::super::config::ReplayConfig::default().max_mapped_values)
+    }
+}
+
+/// The mappings, bounded: beyond `max` the oldest learned go (counted).
+/// Oldest first, because a write's ids are named by the requests that
+/// follow it soon; a value mapped long ago is the least likely to come
+/// back.
+struct Mapped {
+    values: HashMap<String, Mapping>,
+    max: usize,
+    next: u64,
+    evicted: u64,
+}
+
+impl Mapped {
+    fn insert(&mut self, from: String, to: String, kind: Generated, field: String) {
+        if !self.values.contains_key(&from) {
+            let gone = crate::bounded::victims(self.values.iter(), self.values.len(), self.max, |_, m| m.seq);
+            for key in &gone {
+                self.values.remove(key);
+            }
+            self.evicted += gone.len() as u64;
+        }
+        self.next += 1;
+        self.values.insert(from, Mapping { to, kind, field, seq: self.next });
+    }
 }
 
 /// What a recorded value maps to, and where it was learned.
@@ -210,11 +240,9 @@ struct Mapping {
     kind: Generated,
     /// The field's name where the write generated it (`id`, `etag`).
     field: String,
+    /// When it was learned (for evicting the oldest).
+    seq: u64,
 }
-
-/// Bound on what is remembered (a long write-heavy capture cannot grow it
-/// without end; beyond it, new values are no longer mapped).
-const MAX_VALUES: usize = 1_000_000;
 
 /// The key a value is remembered under: times by instant, others by text.
 fn key_of(value: &Value, kind: Generated) -> Option<String> {
@@ -225,13 +253,20 @@ fn key_of(value: &Value, kind: Generated) -> Option<String> {
 }
 
 impl GeneratedValues {
+    /// Remembers at most `max` values (`[replay] max_mapped_values`).
+    pub fn bounded(max: usize) -> GeneratedValues {
+        GeneratedValues { map: Mutex::new(Mapped { values: HashMap::new(), max, next: 0, evicted: 0 }) }
+    }
+
+    /// Values forgotten to stay within the bound.
+    pub fn evicted(&self) -> u64 {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).evicted
+    }
+
     /// Remembers what the candidate generated where production had `recorded`.
     pub fn learn(&self, d: &Difference, kind: Generated) -> Option<MappedValue> {
         let (from, to) = (key_of(&d.recorded, kind)?, key_of(&d.candidate, kind)?);
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() < MAX_VALUES {
-            map.insert(from, Mapping { to, kind, field: field_name(&d.path) });
-        }
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(from, to, kind, field_name(&d.path));
         let secret = crate::redact::redactor().is_secret_path(&d.path);
         Some(MappedValue { recorded: value_text(&d.recorded)?, candidate: value_text(&d.candidate)?, kind, secret })
     }
@@ -239,9 +274,7 @@ impl GeneratedValues {
     /// Remembers an id pair directly (tests, and ids read from URLs).
     pub fn insert_id(&self, recorded: String, candidate: String) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() < MAX_VALUES {
-            map.insert(recorded, Mapping { to: candidate, kind: Generated::Id, field: "id".into() });
-        }
+        map.insert(recorded, candidate, Generated::Id, "id".into());
     }
 
     /// Does this difference show a remembered value: the recorded one on
@@ -255,7 +288,8 @@ impl GeneratedValues {
     /// 1 to 2 is never explained by an id 1 that mapped to 2. Times (to the
     /// nanosecond) and tokens are specific enough to map anywhere.
     pub fn explains(&self, d: &Difference, id_fields: &[String]) -> Option<Generated> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = &guard.values;
         if map.is_empty() {
             return None;
         }
@@ -268,14 +302,15 @@ impl GeneratedValues {
             }
         }
         let (Value::String(recorded), Value::String(candidate)) = (&d.recorded, &d.candidate) else { return None };
-        let (rewritten, used) = rewrite_tokens(recorded, &map);
+        let (rewritten, used) = rewrite_tokens(recorded, map);
         (used && rewritten == *candidate).then_some(Generated::Id)
     }
 
     /// The URI with every path segment that is a mapped recorded id
     /// replaced by the candidate's; and the pairs used.
     pub fn rewrite_uri(&self, uri: &str) -> (String, Vec<MappedValue>) {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = &guard.values;
         if map.is_empty() {
             return (uri.to_string(), Vec::new());
         }
@@ -439,5 +474,19 @@ mod tests {
         assert!(looks_like_token_field("/session_token", &[]));
         assert!(!looks_like_token_field("/body", &[]));
         assert!(looks_like_token_field("/secret", &["/secret".into()]));
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_ids_are_forgotten_counted_and_new_ones_still_learned() {
+        let values = GeneratedValues::bounded(16);
+        for i in 0..40 {
+            values.insert_id(format!("r{i}"), format!("c{i}"));
+        }
+        let held = values.map.lock().unwrap().values.len();
+        assert!(held <= 16, "{held}");
+        assert_eq!(values.evicted(), 40 - held as u64, "every value not held was evicted, and counted");
+        let explains = |i: u32| values.explains(&diff("/id", format!("r{i}").into(), format!("c{i}").into()), &[]);
+        assert_eq!(explains(39), Some(Generated::Id), "the newest is still learned");
+        assert_eq!(explains(0), None, "the oldest went first");
     }
 }

@@ -16,6 +16,11 @@ pub type RecordedAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 pub(super) struct Recent {
     by_key: HashMap<RequestKey, (Nanos, StoredAnswer)>,
     order: VecDeque<(Nanos, RequestKey)>,
+    /// Bytes of the stored answers.
+    bytes: usize,
+    /// Answers forgotten inside their window because a bound was hit
+    /// (not those that aged out of it).
+    pub(super) evicted: u64,
 }
 
 /// A request as far as repeats are concerned (see [`request_key`]): 128
@@ -102,7 +107,33 @@ impl StoredAnswer {
     }
 }
 
+/// Bounds on the answers remembered: requests (each key also queued once
+/// per sighting) and their bytes (answers are up to `body_limit` each).
+/// Beyond either the oldest go first: a repeat is found within a window,
+/// so the oldest answer is the one least likely to be repeated in it.
 const MAX_RECENT: usize = 50_000;
+const MAX_RECENT_BYTES: usize = 256 << 20;
+
+impl Recent {
+    /// Forgets answers that left the window, and the oldest beyond the
+    /// bounds (counted), so that `incoming` bytes more fit.
+    fn make_room(&mut self, now: Nanos, window_ns: i64, incoming: usize) {
+        while let Some(&(ts, old_key)) = self.order.front() {
+            let expired = now - ts > window_ns;
+            let full = self.order.len() >= MAX_RECENT || self.bytes + incoming > MAX_RECENT_BYTES;
+            if !expired && !full {
+                break;
+            }
+            self.order.pop_front();
+            if self.by_key.get(&old_key).is_some_and(|(t, _)| *t == ts) {
+                if let Some((_, stored)) = self.by_key.remove(&old_key) {
+                    self.bytes -= stored.data.len();
+                }
+                self.evicted += u64::from(!expired);
+            }
+        }
+    }
+}
 
 /// Headers that always make another request, even when configured as
 /// ignorable: conditionals, ranges, content negotiation, preferences, the
@@ -202,15 +233,9 @@ impl NoiseModel {
         let now = exchange.request.ts;
         let (status, headers, body) = (response.status, &response.payload.headers, &response.payload.body);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(&(ts, old_key)) = recent.order.front() {
-            if now - ts <= window_ns && recent.order.len() < MAX_RECENT {
-                break;
-            }
-            recent.order.pop_front();
-            if recent.by_key.get(&old_key).is_some_and(|(t, _)| *t == ts) {
-                recent.by_key.remove(&old_key);
-            }
-        }
+        let incoming = headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() + body.len();
+        recent.make_room(now, window_ns, incoming);
+        let recent = &mut *recent;
         let repeat = match recent.by_key.get_mut(&key) {
             Some((ts, stored)) => {
                 let in_window = now - *ts <= window_ns;
@@ -218,12 +243,16 @@ impl NoiseModel {
                 if stored.same_as(status, headers, body) {
                     in_window.then_some(Repeat::Same)
                 } else {
-                    let previous = std::mem::replace(stored, StoredAnswer::of(status, headers, body));
+                    let fresh = StoredAnswer::of(status, headers, body);
+                    recent.bytes = recent.bytes + fresh.data.len() - stored.data.len();
+                    let previous = std::mem::replace(stored, fresh);
                     in_window.then_some(Repeat::Changed(previous))
                 }
             }
             None => {
-                recent.by_key.insert(key, (now, StoredAnswer::of(status, headers, body)));
+                let stored = StoredAnswer::of(status, headers, body);
+                recent.bytes += stored.data.len();
+                recent.by_key.insert(key, (now, stored));
                 None
             }
         };
@@ -284,5 +313,27 @@ mod tests {
         let auth = [("Host", "api"), ("Authorization", "Bearer x")];
         let key = |headers: &[(&str, &str)]| request_key(&get(headers, "").request, &everything);
         assert_ne!(key(&auth), key(&auth[..1]));
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_answers_are_forgotten_and_counted() {
+        let model = NoiseModel::default();
+        let config = NoiseConfig::default();
+        for i in 0..MAX_RECENT + 10 {
+            let mut exchange = crate::exchange::test_get(&format!("/r/{i}"), &[], b"");
+            exchange.response = Some(crate::exchange::Response {
+                ts: 1,
+                status: 200,
+                reason: "OK".into(),
+                version: "HTTP/1.1".into(),
+                payload: crate::exchange::Payload { body: b"{}".to_vec(), ..Default::default() },
+                malformed: None,
+            });
+            assert!(model.previous_answer(&exchange, &config).is_none());
+        }
+        let recent = model.recent.lock().unwrap();
+        assert_eq!(recent.evicted, 10, "each request beyond the bound pushed out one, inside the window");
+        assert!(recent.by_key.len() <= MAX_RECENT, "{}", recent.by_key.len());
+        assert_eq!(recent.bytes, recent.by_key.values().map(|(_, s)| s.data.len()).sum::<usize>());
     }
 }

@@ -32,13 +32,31 @@ pub fn is_validator_header(path: &str) -> bool {
 }
 
 /// Recorded validator → the candidate's, per URI.
-#[derive(Default)]
-pub struct Validators {
-    map: Mutex<HashMap<(String, String), String>>,
+/// A pair's key, of bounded size whatever the URI's length.
+fn pair_key(uri: &str, recorded: &str) -> (String, String) {
+    let capped = |s: &str| crate::bounded::capped_key(s).into_owned();
+    (capped(uri), capped(recorded.trim()))
 }
 
-/// Bound on remembered pairs (beyond it, new ones are not mapped).
-const MAX_PAIRS: usize = 1_000_000;
+pub struct Validators {
+    map: Mutex<Pairs>,
+}
+
+impl Default for Validators {
+    fn default() -> Self {
+        Validators::bounded(super::super::config::ReplayConfig::default().max_mapped_values)
+    }
+}
+
+/// Remembered pairs (URI and recorded validator → the candidate's, and
+/// when learned), bounded: beyond `max` the oldest learned go
+/// (counted); a validator is sent back by clients soon after they got it.
+struct Pairs {
+    pairs: HashMap<(String, String), (String, u64)>,
+    max: usize,
+    next: u64,
+    evicted: u64,
+}
 
 /// How a recorded request is sent to the candidate.
 pub enum Plan {
@@ -63,18 +81,36 @@ pub enum Compare {
 }
 
 impl Validators {
+    /// Remembers at most `max` pairs (`[replay] max_mapped_values`).
+    pub fn bounded(max: usize) -> Validators {
+        Validators { map: Mutex::new(Pairs { pairs: HashMap::new(), max, next: 0, evicted: 0 }) }
+    }
+
+    /// Pairs forgotten to stay within the bound.
+    pub fn evicted(&self) -> u64 {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).evicted
+    }
+
     /// Remembers that where production said `recorded` for `uri`, the
     /// candidate says `candidate`.
     pub fn learn(&self, uri: &str, recorded: &str, candidate: &str) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() < MAX_PAIRS {
-            map.insert((uri.to_string(), recorded.trim().to_string()), candidate.trim().to_string());
+        let key = pair_key(uri, recorded);
+        if !map.pairs.contains_key(&key) {
+            let gone = crate::bounded::victims(map.pairs.iter(), map.pairs.len(), map.max, |_, (_, seq)| *seq);
+            for old in &gone {
+                map.pairs.remove(old);
+            }
+            map.evicted += gone.len() as u64;
         }
+        map.next += 1;
+        let seq = map.next;
+        map.pairs.insert(key, (candidate.trim().to_string(), seq));
     }
 
     fn get(&self, uri: &str, recorded: &str) -> Option<String> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(uri.to_string(), recorded.trim().to_string())).cloned()
+        map.pairs.get(&pair_key(uri, recorded)).map(|(to, _)| to.clone())
     }
 
     /// Is this validator difference the pair already remembered for `uri`?
@@ -267,5 +303,18 @@ mod tests {
 
     fn header_of<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
         r.payload.header(name)
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_pairs_are_forgotten_counted_and_new_ones_still_learned() {
+        let v = Validators::bounded(8);
+        for i in 0..20 {
+            v.learn(&format!("/v/{i}"), "\"r\"", "\"c\"");
+        }
+        let held = v.map.lock().unwrap().pairs.len();
+        assert!(held <= 8, "{held}");
+        assert_eq!(v.evicted(), 20 - held as u64);
+        assert_eq!(v.get("/v/19", "\"r\"").as_deref(), Some("\"c\""), "the newest is learned");
+        assert_eq!(v.get("/v/0", "\"r\""), None, "the oldest went first");
     }
 }
