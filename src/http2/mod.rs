@@ -1,0 +1,6 @@
+//! HTTP/2 seen passively on the wire (RFC 9113, cleartext h2c): a
+//! connection's two byte streams go in, one exchange per stream comes out.
+//! [`hpack`] decodes header blocks, tolerating a capture that joined late.
+
+pub mod hpack;
+pub mod huffman;
