@@ -2,5 +2,6 @@
 //! connection's two byte streams go in, one exchange per stream comes out.
 //! [`hpack`] decodes header blocks, tolerating a capture that joined late.
 
+pub mod frames;
 pub mod hpack;
 pub mod huffman;
