@@ -335,10 +335,16 @@ const FRAMES_IN_A_ROW: usize = 3;
 /// another (three in a row, or to the exact end of `buf`): where a reader
 /// that joined a connection late can start. None if there is none yet.
 pub fn find_boundary(buf: &[u8]) -> Option<usize> {
-    (0..buf.len()).find(|&start| chain_fits(&buf[start..]))
+    (0..buf.len()).find(|&start| chain_fits(&buf[start..], true))
 }
 
-fn chain_fits(mut rest: &[u8]) -> bool {
+/// Whether `buf` holds three plausible frames in a row somewhere: what
+/// tells a connection joined late as HTTP/2.
+pub fn looks_like_frames(buf: &[u8]) -> bool {
+    (0..buf.len()).any(|start| chain_fits(&buf[start..], false))
+}
+
+fn chain_fits(mut rest: &[u8], to_end: bool) -> bool {
     for _ in 0..FRAMES_IN_A_ROW {
         let Some(head) = rest.first_chunk::<FRAME_HEAD_LEN>() else { return false };
         if !plausible_head(head) {
@@ -346,7 +352,7 @@ fn chain_fits(mut rest: &[u8]) -> bool {
         }
         let end = FRAME_HEAD_LEN + FrameHead::parse(head).len;
         if end == rest.len() {
-            return true;
+            return to_end;
         }
         let Some(next) = rest.get(end..) else { return false };
         rest = next;

@@ -2,6 +2,10 @@
 //! connection's two byte streams go in, one exchange per stream comes out.
 //! [`hpack`] decodes header blocks, tolerating a capture that joined late.
 
+pub mod conn;
 pub mod frames;
 pub mod hpack;
 pub mod huffman;
+mod stream;
+
+pub use conn::{H2Conn, Out, PREFACE, StartClock, Stats};
