@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod frames;
+pub mod fuzzing;
 pub mod hpack;
 pub mod huffman;
 mod stream;
