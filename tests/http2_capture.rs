@@ -177,6 +177,9 @@ fn h2c_upgrade_from_http1() {
         assert_eq!(e["response"]["version"], "HTTP/2");
         assert_eq!(e["response"]["status"], 200);
         assert_eq!(e["response"]["body"], format!("GET {path} 0"));
+        let names: Vec<&str> =
+            e["request"]["headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap()).collect();
+        assert_eq!(names, ["Host", "User-Agent", "Accept"], "HTTP/1's connection headers are not stream 1's");
     }
     assert!(exchanges[0]["response"].get("trailers").is_none());
     assert_eq!(exchanges[1]["response"]["trailers"], serde_json::json!([["x-served", "yes"]]));
@@ -243,6 +246,27 @@ fn joined_mid_connection_marks_incomplete_then_recovers() {
             assert_eq!(e["response"]["body"], original["response"]["body"]);
         }
     }
+    // Replay never sends what is not known whole: skipped, with the reason.
+    let outcomes = dir.path().join("outcomes.jsonl");
+    let replay = Command::new(BIN)
+        .arg("replay")
+        .arg(&cut)
+        .args(["--port", &port.to_string(), "--candidate", "http://127.0.0.1:1", "--out"])
+        .arg(&outcomes)
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "replay: {}", String::from_utf8_lossy(&replay.stderr));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&outcomes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), joined.len());
+    for e in joined.iter().filter(|e| e["headers_incomplete"] == true) {
+        let line = lines.iter().find(|l| l["uri"] == e["request"]["uri"]).unwrap();
+        assert_eq!(line["outcome"], "skipped", "{line}");
+        assert!(line["reason"].as_str().unwrap().contains("headers incomplete"), "{line}");
+    }
+    let sent = lines.iter().filter(|l| l["outcome"] != "skipped").count();
+    assert_eq!(sent, joined.len() - incomplete, "the whole ones are tried");
+
     let last = joined.last().unwrap();
     assert!(last.get("headers_incomplete").is_none(), "entries made after the cut replaced the unknown ones: {last}");
     assert_eq!(last["request"], whole.last().unwrap()["request"]);

@@ -142,6 +142,11 @@ impl H2Conn {
     pub fn upgraded(out: &mut Out, client: SocketAddr, server: SocketAddr, mut request: Request) -> Self {
         let mut conn = Self::from_start(out, client, server);
         request.version = super::stream::VERSION.into();
+        // What asked for the switch is HTTP/1's own, not stream 1's
+        // (RFC 9113 section 8.2.2 forbids it in HTTP/2).
+        const HOP_BY_HOP: [&str; 6] =
+            ["connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding"];
+        request.payload.headers.retain(|(name, _)| !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)));
         let mut stream = Stream::new(1);
         out.clock.started(request.ts);
         stream.request = Some(request);
