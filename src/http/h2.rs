@@ -11,9 +11,20 @@ use crate::exchange::{Nanos, Response};
 use crate::http2::{self, H2Conn, Out, PREFACE, StartClock};
 use crate::reassembly::Dir;
 
-/// Bytes of each side looked at for HTTP/2 frames in a connection joined
-/// late, before it is taken as not HTTP/2.
-const MAX_PROBE: usize = 16 << 10;
+/// Bytes of each side kept while a connection joined late is looked at
+/// for HTTP/2 frames: three frames in a row must fit (a server's DATA
+/// frames are 16 KiB by default).
+const PROBE_WINDOW: usize = 64 << 10;
+/// Bytes looked at in all before a connection joined late is taken as not
+/// HTTP/2 (as HTTP/1's scan for a start line gives up).
+const MAX_PROBED: u64 = super::MAX_SCAN_UNKNOWN;
+
+/// A connection joined late, while it is looked at for HTTP/2 frames.
+#[derive(Debug, Default)]
+pub(super) struct Probe {
+    sides: [Vec<u8>; 2],
+    probed: u64,
+}
 
 impl StartClock for PendingClock {
     fn started(&mut self, ts: Nanos) {
@@ -80,17 +91,22 @@ impl Conn {
     fn probe_joined(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) -> bool {
         let Some(probe) = self.h2_probe.as_mut() else { return false };
         let h1_found = self.req.state != State::Resync || self.resp.state != State::Resync;
-        if self.client.is_none() || h1_found || probe[dir].len() + data.len() > MAX_PROBE {
+        probe.probed += data.len() as u64;
+        if self.client.is_none() || h1_found || probe.probed > MAX_PROBED {
             // The client side must be known (SYN or --port) to read HTTP/2
             // joined late; HTTP/1 found, or nothing found, ends the probe.
             self.h2_probe = None;
             return false;
         }
-        probe[dir].extend_from_slice(data);
-        if !http2::frames::looks_like_frames(&probe[dir]) {
+        let side = &mut probe.sides[dir];
+        side.extend_from_slice(data);
+        if side.len() > PROBE_WINDOW {
+            side.drain(..side.len() - PROBE_WINDOW);
+        }
+        if !http2::frames::looks_like_frames(side) {
             return false;
         }
-        let probe = self.h2_probe.take().expect("probing");
+        let probe = self.h2_probe.take().expect("probing").sides;
         self.leave_http1(ctx);
         self.become_http(ctx);
         self.mode = Mode::Http2;
@@ -161,3 +177,6 @@ impl Conn {
         (self.key.endpoint(client), self.key.endpoint(1 - client))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -173,7 +173,7 @@ pub struct Conn {
     h2: Option<Box<crate::http2::H2Conn>>,
     /// Joined late: each side's first bytes, looked at for HTTP/2 frames
     /// until either protocol is found.
-    h2_probe: Option<Box<[Vec<u8>; 2]>>,
+    h2_probe: Option<Box<h2::Probe>>,
 }
 
 impl Handler for Conn {

@@ -345,17 +345,22 @@ pub fn looks_like_frames(buf: &[u8]) -> bool {
 }
 
 fn chain_fits(mut rest: &[u8], to_end: bool) -> bool {
-    for _ in 0..FRAMES_IN_A_ROW {
+    for i in 0..FRAMES_IN_A_ROW {
         let Some(head) = rest.first_chunk::<FRAME_HEAD_LEN>() else { return false };
         if !plausible_head(head) {
             return false;
         }
         let end = FRAME_HEAD_LEN + FrameHead::parse(head).len;
+        if end > rest.len() {
+            return false;
+        }
+        if i + 1 == FRAMES_IN_A_ROW {
+            return true;
+        }
         if end == rest.len() {
             return to_end;
         }
-        let Some(next) = rest.get(end..) else { return false };
-        rest = next;
+        rest = &rest[end..];
     }
     true
 }
