@@ -317,7 +317,11 @@ impl H2Conn {
             self.streams.insert(id, Stream::new(id));
         }
         let Some(stream) = self.streams.get_mut(&id) else {
-            out.stats.orphan_responses += 1;
+            // Even streams are the server's pushes (counted with their
+            // PUSH_PROMISE); an odd one began before the capture did.
+            if id % 2 == 1 {
+                out.stats.orphan_responses += 1;
+            }
             return;
         };
         if from_client {

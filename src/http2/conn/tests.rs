@@ -96,6 +96,9 @@ fn concurrent_streams_come_out_as_exchanges() {
     trailer.extend(lit("x-t", "1", false));
     server.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &trailer));
     server.extend(frame(RST_STREAM, 0, 5, &[0, 0, 0, 8]));
+    // A push: its promise and its answer are counted, not exchanges.
+    server.extend(frame(frames::PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2, 0x82, 0x84]));
+    server.extend(frame(HEADERS, END_STREAM | END_HEADERS, 2, &[0x88]));
     conn.on_data(&mut h.out(), false, &server, 20);
     conn.on_close(&mut h.out());
 
@@ -123,6 +126,8 @@ fn concurrent_streams_come_out_as_exchanges() {
     assert!(five.response.is_none());
     assert_eq!(h.stats.streams, 3);
     assert_eq!(h.stats.resets, 1);
+    assert_eq!(h.stats.push_promises, 1);
+    assert_eq!(h.stats.orphan_responses, 0);
     assert!(h.clock.0.is_empty(), "every started request finished");
 }
 
