@@ -93,7 +93,7 @@ impl Conn {
         let h1_found = self.req.state != State::Resync || self.resp.state != State::Resync;
         probe.probed += data.len() as u64;
         if self.client.is_none() || h1_found || probe.probed > MAX_PROBED {
-            // The client side must be known (SYN or --port) to read HTTP/2
+            // The client side must be known (--port) to read HTTP/2
             // joined late; HTTP/1 found, or nothing found, ends the probe.
             self.h2_probe = None;
             return false;
