@@ -93,6 +93,29 @@ pub struct Exchange {
     pub response: Option<Response>,
     /// A hole in the captured stream (lost packet) touched this exchange.
     pub gap: bool,
+    /// What only an HTTP/2 stream has (None for HTTP/1).
+    pub http2: Option<Box<Http2Info>>,
+}
+
+/// The HTTP/2 side of an exchange: one stream of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Http2Info {
+    pub stream_id: u32,
+    /// A header field referred to an HPACK table entry made before the
+    /// capture saw the connection (or after a gap): the headers shown are
+    /// not all there were, so the exchange is not replayed.
+    pub headers_incomplete: bool,
+    /// The stream was reset (RST_STREAM): its error code's name.
+    pub reset: Option<String>,
+    pub request_trailers: Vec<Header>,
+    pub response_trailers: Vec<Header>,
+}
+
+impl Exchange {
+    /// An HTTP/2 exchange whose headers are not all known.
+    pub fn headers_incomplete(&self) -> bool {
+        self.http2.as_ref().is_some_and(|h| h.headers_incomplete)
+    }
 }
 
 impl Exchange {
@@ -131,6 +154,7 @@ pub(crate) fn test_get(uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Exch
         },
         response: None,
         gap: false,
+        http2: None,
     }
 }
 

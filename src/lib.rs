@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod har;
 pub mod html;
 pub mod http;
+pub mod http2;
 pub mod jsonl;
 pub mod metrics;
 pub mod pipeline;

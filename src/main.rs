@@ -529,6 +529,21 @@ fn print_summary(s: &Summary) {
         "requests waiting for answers: at most {} at once, {} sent out unanswered by the bound, {} later answers to them set aside",
         h.peak_waiting, h.sent_out_unanswered, h.answers_to_sent_out
     );
+    let h2 = &h.http2;
+    if h2.connections > 0 {
+        eprintln!(
+            "http/2: connections {}, streams {} ({} dropped by the bound), headers incomplete {}, resets {}, push promises {}, answers without request {}, malformed {} ({} bytes passed over)",
+            h2.connections,
+            h2.streams,
+            h2.streams_dropped,
+            h2.headers_incomplete,
+            h2.resets,
+            h2.push_promises,
+            h2.orphan_responses,
+            h2.malformed,
+            h2.resync_bytes
+        );
+    }
 }
 
 /// A progress line on stderr while a long file is read, only when stderr is

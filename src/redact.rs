@@ -200,6 +200,14 @@ pub fn exchanges(batches: Receiver<Vec<Exchange>>) -> Receiver<Vec<Exchange>> {
                 if let Some(response) = &mut exchange.response {
                     redactor.redact_payload(&mut response.payload);
                 }
+                if let Some(h2) = exchange.http2.as_deref_mut() {
+                    // HTTP/2 trailers are header fields too.
+                    for trailers in [&mut h2.request_trailers, &mut h2.response_trailers] {
+                        if let Cow::Owned(redacted) = redactor.headers(trailers) {
+                            *trailers = redacted;
+                        }
+                    }
+                }
             }
             if tx.send(batch).is_err() {
                 // The writer is gone; drain so the pipeline can finish.
@@ -274,6 +282,23 @@ mod tests {
         assert_ne!(a, r.redact_text(b"session=aab"));
         assert!(is_redacted(&a) && a.len() == "[redacted:]".len() + 8, "{a}");
         assert_ne!(a, redactor("key = \"other\"").redact_text(b"session=aaa"), "keyed");
+    }
+
+    #[test]
+    fn http2_trailers_are_redacted_like_headers() {
+        let mut exchange = crate::exchange::test_get("/", &[("cookie", "a=1")], b"");
+        exchange.http2 = Some(Box::new(crate::exchange::Http2Info {
+            response_trailers: vec![("set-cookie".into(), "s=secret".into()), ("grpc-status".into(), "0".into())],
+            ..Default::default()
+        }));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        tx.send(vec![exchange]).unwrap();
+        drop(tx);
+        let out = exchanges(rx).recv().unwrap();
+        let trailers = &out[0].http2.as_ref().unwrap().response_trailers;
+        assert!(is_redacted(&trailers[0].1), "{trailers:?}");
+        assert_eq!(trailers[1].1, "0");
+        assert!(is_redacted(&out[0].request.payload.headers[0].1));
     }
 
     #[test]

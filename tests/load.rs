@@ -379,6 +379,7 @@ fn recorded_get(path: &str, body: String) -> shadowtap::exchange::Exchange {
             malformed: None,
         }),
         gap: false,
+        http2: None,
     }
 }
 

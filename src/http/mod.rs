@@ -7,10 +7,13 @@
 //! interim 1xx answers (`Expect: 100-continue`) skipped, pipelined requests
 //! paired in order, and 101 Switching Protocols or a successful CONNECT end
 //! parsing for that connection. A stream joined mid-way, or after a hole,
-//! is scanned for the next start line.
+//! is scanned for the next start line. HTTP/2 (the client preface, an h2c
+//! Upgrade, or frames found in a connection joined late) is handed to
+//! [`crate::http2`] (see `h2.rs`).
 
 pub mod answer;
 mod framing;
+mod h2;
 pub mod head;
 mod lenient;
 mod pending;
@@ -84,6 +87,7 @@ pub struct Stats {
     pub answers_to_sent_out: u64,
     /// Most requests waiting at once in a shard (summed over shards).
     pub peak_waiting: u64,
+    pub http2: crate::http2::Stats,
 }
 
 impl Stats {
@@ -100,6 +104,7 @@ impl Stats {
         self.tunnels += o.tunnels;
         self.gap_exchanges += o.gap_exchanges;
         self.resync_bytes += o.resync_bytes;
+        self.http2.add(&o.http2);
         self.add_waiting(o);
     }
 }
@@ -126,6 +131,8 @@ enum Mode {
     Http,
     /// Not HTTP, or a tunnel after 101 / CONNECT: bytes are ignored.
     Ignored,
+    /// HTTP/2: bytes go to `Conn::h2`.
+    Http2,
 }
 
 /// A request being read or waiting for its response.
@@ -162,6 +169,11 @@ pub struct Conn {
     /// Bytes scanned without finding a start line while the client is
     /// unknown; past a bound the connection is taken as not HTTP.
     scanned: u64,
+    /// The HTTP/2 state once the connection is known to speak it.
+    h2: Option<Box<crate::http2::H2Conn>>,
+    /// Joined late: each side's first bytes, looked at for HTTP/2 frames
+    /// until either protocol is found.
+    h2_probe: Option<Box<h2::Probe>>,
 }
 
 impl Handler for Conn {
@@ -186,6 +198,8 @@ impl Handler for Conn {
             response_discard: false,
             scan: [Side::new(State::Resync), Side::new(State::Resync)],
             scanned: 0,
+            h2: None,
+            h2_probe: (!from_start).then(Default::default),
         }
     }
 
@@ -196,10 +210,14 @@ impl Handler for Conn {
     }
 
     fn on_data(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) {
+        if self.starts_http2(ctx, dir, data, ts) {
+            return;
+        }
         if self.mode == Mode::Sniffing && !self.sniff(ctx, dir, data) {
             return;
         }
         match (self.mode, self.client) {
+            (Mode::Http2, _) => self.h2_data(ctx, dir, data, ts),
             (Mode::Ignored, _) => {}
             (_, None) => self.find_client(ctx, dir, data, ts),
             (_, Some(client)) if client == dir => self.feed_request(ctx, data, ts),
@@ -208,6 +226,9 @@ impl Handler for Conn {
     }
 
     fn on_gap(&mut self, ctx: &mut Ctx, dir: Dir, len: u64, _ts: Nanos) {
+        if self.mode == Mode::Http2 {
+            return self.h2_gap(ctx, dir);
+        }
         if self.mode != Mode::Http {
             return;
         }
@@ -230,6 +251,7 @@ impl Handler for Conn {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx, ts: Nanos) {
+        self.h2_close(ctx);
         if self.mode == Mode::Http {
             self.response_eof(ctx, ts);
             self.request_eof(ctx);

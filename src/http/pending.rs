@@ -75,11 +75,11 @@ pub struct PendingClock {
 }
 
 impl PendingClock {
-    pub(super) fn add(&mut self, ts: Nanos) {
+    pub(crate) fn add(&mut self, ts: Nanos) {
         *self.starts.entry(ts).or_default() += 1;
     }
 
-    pub(super) fn remove(&mut self, ts: Nanos) {
+    pub(crate) fn remove(&mut self, ts: Nanos) {
         if let Some(count) = self.starts.get_mut(&ts) {
             *count -= 1;
             if *count == 0 {
@@ -197,6 +197,7 @@ impl Ctx {
             request: parked.pending.request,
             response,
             gap,
+            http2: None,
         });
     }
 }

@@ -11,7 +11,7 @@ use crate::reassembly::Dir;
 
 impl Conn {
     pub(super) fn feed_request(&mut self, ctx: &mut Ctx, mut data: &[u8], ts: Nanos) {
-        while !data.is_empty() && self.mode != Mode::Ignored {
+        while !data.is_empty() && matches!(self.mode, Mode::Sniffing | Mode::Http) {
             let used = match self.req.state {
                 State::Idle => self.request_start(ctx, data, ts),
                 State::Head => self.request_head(ctx, data),
@@ -20,6 +20,9 @@ impl Conn {
                 _ => self.request_body(ctx, data),
             };
             data = &data[used..];
+        }
+        if self.mode == Mode::Http2 && !data.is_empty() {
+            self.h2_data(ctx, self.client_dir(), data, ts);
         }
     }
 

@@ -10,7 +10,7 @@ use crate::exchange::{Nanos, Payload, Response};
 
 impl Conn {
     pub(super) fn feed_response(&mut self, ctx: &mut Ctx, mut data: &[u8], ts: Nanos) {
-        while !data.is_empty() && self.mode != Mode::Ignored {
+        while !data.is_empty() && matches!(self.mode, Mode::Sniffing | Mode::Http) {
             let used = match self.resp.state {
                 State::Idle => self.response_start(data, ts),
                 State::Head => self.response_head(ctx, data),
@@ -20,6 +20,10 @@ impl Conn {
                 _ => self.response_body(ctx, data),
             };
             data = &data[used..];
+        }
+        if self.mode == Mode::Http2 && !data.is_empty() {
+            // After a 101 to h2c, the rest is the server's HTTP/2.
+            self.h2_data(ctx, 1 - self.client_dir(), data, ts);
         }
     }
 
@@ -91,6 +95,7 @@ impl Conn {
             // comes up to the next answer, or close.
             ResponseFraming::Body(Framing::Invalid) => self.resp.state = State::UntilStartLine,
             ResponseFraming::Body(Framing::None) | ResponseFraming::NoBody => self.response_done(ctx),
+            ResponseFraming::Tunnel if super::h2::upgrades_to_h2c(status, &self.response) => self.upgrade_to_h2(ctx),
             ResponseFraming::Tunnel => {
                 self.response_done(ctx);
                 self.mode = Mode::Ignored;

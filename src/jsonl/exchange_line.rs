@@ -5,7 +5,7 @@
 use base64::Engine;
 
 use crate::calendar::format_ts;
-use crate::exchange::{Exchange, Payload};
+use crate::exchange::{Exchange, Header, Http2Info, Payload};
 
 /// Appends this exchange as one JSON object and a newline.
 pub fn write_exchange_line(exchange: &Exchange, out: &mut Vec<u8>) {
@@ -23,6 +23,9 @@ pub fn write_exchange_line(exchange: &Exchange, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"version\":");
     write_json_str(out, &r.version);
     write_payload(out, &r.payload);
+    if let Some(h2) = exchange.http2.as_deref() {
+        write_trailers(out, &h2.request_trailers);
+    }
     out.extend_from_slice(b"},\"response\":");
     match &exchange.response {
         None => out.extend_from_slice(b"null"),
@@ -38,6 +41,9 @@ pub fn write_exchange_line(exchange: &Exchange, out: &mut Vec<u8>) {
                 out.extend_from_slice(b",\"malformed\":");
                 write_json_str(out, reason);
             }
+            if let Some(h2) = exchange.http2.as_deref() {
+                write_trailers(out, &h2.response_trailers);
+            }
             out.push(b'}');
         }
     }
@@ -49,24 +55,39 @@ pub fn write_exchange_line(exchange: &Exchange, out: &mut Vec<u8>) {
     if exchange.gap {
         out.extend_from_slice(b",\"gap\":true");
     }
+    if let Some(h2) = exchange.http2.as_deref() {
+        write_http2(out, h2);
+    }
     out.extend_from_slice(b"}\n");
+}
+
+/// `,"stream_id":N`, then `"headers_incomplete":true` and `"reset":"CODE"`
+/// when so.
+fn write_http2(out: &mut Vec<u8>, h2: &Http2Info) {
+    out.extend_from_slice(format!(",\"stream_id\":{}", h2.stream_id).as_bytes());
+    if h2.headers_incomplete {
+        out.extend_from_slice(b",\"headers_incomplete\":true");
+    }
+    if let Some(code) = &h2.reset {
+        out.extend_from_slice(b",\"reset\":");
+        write_json_str(out, code);
+    }
+}
+
+/// `,"trailers":[[name,value],...]` when there are any.
+fn write_trailers(out: &mut Vec<u8>, trailers: &[Header]) {
+    if trailers.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"trailers\":");
+    write_header_list(out, trailers);
 }
 
 /// `,"headers":[...],"body":...,"body_len":N,"truncated":B`: `body` when
 /// the bytes are UTF-8, `body_base64` otherwise.
 fn write_payload(out: &mut Vec<u8>, p: &Payload) {
-    out.extend_from_slice(b",\"headers\":[");
-    for (i, (name, value)) in p.headers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'[');
-        write_json_str(out, name);
-        out.push(b',');
-        write_json_str(out, value);
-        out.push(b']');
-    }
-    out.push(b']');
+    out.extend_from_slice(b",\"headers\":");
+    write_header_list(out, &p.headers);
     match std::str::from_utf8(&p.body) {
         Ok(text) => {
             out.extend_from_slice(b",\"body\":");
@@ -79,6 +100,22 @@ fn write_payload(out: &mut Vec<u8>, p: &Payload) {
         }
     }
     out.extend_from_slice(format!(",\"body_len\":{},\"truncated\":{}", p.body_len, p.truncated).as_bytes());
+}
+
+/// `[[name,value],...]`.
+fn write_header_list(out: &mut Vec<u8>, headers: &[Header]) {
+    out.push(b'[');
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_json_str(out, name);
+        out.push(b',');
+        write_json_str(out, value);
+        out.push(b']');
+    }
+    out.push(b']');
 }
 
 /// Appends `s` as a JSON string, escaped as serde_json does (quote,
@@ -161,6 +198,7 @@ mod tests {
             request,
             response: None,
             gap: false,
+            http2: None,
         };
         let mut line = Vec::new();
         write_exchange_line(&exchange, &mut line);

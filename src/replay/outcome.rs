@@ -123,3 +123,7 @@ impl Outcome {
 /// Why an exchange a capture gap touched is not replayed (the report counts
 /// these as thin evidence behind its endpoint).
 pub const GAP_REASON: &str = "capture gap in this exchange";
+
+/// Why an HTTP/2 exchange whose headers are not all known (the capture
+/// joined its connection late) is not replayed.
+pub const HEADERS_INCOMPLETE_REASON: &str = "HTTP/2 headers incomplete (HPACK entries made before the capture)";

@@ -12,7 +12,7 @@ use super::answer::{CandidateAnswer, ClientError};
 use super::client::CandidateClient;
 use super::config::{self, Config};
 use super::endpoint::{self, Template};
-use super::outcome::{Explained, GAP_REASON, Outcome, OutcomeKind};
+use super::outcome::{Explained, GAP_REASON, HEADERS_INCOMPLETE_REASON, Outcome, OutcomeKind};
 use super::{naming, triage};
 use crate::calendar::format_ts;
 use crate::diff::{self, CompareRules};
@@ -198,6 +198,11 @@ impl Replayer {
 
     /// Why this exchange must not be replayed, if so.
     pub(crate) fn skip_reason(&self, exchange: &Exchange) -> Option<String> {
+        if exchange.headers_incomplete() {
+            // HTTP/2 joined late: a header came from an HPACK entry the
+            // capture never saw, so the request is not known whole.
+            return Some(HEADERS_INCOMPLETE_REASON.into());
+        }
         let request = &exchange.request;
         let method_ok = self.config.replay.methods.iter().any(|m| m.eq_ignore_ascii_case(&request.method));
         let path = endpoint::path_of(&request.uri);

@@ -416,6 +416,7 @@ mod tests {
             },
             response: None,
             gap: false,
+            http2: None,
         };
         let mut next = 0;
         let parts = deal((0..5).map(exchange).collect(), 2, &mut next);

@@ -24,6 +24,7 @@ fn exchange(start_ms: i64, end_ms: Option<i64>) -> Exchange {
             malformed: None,
         }),
         gap: false,
+        http2: None,
     }
 }
 
