@@ -14,6 +14,11 @@ bench/flood.sh. Run it inside the client's network namespace.
       N connections that each send one byte of an endless request head a
       second, never finishing it.
 
+  flood.py legit --dst IP --port P [--rate N] [--duration S] [--paths K]
+      Legitimate traffic: GET /item{i % K}.json?legit=i at --rate requests/s,
+      each on a new connection (so each opens a flow during the attack),
+      from 8 threads. Counts what was sent and what came back 200.
+
   flood.py serve --bind IP --port P --directory DIR
       The legacy service (and its twin): python's threaded http.server with
       a listen backlog that a few hundred connections do not overflow.
@@ -130,6 +135,46 @@ def slowloris(args) -> dict:
     return {"slowloris_connections": len(socks), "connect_failed": refused, "bytes_sent": sent}
 
 
+def legit(args) -> dict:
+    import threading
+
+    total = int(args.rate * args.duration)
+    counts = {"legit_sent": 0, "legit_ok": 0, "legit_failed": 0}
+    lock = threading.Lock()
+    start = time.monotonic()
+
+    def one(i):
+        path = f"/item{i % args.paths}.json?legit={i}"
+        req = f"GET {path} HTTP/1.1\r\nHost: {args.dst}:{args.port}\r\nConnection: close\r\n\r\n".encode()
+        status = None
+        try:
+            with socket.create_connection((args.dst, args.port), timeout=5) as s:
+                s.sendall(req)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+                status = int(data.split(b" ", 2)[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        with lock:
+            counts["legit_sent"] += 1
+            counts["legit_ok" if status == 200 else "legit_failed"] += 1
+
+    def worker(k):
+        for i in range(k, total, 8):
+            due = start + i / args.rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            one(i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts["seconds"] = round(time.monotonic() - start, 3)
+    return counts
+
+
 def serve(args) -> dict:
     import functools
     import http.server
@@ -162,12 +207,18 @@ def main() -> int:
     slow.add_argument("--port", type=int, required=True)
     slow.add_argument("--conns", type=int, default=200)
     slow.add_argument("--duration", type=float, default=5)
+    ok = sub.add_parser("legit")
+    ok.add_argument("--dst", required=True)
+    ok.add_argument("--port", type=int, required=True)
+    ok.add_argument("--rate", type=float, default=50)
+    ok.add_argument("--duration", type=float, default=5)
+    ok.add_argument("--paths", type=int, default=5)
     serve_ = sub.add_parser("serve")
     serve_.add_argument("--bind", required=True)
     serve_.add_argument("--port", type=int, required=True)
     serve_.add_argument("--directory", required=True)
     args = parser.parse_args()
-    result = {"syn": syn_flood, "slowloris": slowloris, "serve": serve}[args.mode](args)
+    result = {"syn": syn_flood, "slowloris": slowloris, "legit": legit, "serve": serve}[args.mode](args)
     print(json.dumps(result), flush=True)
     return 0
 
