@@ -145,7 +145,7 @@ impl Metrics {
         );
         registry.register(
             "reassembly_dropped_bytes",
-            "Bytes thrown away by reassembly memory bounds",
+            "Bytes thrown away by memory bounds (reassembly, messages still arriving)",
             m.bound_dropped_bytes.clone(),
         );
         registry.register("requests_waiting", "Requests waiting for their answers", m.requests_waiting.clone());

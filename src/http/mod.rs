@@ -14,6 +14,7 @@ mod framing;
 pub mod head;
 mod lenient;
 mod pending;
+mod reading;
 mod request;
 mod response;
 mod resync;
@@ -42,6 +43,9 @@ pub struct Config {
     /// Bytes of requests waiting for their answers in the shard; past it
     /// the shard's oldest comes out unanswered.
     pub max_waiting_bytes: usize,
+    /// Bytes the shard's messages still arriving may hold (partial heads
+    /// and bodies); past it the connection that grew is cut (`reading`).
+    pub max_reading_bytes: usize,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             max_head: 64 << 10,
             max_waiting_per_conn: DEFAULT_MAX_WAITING_PER_CONN,
             max_waiting_bytes: DEFAULT_MAX_WAITING_MB << 20,
+            max_reading_bytes: DEFAULT_MAX_READING_MB << 20,
         }
     }
 }
@@ -61,6 +66,8 @@ impl Default for Config {
 pub const DEFAULT_MAX_WAITING_PER_CONN: usize = 1000;
 /// Megabytes of requests waiting for answers, in all.
 pub const DEFAULT_MAX_WAITING_MB: usize = 64;
+/// Megabytes of messages still arriving, in all.
+pub const DEFAULT_MAX_READING_MB: usize = 128;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -84,6 +91,10 @@ pub struct Stats {
     pub answers_to_sent_out: u64,
     /// Most requests waiting at once in a shard (summed over shards).
     pub peak_waiting: u64,
+    /// Messages cut short by the bound on bytes of messages still
+    /// arriving, and the bytes they held.
+    pub reading_cut: u64,
+    pub reading_cut_bytes: u64,
 }
 
 impl Stats {
@@ -100,6 +111,8 @@ impl Stats {
         self.tunnels += o.tunnels;
         self.gap_exchanges += o.gap_exchanges;
         self.resync_bytes += o.resync_bytes;
+        self.reading_cut += o.reading_cut;
+        self.reading_cut_bytes += o.reading_cut_bytes;
         self.add_waiting(o);
     }
 }
@@ -111,6 +124,8 @@ pub struct Ctx {
     pub out: Vec<Exchange>,
     pub pending: PendingClock,
     pub stats: Stats,
+    /// Bytes held by this shard's messages still arriving (`reading`).
+    pub reading_bytes: usize,
 }
 
 impl Ctx {
@@ -162,6 +177,9 @@ pub struct Conn {
     /// Bytes scanned without finding a start line while the client is
     /// unknown; past a bound the connection is taken as not HTTP.
     scanned: u64,
+    /// Bytes of messages still arriving, as last counted in the shard's
+    /// total (`reading`).
+    held: usize,
 }
 
 impl Handler for Conn {
@@ -186,6 +204,7 @@ impl Handler for Conn {
             response_discard: false,
             scan: [Side::new(State::Resync), Side::new(State::Resync)],
             scanned: 0,
+            held: 0,
         }
     }
 
@@ -196,18 +215,11 @@ impl Handler for Conn {
     }
 
     fn on_data(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) {
-        if self.mode == Mode::Sniffing && !self.sniff(ctx, dir, data) {
-            return;
-        }
-        match (self.mode, self.client) {
-            (Mode::Ignored, _) => {}
-            (_, None) => self.find_client(ctx, dir, data, ts),
-            (_, Some(client)) if client == dir => self.feed_request(ctx, data, ts),
-            (_, Some(_)) => self.feed_response(ctx, data, ts),
-        }
+        self.take_data(ctx, dir, data, ts);
+        self.settle_reading(ctx, dir, ts);
     }
 
-    fn on_gap(&mut self, ctx: &mut Ctx, dir: Dir, len: u64, _ts: Nanos) {
+    fn on_gap(&mut self, ctx: &mut Ctx, dir: Dir, len: u64, ts: Nanos) {
         if self.mode != Mode::Http {
             return;
         }
@@ -216,6 +228,7 @@ impl Handler for Conn {
         } else {
             self.response_gap(ctx, len);
         }
+        self.settle_reading(ctx, dir, ts);
     }
 
     fn on_fin(&mut self, ctx: &mut Ctx, dir: Dir, ts: Nanos) {
@@ -227,6 +240,7 @@ impl Handler for Conn {
         } else {
             self.response_eof(ctx, ts);
         }
+        self.settle_reading(ctx, dir, ts);
     }
 
     fn on_close(&mut self, ctx: &mut Ctx, ts: Nanos) {
@@ -239,6 +253,7 @@ impl Handler for Conn {
             ctx.pending.remove(self.req.msg_ts);
             self.req_registered = false;
         }
+        self.release_reading(ctx);
     }
 
     fn wants_data(&self) -> bool {
@@ -258,6 +273,19 @@ fn client_by_port(ports: &[u16], key: FlowKey) -> Option<Dir> {
 }
 
 impl Conn {
+    /// A connection's bytes, before the shard's count of what it holds.
+    fn take_data(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) {
+        if self.mode == Mode::Sniffing && !self.sniff(ctx, dir, data) {
+            return;
+        }
+        match (self.mode, self.client) {
+            (Mode::Ignored, _) => {}
+            (_, None) => self.find_client(ctx, dir, data, ts),
+            (_, Some(client)) if client == dir => self.feed_request(ctx, data, ts),
+            (_, Some(_)) => self.feed_response(ctx, data, ts),
+        }
+    }
+
     /// Decides whether the connection is HTTP from its first bytes.
     /// Returns true when `data` should be parsed.
     fn sniff(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8]) -> bool {

@@ -10,9 +10,10 @@ bench/flood.sh. Run it inside the client's network namespace.
       once (--pool distinct 4-tuples) and sent round and round; the replies
       (SYN-ACKs) go to addresses that never answer.
 
-  flood.py slowloris --dst IP --port P [--conns N] [--duration S]
+  flood.py slowloris --dst IP --port P [--conns N] [--duration S] [--fat B]
       N connections that each send one byte of an endless request head a
-      second, never finishing it.
+      second, never finishing it; with --fat, B bytes of it at once first
+      (heads held large by whoever reads them).
 
   flood.py legit --dst IP --port P [--rate N] [--duration S] [--paths K]
       Legitimate traffic: GET /item{i % K}.json?legit=i at --rate requests/s,
@@ -111,7 +112,7 @@ def slowloris(args) -> dict:
         try:
             s.connect((args.dst, args.port))
             s.setblocking(False)
-            s.send(head[:1])
+            s.sendall(head[:1] if not args.fat else head + b"a" * args.fat)
             socks.append(s)
         except OSError:
             refused += 1
@@ -121,7 +122,7 @@ def slowloris(args) -> dict:
     second = 1
     while time.monotonic() - start < args.duration:
         # Byte `second` of the head, then "a" forever: never a blank line.
-        byte = head[second:second + 1] or b"a"
+        byte = (head[second:second + 1] if not args.fat else b"") or b"a"
         for s in socks:
             try:
                 s.send(byte)
@@ -207,6 +208,7 @@ def main() -> int:
     slow.add_argument("--port", type=int, required=True)
     slow.add_argument("--conns", type=int, default=200)
     slow.add_argument("--duration", type=float, default=5)
+    slow.add_argument("--fat", type=int, default=0)
     ok = sub.add_parser("legit")
     ok.add_argument("--dst", required=True)
     ok.add_argument("--port", type=int, required=True)
