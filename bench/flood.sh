@@ -136,13 +136,16 @@ for pair in "$NS_S $DEV_S" "$NS_C $DEV_C"; do
 done
 ip -n "$NS_S" route add 10.236.0.0/16 via 10.235.0.2
 in_s() { ip netns exec "$NS_S" "$@"; }
-in_c() { ip netns exec "$NS_C" "$@"; }
 
 # --- services and the daemon -------------------------------------------------
 mkdir -p "$TMP/www"
 for k in 0 1 2 3 4; do echo "{\"item\":$k,\"tags\":[\"a\",\"b\"]}" > "$TMP/www/item$k.json"; done
-in_s python3 "$FLOOD" serve --bind 10.235.0.1 --port 8080 --directory "$TMP/www" & PIDS+=($!)
-in_s python3 "$FLOOD" serve --bind 127.0.0.1 --port 8081 --directory "$TMP/www" & PIDS+=($!)
+# Background jobs start `ip netns exec` itself (not a shell function, which
+# would fork a subshell): ip execs the program, so $! is its pid.
+ip netns exec "$NS_S" python3 "$FLOOD" serve --bind 10.235.0.1 --port 8080 --directory "$TMP/www" \
+    > /dev/null 2> "$TMP/legacy.log" & PIDS+=($!)
+ip netns exec "$NS_S" python3 "$FLOOD" serve --bind 127.0.0.1 --port 8081 --directory "$TMP/www" \
+    > /dev/null 2> "$TMP/candidate.log" & PIDS+=($!)
 cat > "$TMP/shadowtap.toml" <<EOF
 [capture]
 max_flows = $MAX_FLOWS
@@ -152,8 +155,8 @@ METRICS=http://127.0.0.1:9090
 scrape() { in_s curl -fsS --max-time 5 "$METRICS/metrics"; }
 metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"; }
 for _ in $(seq 50); do in_s curl -fsS -o /dev/null http://10.235.0.1:8080/item0.json 2>/dev/null && break; sleep 0.1; done
-SHADOWTAP_LOG=info in_s "$BIN" run --config "$TMP/shadowtap.toml" --interface "$DEV_S" --port 8080 \
-    --candidate http://127.0.0.1:8081 --out "$TMP/out.jsonl" --metrics 127.0.0.1:9090 2> "$TMP/daemon.log" &
+SHADOWTAP_LOG=info ip netns exec "$NS_S" "$BIN" run --config "$TMP/shadowtap.toml" --interface "$DEV_S" --port 8080 \
+    --candidate http://127.0.0.1:8081 --out "$TMP/out.jsonl" --metrics 127.0.0.1:9090 > /dev/null 2> "$TMP/daemon.log" &
 ST_PID=$!
 for _ in $(seq 100); do
     [ "$(in_s curl -fsS --max-time 1 "$METRICS/healthz" 2>/dev/null)" = ok ] && break
@@ -166,16 +169,16 @@ IDLE_RSS=$(status_mb VmRSS)
 say "daemon up (RSS $IDLE_RSS MB); slowloris of $SLOW connections"
 
 # --- the attack --------------------------------------------------------------
-in_c python3 "$FLOOD" slowloris --dst 10.235.0.1 --port 8080 --conns "$SLOW" --duration $((DURATION + 4)) \
+ip netns exec "$NS_C" python3 "$FLOOD" slowloris --dst 10.235.0.1 --port 8080 --conns "$SLOW" --duration $((DURATION + 4)) \
     > "$TMP/slowloris.json" & SLOW_PID=$!; PIDS+=($SLOW_PID)
 for _ in $(seq 300); do
     scrape > "$TMP/m" && [ "$(metric shadowtap_active_flows "$TMP/m")" -ge $((SLOW * 9 / 10)) ] && break
     sleep 0.1
 done
 say "slowloris tracked ($(metric shadowtap_active_flows "$TMP/m") flows); SYN flood at $([ "$RATE" = 0 ] && echo "top speed" || echo "$RATE/s") and $LEGIT legitimate requests/s for $DURATION s"
-in_c python3 "$FLOOD" syn --dst 10.235.0.1 --port 8080 --src-net 10.236.0.0/16 --rate "$RATE" \
+ip netns exec "$NS_C" python3 "$FLOOD" syn --dst 10.235.0.1 --port 8080 --src-net 10.236.0.0/16 --rate "$RATE" \
     --duration "$DURATION" --pool 200000 > "$TMP/syn.json" & SYN_PID=$!; PIDS+=($SYN_PID)
-in_c python3 "$FLOOD" legit --dst 10.235.0.1 --port 8080 --rate "$LEGIT" --duration "$DURATION" \
+ip netns exec "$NS_C" python3 "$FLOOD" legit --dst 10.235.0.1 --port 8080 --rate "$LEGIT" --duration "$DURATION" \
     > "$TMP/legit.json" & LEGIT_PID=$!; PIDS+=($LEGIT_PID)
 PEAK_FLOWS=0
 PEAK_RSS=0
