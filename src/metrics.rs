@@ -140,7 +140,7 @@ impl Metrics {
         );
         registry.register(
             "flows_refused",
-            "Connections not tracked because the flow table was full",
+            "Connections not tracked because the flow table was full (refused, or half-open and let go)",
             m.flows_refused.clone(),
         );
         registry.register(
