@@ -522,8 +522,12 @@ fn print_summary(s: &Summary) {
         r.gaps, r.gap_bytes, h.gap_exchanges, r.out_of_order, r.retransmitted, h.malformed
     );
     eprintln!(
-        "dropped by memory bounds: {} bytes, {} holes given up early, {} connections not tracked, {} exchanges released out of order",
-        r.bound_dropped_bytes, r.bound_gaps, r.flows_refused, s.order_forced
+        "dropped by memory bounds: {} bytes, {} holes given up early, {} connections not tracked, {} messages cut short, {} exchanges released out of order",
+        r.bound_dropped_bytes + h.reading_cut_bytes,
+        r.bound_gaps,
+        r.flows_refused,
+        h.reading_cut,
+        s.order_forced
     );
     eprintln!(
         "requests waiting for answers: at most {} at once, {} sent out unanswered by the bound, {} later answers to them set aside",

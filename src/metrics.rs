@@ -147,12 +147,12 @@ impl Metrics {
         );
         registry.register(
             "flows_refused",
-            "Connections not tracked because the flow table was full",
+            "Connections not tracked because the flow table was full (refused, or half-open and let go)",
             m.flows_refused.clone(),
         );
         registry.register(
             "reassembly_dropped_bytes",
-            "Bytes thrown away by reassembly memory bounds",
+            "Bytes thrown away by memory bounds (reassembly, messages still arriving)",
             m.bound_dropped_bytes.clone(),
         );
         registry.register("requests_waiting", "Requests waiting for their answers", m.requests_waiting.clone());

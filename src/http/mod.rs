@@ -17,6 +17,7 @@ mod h2;
 pub mod head;
 mod lenient;
 mod pending;
+mod reading;
 mod request;
 mod response;
 mod resync;
@@ -45,6 +46,9 @@ pub struct Config {
     /// Bytes of requests waiting for their answers in the shard; past it
     /// the shard's oldest comes out unanswered.
     pub max_waiting_bytes: usize,
+    /// Bytes the shard's messages still arriving may hold (partial heads
+    /// and bodies); past it the connection that grew is cut (`reading`).
+    pub max_reading_bytes: usize,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             max_head: 64 << 10,
             max_waiting_per_conn: DEFAULT_MAX_WAITING_PER_CONN,
             max_waiting_bytes: DEFAULT_MAX_WAITING_MB << 20,
+            max_reading_bytes: DEFAULT_MAX_READING_MB << 20,
         }
     }
 }
@@ -64,6 +69,8 @@ impl Default for Config {
 pub const DEFAULT_MAX_WAITING_PER_CONN: usize = 1000;
 /// Megabytes of requests waiting for answers, in all.
 pub const DEFAULT_MAX_WAITING_MB: usize = 64;
+/// Megabytes of messages still arriving, in all.
+pub const DEFAULT_MAX_READING_MB: usize = 128;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -88,6 +95,10 @@ pub struct Stats {
     /// Most requests waiting at once in a shard (summed over shards).
     pub peak_waiting: u64,
     pub http2: crate::http2::Stats,
+    /// Messages cut short by the bound on bytes of messages still
+    /// arriving, and the bytes they held.
+    pub reading_cut: u64,
+    pub reading_cut_bytes: u64,
 }
 
 impl Stats {
@@ -105,6 +116,8 @@ impl Stats {
         self.gap_exchanges += o.gap_exchanges;
         self.resync_bytes += o.resync_bytes;
         self.http2.add(&o.http2);
+        self.reading_cut += o.reading_cut;
+        self.reading_cut_bytes += o.reading_cut_bytes;
         self.add_waiting(o);
     }
 }
@@ -116,6 +129,8 @@ pub struct Ctx {
     pub out: Vec<Exchange>,
     pub pending: PendingClock,
     pub stats: Stats,
+    /// Bytes held by this shard's messages still arriving (`reading`).
+    pub reading_bytes: usize,
 }
 
 impl Ctx {
@@ -174,6 +189,9 @@ pub struct Conn {
     /// Joined late: each side's first bytes, looked at for HTTP/2 frames
     /// until either protocol is found.
     h2_probe: Option<Box<h2::Probe>>,
+    /// Bytes of messages still arriving, as last counted in the shard's
+    /// total (`reading`).
+    held: usize,
 }
 
 impl Handler for Conn {
@@ -200,6 +218,7 @@ impl Handler for Conn {
             scanned: 0,
             h2: None,
             h2_probe: (!from_start).then(Default::default),
+            held: 0,
         }
     }
 
@@ -211,21 +230,14 @@ impl Handler for Conn {
 
     fn on_data(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) {
         if self.starts_http2(ctx, dir, data, ts) {
+            self.settle_reading(ctx, dir, ts);
             return;
         }
-        if self.mode == Mode::Sniffing && !self.sniff(ctx, dir, data) {
-            return;
-        }
-        match (self.mode, self.client) {
-            (Mode::Http2, _) => self.h2_data(ctx, dir, data, ts),
-            (Mode::Ignored, _) => {}
-            (_, None) => self.find_client(ctx, dir, data, ts),
-            (_, Some(client)) if client == dir => self.feed_request(ctx, data, ts),
-            (_, Some(_)) => self.feed_response(ctx, data, ts),
-        }
+        self.take_data(ctx, dir, data, ts);
+        self.settle_reading(ctx, dir, ts);
     }
 
-    fn on_gap(&mut self, ctx: &mut Ctx, dir: Dir, len: u64, _ts: Nanos) {
+    fn on_gap(&mut self, ctx: &mut Ctx, dir: Dir, len: u64, ts: Nanos) {
         if self.mode == Mode::Http2 {
             return self.h2_gap(ctx, dir);
         }
@@ -237,6 +249,7 @@ impl Handler for Conn {
         } else {
             self.response_gap(ctx, len);
         }
+        self.settle_reading(ctx, dir, ts);
     }
 
     fn on_fin(&mut self, ctx: &mut Ctx, dir: Dir, ts: Nanos) {
@@ -248,6 +261,7 @@ impl Handler for Conn {
         } else {
             self.response_eof(ctx, ts);
         }
+        self.settle_reading(ctx, dir, ts);
     }
 
     fn on_close(&mut self, ctx: &mut Ctx, ts: Nanos) {
@@ -261,6 +275,7 @@ impl Handler for Conn {
             ctx.pending.remove(self.req.msg_ts);
             self.req_registered = false;
         }
+        self.release_reading(ctx);
     }
 
     fn wants_data(&self) -> bool {
@@ -280,6 +295,20 @@ fn client_by_port(ports: &[u16], key: FlowKey) -> Option<Dir> {
 }
 
 impl Conn {
+    /// A connection's bytes, before the shard's count of what it holds.
+    fn take_data(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8], ts: Nanos) {
+        if self.mode == Mode::Sniffing && !self.sniff(ctx, dir, data) {
+            return;
+        }
+        match (self.mode, self.client) {
+            (Mode::Http2, _) => self.h2_data(ctx, dir, data, ts),
+            (Mode::Ignored, _) => {}
+            (_, None) => self.find_client(ctx, dir, data, ts),
+            (_, Some(client)) if client == dir => self.feed_request(ctx, data, ts),
+            (_, Some(_)) => self.feed_response(ctx, data, ts),
+        }
+    }
+
     /// Decides whether the connection is HTTP from its first bytes.
     /// Returns true when `data` should be parsed.
     fn sniff(&mut self, ctx: &mut Ctx, dir: Dir, data: &[u8]) -> bool {

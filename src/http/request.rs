@@ -168,7 +168,7 @@ impl Conn {
     }
 
     /// A request whose head never completed will not be emitted.
-    fn forget_partial_request(&mut self, ctx: &mut Ctx) {
+    pub(super) fn forget_partial_request(&mut self, ctx: &mut Ctx) {
         if self.req_registered {
             ctx.pending.remove(self.req.msg_ts);
             self.req_registered = false;

@@ -364,7 +364,8 @@ fn run_shard(
         progress.active_flows[shard].store(active as u64, Ordering::Relaxed);
         progress.buffered_bytes[shard].store(reassembler.buffered_bytes() as u64, Ordering::Relaxed);
         progress.flows_refused[shard].store(reassembler.stats.flows_refused, Ordering::Relaxed);
-        progress.bound_dropped_bytes[shard].store(reassembler.stats.bound_dropped_bytes, Ordering::Relaxed);
+        let bound_dropped = reassembler.stats.bound_dropped_bytes + ctx.stats.reading_cut_bytes;
+        progress.bound_dropped_bytes[shard].store(bound_dropped, Ordering::Relaxed);
         progress.waiting_requests[shard].store(ctx.pending.parked() as u64, Ordering::Relaxed);
         progress.sent_out_unanswered[shard].store(ctx.stats.sent_out_unanswered, Ordering::Relaxed);
         watermark = watermark.max(ctx.pending.oldest().map_or(clock, |oldest| oldest.min(clock)));

@@ -14,9 +14,11 @@
 use std::net::SocketAddr;
 
 mod flow;
+mod half_open;
 mod hashing;
 
 use flow::{Budget, Flow, Stream};
+use half_open::HalfOpen;
 pub use hashing::{FlowMap, SeededState};
 
 use crate::decode::{FLAG_ACK, FLAG_SYN};
@@ -118,7 +120,8 @@ pub struct Stats {
     pub bound_dropped_bytes: u64,
     /// Holes given up early because the per-flow bound was reached.
     pub bound_gaps: u64,
-    /// Connections not tracked because the flow table was full.
+    /// Connections not tracked because the flow table was full: refused,
+    /// or half-open (no data yet) and let go for a newer one.
     pub flows_refused: u64,
     pub idle_closed: u64,
     pub active_flows: u64,
@@ -183,6 +186,8 @@ pub struct Reassembler<H: Handler> {
     /// Connections recently closed by FINs, so that a late copy of their
     /// data does not open a new connection (see [`Reassembler::segment`]).
     closed: FlowMap<Closed>,
+    /// Flows opened without data, oldest first: what a full table lets go.
+    half_open: HalfOpen,
     limits: Limits,
     pub stats: Stats,
     ooo_total: usize,
@@ -196,6 +201,7 @@ impl<H: Handler> Reassembler<H> {
         Reassembler {
             flows: FlowMap::default(),
             closed: FlowMap::default(),
+            half_open: HalfOpen::default(),
             limits,
             stats: Stats::default(),
             ooo_total: 0,
@@ -258,7 +264,7 @@ impl<H: Handler> Reassembler<H> {
         if seg.flags & FLAG_SYN == 0 && seg.payload.is_empty() {
             return false;
         }
-        if self.flows.len() >= self.limits.max_flows {
+        if self.flows.len() >= self.limits.max_flows && !self.let_go_oldest_half_open(ctx, seg.ts) {
             self.stats.flows_refused += 1;
             self.stats.bound_dropped_bytes += seg.payload.len() as u64;
             return false;
@@ -279,6 +285,23 @@ impl<H: Handler> Reassembler<H> {
             closed: false,
         };
         self.flows.insert(key, flow);
+        if seg.payload.is_empty() {
+            let flows = &self.flows;
+            self.half_open.opened(key, self.limits.max_flows, |k| flows.get(k).is_some_and(|f| !f.had_data));
+        }
+        true
+    }
+
+    /// A full table makes room by closing its oldest half-open flow (a SYN
+    /// flood's, most likely): counted as refused. False when every tracked
+    /// flow has carried data.
+    fn let_go_oldest_half_open(&mut self, ctx: &mut H::Ctx, ts: Nanos) -> bool {
+        let flows = &self.flows;
+        let Some(key) = self.half_open.take_oldest(|k| flows.get(k).is_some_and(|f| !f.had_data)) else {
+            return false;
+        };
+        self.stats.flows_refused += 1;
+        self.close(ctx, key, ts);
         true
     }
 

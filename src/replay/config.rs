@@ -209,6 +209,9 @@ pub struct CaptureConfig {
     /// all; past either bound the oldest come out unanswered (counted).
     pub max_waiting_per_connection: usize,
     pub max_waiting_mb: usize,
+    /// Bytes of messages still arriving (partial heads and bodies), in
+    /// all; past it the connection whose message grew is cut (counted).
+    pub max_reading_mb: usize,
 }
 
 impl Default for CaptureConfig {
@@ -230,6 +233,7 @@ impl Default for CaptureConfig {
             reorder_window_ms: 50,
             max_waiting_per_connection: crate::http::DEFAULT_MAX_WAITING_PER_CONN,
             max_waiting_mb: crate::http::DEFAULT_MAX_WAITING_MB,
+            max_reading_mb: crate::http::DEFAULT_MAX_READING_MB,
         }
     }
 }

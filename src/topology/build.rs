@@ -119,6 +119,7 @@ pub fn pipeline_config(
     // Totals, shared out over the shards like the reassembly bounds.
     p.http.max_waiting_per_conn = config.capture.max_waiting_per_connection.max(1);
     p.http.max_waiting_bytes = config.capture.max_waiting_mb.max(1).saturating_mul(1 << 20) / p.shards.max(1);
+    p.http.max_reading_bytes = config.capture.max_reading_mb.max(1).saturating_mul(1 << 20) / p.shards.max(1);
     p.sample_percent = config.capture.sample_percent;
     p.limits = limits_of(&config.capture, p.shards);
     if let SourceChoice::Files(files) = source

@@ -140,6 +140,7 @@ impl CaptureConfig {
         // one may wait, or nothing could ever be answered.
         within(s, "max_waiting_per_connection", self.max_waiting_per_connection, 1..=10_000_000)?;
         within(s, "max_waiting_mb", self.max_waiting_mb, 1..=1 << 16)?;
+        within(s, "max_reading_mb", self.max_reading_mb, 1..=1 << 16)?;
         within(s, "reorder_window_ms", self.reorder_window_ms, 0..=60_000)
     }
 }

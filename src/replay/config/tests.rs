@@ -43,7 +43,8 @@ fn the_shipped_default_config_loads_with_every_key() {
         ("pcap", "auto", 64)
     );
     every.ebpf.check().unwrap();
-    let waiting = |c: &Config| (c.capture.max_waiting_per_connection, c.capture.max_waiting_mb);
+    let waiting =
+        |c: &Config| (c.capture.max_waiting_per_connection, c.capture.max_waiting_mb, c.capture.max_reading_mb);
     assert_eq!(waiting(&every), waiting(&Config::default()), "documented with the defaults the code has");
 }
 
@@ -115,6 +116,8 @@ fn numbers_out_of_range_name_the_key_and_its_line() {
         ("capture", "max_flow_buffer_kb = 18446744073709551615"),
         ("capture", "max_buffer_mb = 18446744073709551615"),
         ("capture", "reorder_window_ms = 18446744073709551615"),
+        ("capture", "max_reading_mb = 0"),
+        ("capture", "max_reading_mb = 18446744073709551615"),
         ("output", "report_interval_s = 0"),
         ("output", "report_interval_s = 18446744073709551615"),
         ("output", "max_endpoints = 0"),
