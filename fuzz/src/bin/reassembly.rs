@@ -18,6 +18,10 @@ fn run(data: &[u8]) {
         body_limit: if small { 64 } else { 1 << 20 },
         ports: if mode & 1 != 0 { vec![SERVER_PORT] } else { Vec::new() },
         max_head: if small { 256 } else { 64 << 10 },
+        // Small bounds reach the unanswered and cut-short paths.
+        max_waiting_per_conn: if small { 3 } else { 1000 },
+        max_waiting_bytes: if small { 1024 } else { 64 << 20 },
+        max_reading_bytes: if small { 2048 } else { 128 << 20 },
     };
     let limits = Limits {
         per_flow_ooo_bytes: if small { 300 } else { 2 << 20 },
