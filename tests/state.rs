@@ -282,6 +282,8 @@ fn a_restart_goes_on_from_the_kept_counts_histograms_and_noise() {
     let mut second = world.start(&[]);
     traffic(world.legacy, 100, 20);
     world.wait_outcomes(50, &second);
+    let (_, page) = http_get(second.metrics, "/report").unwrap();
+    assert!(page.contains(&format!("since <time>{since}</time>, across 1 restart.")), "the HTML report says so");
     second.stop();
     let lines = world.outcomes();
     assert_eq!(lines.len(), 50);
