@@ -95,7 +95,7 @@ impl Shared {
         {
             tracing::error!(path = %path.display(), "cannot write report: {e}");
         }
-        if let Err(e) = self.kept.save(&json, &self.current.get().noise) {
+        if let Err(e) = self.kept.save(&json, &self.current.get()) {
             tracing::error!("cannot keep the state: {e}");
         }
     }
@@ -148,7 +148,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     // The capture thread's stop (libpcap polls on a thread of its own).
     let stop = Arc::new(AtomicBool::new(false));
     let replayer = build::replayer(&config)?;
-    let (kept, report) = kept::Kept::open(&config, flags.fresh, &replayer.noise)?;
+    let (kept, report) = kept::Kept::open(&config, flags.fresh, &replayer)?;
     let out = open_out(&config.output.out).with_context(|| format!("opening {:?}", config.output.out))?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
@@ -192,7 +192,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     });
     // At once: the restart is counted, and an unwritable state directory
     // is an error now rather than evidence lost later.
-    shared.kept.save(&shared.report_json(), &shared.current.get().noise)?;
+    shared.kept.save(&shared.report_json(), &shared.current.get())?;
     let writer = OutcomeWriter::start(out, config.output.out.clone(), shared.health.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
     let served = runtime.block_on(serve(&flags, &config, shared.clone(), rx, &writer, signals, &stop));

@@ -16,6 +16,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
+#[path = "common/items.rs"]
+mod items;
 #[path = "common/needs.rs"]
 mod needs;
 #[path = "common/wait.rs"]
@@ -93,19 +95,18 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 struct World {
     dir: tempfile::TempDir,
     legacy: SocketAddr,
-    candidate: SocketAddr,
+    candidate: String,
     /// A second legacy instance (noise is learned against it).
     secondary: SocketAddr,
 }
 
 impl World {
     fn new(config: &str) -> World {
-        let world = World {
-            dir: tempfile::tempdir().unwrap(),
-            legacy: json_service(1_000_000),
-            candidate: json_service(2_000_000),
-            secondary: json_service(3_000_000),
-        };
+        World::with(config, json_service(1_000_000), format!("http://{}", json_service(2_000_000)))
+    }
+
+    fn with(config: &str, legacy: SocketAddr, candidate: String) -> World {
+        let world = World { dir: tempfile::tempdir().unwrap(), legacy, candidate, secondary: json_service(3_000_000) };
         std::fs::write(world.path("shadowtap.toml"), config).unwrap();
         world
     }
@@ -121,7 +122,7 @@ impl World {
     /// `shadowtap run` on `lo` with the state directory, plus `extra`.
     fn args(&self, metrics: SocketAddr, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into(), "--config".into(), s(&self.path("shadowtap.toml"))];
-        let candidate = format!("http://{}", self.candidate);
+        let candidate = self.candidate.clone();
         for (flag, value) in [
             ("--interface", "lo".to_string()),
             ("--port", self.legacy.port().to_string()),
@@ -322,6 +323,45 @@ fn a_restart_goes_on_from_the_kept_counts_histograms_and_noise() {
     assert_eq!(world.state_cli("reset").0, 0);
     let (_, shown) = world.state_cli("show");
     assert!(shown.contains("no state kept"), "{shown}");
+}
+
+/// Writes replayed before a restart generated ids and times on the
+/// candidate; reads of them after the restart are still sent with the
+/// candidate's id and compared through the kept mappings.
+#[test]
+fn ids_mapped_before_a_restart_still_map_after_it() {
+    let Some(()) = needs::met("state::ids_mapped_before_a_restart", needs::live_capture()) else { return };
+    use items::{CANDIDATE_FIRST_ID, LEGACY_FIRST_ID, Stamps};
+    let legacy = items::Service::start(items::seeded(LEGACY_FIRST_ID, 1..=2), false);
+    let stamps = Stamps { clock_offset_s: 1, ..Stamps::CANDIDATE };
+    let candidate = items::Service::start_stamped(items::seeded(CANDIDATE_FIRST_ID, 1..=2), false, stamps);
+    let config = "[replay]\nallow_writes = [\"POST /items\"]\n[noise]\nwarmup_samples = 0\n\
+                  [compare]\nignore_paths = [\"/request_id\", \"/served_at\"]\n";
+    let world = World::with(config, legacy.addr, candidate.url.clone());
+    let mut first = world.start(&[]);
+    let mut client = items::Client::connect(legacy.addr);
+    for k in 0..2u64 {
+        let body = serde_json::json!({"name": format!("n{k}"), "price": k});
+        assert_eq!(client.request("POST", "/items", Some(&body)).0, 201);
+    }
+    world.wait_outcomes(2, &first);
+    first.stop();
+    drop(client);
+
+    let mut second = world.start(&[]);
+    let mut client = items::Client::connect(legacy.addr);
+    for k in 0..2u64 {
+        assert_eq!(client.get(&format!("/items/{}", LEGACY_FIRST_ID + k)).0, 200);
+    }
+    world.wait_outcomes(4, &second);
+    second.stop();
+    for line in &world.outcomes()[2..] {
+        assert_eq!(line["outcome"], "match", "{line}");
+        let by: Vec<&str> = line["explained"].as_array().unwrap().iter().filter_map(|e| e["by"].as_str()).collect();
+        assert!(by.contains(&"id_mapping") && by.contains(&"value_mapping"), "{line}");
+    }
+    let asked = candidate.seen().iter().filter(|r| r.starts_with("GET /items/10000")).count();
+    assert_eq!(asked, 2, "reads sent with the candidate's ids: {:?}", candidate.seen());
 }
 
 #[test]

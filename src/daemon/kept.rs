@@ -3,8 +3,8 @@
 //! shutdown, the report and noise model out. Without a state directory
 //! nothing is kept and the report accumulates since the daemon started.
 
+use crate::replay::Replayer;
 use crate::replay::config::Config;
-use crate::replay::triage::NoiseModel;
 use crate::report::{Report, ReportJson};
 use crate::state::{Carried, Keeper, Restored};
 
@@ -18,17 +18,18 @@ pub(super) struct Kept {
 
 impl Kept {
     /// Reads the kept state (`[daemon] state_dir`, `--state-dir`, else
-    /// `$STATE_DIRECTORY`); `fresh` discards it. The report to go on with,
-    /// and the noise put back into `noise`.
-    pub fn open(config: &Config, fresh: bool, noise: &NoiseModel) -> anyhow::Result<(Kept, Report)> {
+    /// `$STATE_DIRECTORY`); `fresh` discards it. The report to go on with;
+    /// noise and mapped values are put back into `replayer`.
+    pub fn open(config: &Config, fresh: bool, replayer: &Replayer) -> anyhow::Result<(Kept, Report)> {
         let Some(dir) = crate::state::dir_of(config.daemon.state_dir.as_deref()) else {
             let kept = Kept { keeper: None, carried: Carried::default(), since: crate::state::now(), restarts: 0 };
             return Ok((kept, Report::of_output(&config.output)));
         };
         let (keeper, restored) = Keeper::open(&dir, fresh, &config.output)?;
         let (report, carried) = match restored {
-            Some(Restored { report, noise: saved, carried }) => {
-                noise.restore(saved);
+            Some(Restored { report, noise, generated, carried }) => {
+                replayer.noise.restore(noise);
+                replayer.generated.restore(generated);
                 (report, carried)
             }
             None => (Report::of_output(&config.output), Carried::default()),
@@ -51,9 +52,9 @@ impl Kept {
     }
 
     /// Writes the state (when kept).
-    pub fn save(&self, json: &ReportJson, noise: &NoiseModel) -> Result<(), crate::state::StateError> {
+    pub fn save(&self, json: &ReportJson, replayer: &Replayer) -> Result<(), crate::state::StateError> {
         match &self.keeper {
-            Some(keeper) => keeper.save(json, noise.save()),
+            Some(keeper) => keeper.save(json, replayer.noise.save(), replayer.generated.save()),
             None => Ok(()),
         }
     }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::replay::config::OutputConfig;
+use crate::replay::triage::generated::saved::SavedMapping;
 use crate::replay::triage::saved::SavedNoise;
 use crate::report::{Report, ReportJson};
 
@@ -53,6 +54,9 @@ pub struct Snapshot {
     /// merging reads reports).
     pub report: serde_json::Value,
     pub noise: SavedNoise,
+    /// Id and time mappings still live, oldest first.
+    #[serde(default)]
+    pub generated: Vec<SavedMapping>,
 }
 
 /// Report figures the daemon keeps in live counters, which restart at zero
@@ -83,6 +87,7 @@ pub struct Restored {
     /// The saved report's evidence, within `[output]`'s bounds.
     pub report: Report,
     pub noise: SavedNoise,
+    pub generated: Vec<SavedMapping>,
     pub carried: Carried,
 }
 
@@ -138,14 +143,16 @@ impl Keeper {
         }
     }
 
-    /// Writes the state: the report as it stands and the noise model.
-    pub fn save(&self, report: &ReportJson, noise: SavedNoise) -> Result<(), StateError> {
+    /// Writes the state: the report as it stands, the noise model, the
+    /// mapped values.
+    pub fn save(&self, report: &ReportJson, noise: SavedNoise, generated: Vec<SavedMapping>) -> Result<(), StateError> {
         let snapshot = Snapshot {
             since: self.since.clone(),
             restarts: self.restarts,
             saved_at: now(),
             report: serde_json::to_value(report).unwrap_or_default(),
             noise,
+            generated,
         };
         let body = serde_json::to_vec(&snapshot).unwrap_or_default();
         Ok(file::write_atomically(&self.dir, &file::encode(&body))?)
@@ -201,7 +208,7 @@ fn restore(snapshot: &Snapshot, output: &OutputConfig) -> Result<Restored, crate
     };
     let mut report = Report::of_output(output);
     report.merge(saved);
-    Ok(Restored { report, noise: snapshot.noise.clone(), carried })
+    Ok(Restored { report, noise: snapshot.noise.clone(), generated: snapshot.generated.clone(), carried })
 }
 
 #[cfg(test)]
@@ -219,7 +226,7 @@ mod tests {
         let (first, restored) = Keeper::open(dir.path(), false, &output).unwrap();
         assert!(restored.is_none());
         assert_eq!(first.restarts, 0);
-        first.save(&Report::default().to_json(&options()), SavedNoise::default()).unwrap();
+        first.save(&Report::default().to_json(&options()), SavedNoise::default(), Vec::new()).unwrap();
 
         let (second, restored) = Keeper::open(dir.path(), false, &output).unwrap();
         assert!(restored.is_some());
