@@ -44,9 +44,9 @@ impl Kept {
     }
 
     /// What the report says beyond the evidence: since when, how many
-    /// restarts, and the raw paths counted before them.
+    /// restarts, and the figures kept evidence cannot give (`Carried::apply`).
     pub fn finish(&self, json: &mut ReportJson) {
-        self.carried.floor_raw_paths(json);
+        self.carried.apply(json);
         json.since = Some(self.since.clone());
         json.restarts = Some(self.restarts);
     }

@@ -70,14 +70,27 @@ pub struct Carried {
     pub evicted: crate::bounded::Evicted,
     /// Distinct raw paths per endpoint when saved: a floor from then on.
     pub raw_paths: HashMap<String, u64>,
+    /// Load samples when saved: request rates are over this run's span,
+    /// so over this run's samples only.
+    pub samples: u64,
 }
 
 impl Carried {
-    /// Raw paths counted before the restart are not forgotten.
-    pub fn floor_raw_paths(&self, json: &mut ReportJson) {
+    /// The figures of a report made of kept and new evidence that the
+    /// evidence itself cannot give: raw paths counted before the restart
+    /// are not forgotten, and request rates count this run's requests only
+    /// (their span is this run's).
+    pub fn apply(&self, json: &mut ReportJson) {
         for e in &mut json.endpoints {
             let before = self.raw_paths.get(&e.endpoint).copied().unwrap_or(0);
             e.raw_paths = e.raw_paths.max(before).min(e.counts.count);
+        }
+        let samples: u64 = json.endpoints.iter().map(|e| e.load.samples).sum();
+        if self.samples > 0 && samples > 0 {
+            let share = samples.saturating_sub(self.samples) as f64 / samples as f64;
+            for side in [&mut json.load.recorded, &mut json.load.replay] {
+                side.requests_per_s = side.requests_per_s.map(|r| (r * share * 100.0).round() / 100.0);
+            }
         }
     }
 }
@@ -198,6 +211,9 @@ fn restore(snapshot: &Snapshot, output: &OutputConfig) -> Result<Restored, crate
     merger.add("kept report", &json)?;
     let reloaded = merger.into_reloaded();
     let saved = reloaded.report;
+    let samples = snapshot.report["endpoints"]
+        .as_array()
+        .map_or(0, |endpoints| endpoints.iter().filter_map(|e| e["load"]["samples"].as_u64()).sum());
     let carried = Carried {
         queue_drops: saved.replay_queue_drops,
         loops: saved.replay_loops,
@@ -205,6 +221,7 @@ fn restore(snapshot: &Snapshot, output: &OutputConfig) -> Result<Restored, crate
         packets: saved.load.packets,
         evicted: reloaded.evicted,
         raw_paths: reloaded.raw_paths,
+        samples,
     };
     let mut report = Report::of_output(output);
     report.merge(saved);
