@@ -285,6 +285,10 @@ fn a_restart_goes_on_from_the_kept_counts_histograms_and_noise() {
     world.wait_outcomes(50, &second);
     let (_, page) = http_get(second.metrics, "/report").unwrap();
     assert!(page.contains(&format!("since <time>{since}</time>, across 1 restart.")), "the HTML report says so");
+    let reset = Command::new(BIN).args(["state", "reset", "--state-dir", &s(&world.state())]).output().unwrap();
+    let said = String::from_utf8_lossy(&reset.stderr);
+    assert_eq!(reset.status.code(), Some(2), "no reset under a running daemon: {said}");
+    assert!(said.contains("in use") && world.state().join("state").exists(), "{said}");
     second.stop();
     let lines = world.outcomes();
     assert_eq!(lines.len(), 50);

@@ -53,6 +53,11 @@ fn describe(path: &Path, size: usize, s: &Snapshot) -> String {
 /// Discards what is kept in `dir`, for people.
 pub fn reset(dir: &Path) -> Result<String, StateError> {
     let path = dir.join(file::FILE_NAME);
+    if !path.exists() {
+        return Ok(format!("{}: no state kept, nothing to reset\n", path.display()));
+    }
+    // A running daemon would write its state again at once.
+    let _lock = file::lock(dir)?.ok_or_else(|| StateError::InUse { dir: dir.to_path_buf() })?;
     Ok(if file::remove(dir)? {
         format!("{}: removed; the daemon starts fresh\n", path.display())
     } else {

@@ -131,6 +131,26 @@ pub fn set_aside(dir: &Path) -> Result<PathBuf, FileError> {
     Ok(aside)
 }
 
+/// The lock file's name: held by the daemon using the directory.
+pub const LOCK_NAME: &str = "lock";
+
+/// Takes the directory's lock (released when the file is closed, also
+/// when the process dies): one daemon per state directory, and no reset
+/// under a running one. `None` when another process holds it.
+pub fn lock(dir: &Path) -> Result<Option<File>, FileError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_NAME);
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
+    }
+    match std::io::Error::last_os_error() {
+        e if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        e => Err(FileError::Io { path, error: e }),
+    }
+}
+
 /// Removes the state file (`state reset`); whether there was one.
 pub fn remove(dir: &Path) -> Result<bool, FileError> {
     let path = dir.join(FILE_NAME);
@@ -159,6 +179,11 @@ mod tests {
         assert!(!dir.path().join("state.tmp").exists());
         assert!(remove(dir.path()).unwrap());
         assert!(!remove(dir.path()).unwrap());
+        let held = lock(dir.path()).unwrap();
+        assert!(held.is_some());
+        assert!(lock(dir.path()).unwrap().is_none(), "held: not twice");
+        drop(held);
+        assert!(lock(dir.path()).unwrap().is_some(), "released with the file");
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum StateError {
          refusing to misread it: start with --fresh or run `shadowtap state reset` to discard it"
     )]
     Version { path: PathBuf, found: String },
+    #[error("state directory {dir} is in use by another shadowtap (stop it first)")]
+    InUse { dir: PathBuf },
     #[error(transparent)]
     File(#[from] FileError),
 }
@@ -107,6 +109,8 @@ pub struct Restored {
 /// Keeps the state of one daemon run in its directory.
 pub struct Keeper {
     dir: PathBuf,
+    /// The directory's lock, held while the daemon runs.
+    _lock: std::fs::File,
     pub since: String,
     pub restarts: u64,
 }
@@ -131,10 +135,11 @@ impl Keeper {
     /// kept; `fresh` discards it first.
     pub fn open(dir: &Path, fresh: bool, output: &OutputConfig) -> Result<(Keeper, Option<Restored>), StateError> {
         std::fs::create_dir_all(dir).map_err(|error| StateError::Dir { dir: dir.to_path_buf(), error })?;
+        let lock = file::lock(dir)?.ok_or_else(|| StateError::InUse { dir: dir.to_path_buf() })?;
         if fresh && file::remove(dir)? {
             tracing::info!(dir = %dir.display(), "--fresh: the kept state was discarded; starting over");
         }
-        let keeper = |since: String, restarts: u64| Keeper { dir: dir.to_path_buf(), since, restarts };
+        let keeper = |since: String, restarts: u64| Keeper { dir: dir.to_path_buf(), _lock: lock, since, restarts };
         match load(dir, output) {
             Ok(None) => Ok((keeper(now(), 0), None)),
             Ok(Some((snapshot, restored))) => {
@@ -244,10 +249,15 @@ mod tests {
         assert!(restored.is_none());
         assert_eq!(first.restarts, 0);
         first.save(&Report::default().to_json(&options()), SavedNoise::default(), Vec::new()).unwrap();
+        let in_use = Keeper::open(dir.path(), false, &output).err().expect("one keeper per directory");
+        assert!(matches!(in_use, StateError::InUse { .. }), "{in_use}");
+        let since = first.since.clone();
+        drop(first);
 
         let (second, restored) = Keeper::open(dir.path(), false, &output).unwrap();
         assert!(restored.is_some());
-        assert_eq!((second.since.as_str(), second.restarts), (first.since.as_str(), 1));
+        assert_eq!((second.since.as_str(), second.restarts), (since.as_str(), 1));
+        drop(second);
 
         // A flipped bit: set aside, fresh.
         let path = dir.path().join(file::FILE_NAME);
@@ -258,6 +268,7 @@ mod tests {
         let (third, restored) = Keeper::open(dir.path(), false, &output).unwrap();
         assert!(restored.is_none());
         assert_eq!(third.restarts, 0);
+        drop(third);
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
