@@ -77,7 +77,8 @@ impl Shared {
         }
         let criteria = crate::report::Criteria::of(&self.options.lock().unwrap_or_else(|e| e.into_inner()));
         let report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        self.metrics.refresh_evidence(&report, &criteria);
+        let figures = report.figures(&criteria.verdict, crate::metrics::evidence::FIELDS_EXPORTED);
+        self.metrics.refresh_evidence_figures(&self.kept.since_start(figures), &criteria);
         let mut evicted = report.evicted();
         crate::bounded::add_evicted(&mut evicted, &self.current.get().evicted());
         self.metrics.refresh_evictions(&evicted);

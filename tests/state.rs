@@ -285,6 +285,17 @@ fn a_restart_goes_on_from_the_kept_counts_histograms_and_noise() {
     world.wait_outcomes(50, &second);
     let (_, page) = http_get(second.metrics, "/report").unwrap();
     assert!(page.contains(&format!("since <time>{since}</time>, across 1 restart.")), "the HTML report says so");
+    // Prometheus counters start at zero with the process; the report does not.
+    let (_, scrape) = http_get(second.metrics, "/metrics").unwrap();
+    let total = |name: &str| -> u64 {
+        scrape
+            .lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    assert_eq!(total("shadowtap_outcomes_total"), 20, "{scrape}");
+    assert_eq!(total("shadowtap_load_samples_total"), 20, "{scrape}");
     let reset = Command::new(BIN).args(["state", "reset", "--state-dir", &s(&world.state())]).output().unwrap();
     let said = String::from_utf8_lossy(&reset.stderr);
     assert_eq!(reset.status.code(), Some(2), "no reset under a running daemon: {said}");
