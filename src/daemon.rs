@@ -96,7 +96,7 @@ impl Shared {
         {
             tracing::error!(path = %path.display(), "cannot write report: {e}");
         }
-        if let Err(e) = self.kept.save(&json, &self.current.get()) {
+        if let Err(e) = self.kept.save(&json, &self.report, &self.current.get()) {
             tracing::error!("cannot keep the state: {e}");
         }
     }
@@ -193,7 +193,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     });
     // At once: the restart is counted, and an unwritable state directory
     // is an error now rather than evidence lost later.
-    shared.kept.save(&shared.report_json(), &shared.current.get())?;
+    shared.kept.save(&shared.report_json(), &shared.report, &shared.current.get())?;
     let writer = OutcomeWriter::start(out, config.output.out.clone(), shared.health.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
     let served = runtime.block_on(serve(&flags, &config, shared.clone(), rx, &writer, signals, &stop));

@@ -93,9 +93,17 @@ impl Kept {
     }
 
     /// Writes the state (when kept).
-    pub fn save(&self, json: &ReportJson, replayer: &Replayer) -> Result<(), crate::state::StateError> {
+    pub fn save(
+        &self,
+        json: &ReportJson,
+        report: &std::sync::Mutex<Report>,
+        replayer: &Replayer,
+    ) -> Result<(), crate::state::StateError> {
         match &self.keeper {
-            Some(keeper) => keeper.save(json, replayer.noise.save(), replayer.generated.save()),
+            Some(keeper) => {
+                let evicted = report.lock().unwrap_or_else(|e| e.into_inner()).evicted_names();
+                keeper.save(json, evicted, replayer.noise.save(), replayer.generated.save())
+            }
             None => Ok(()),
         }
     }

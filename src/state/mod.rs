@@ -59,6 +59,12 @@ pub struct Snapshot {
     /// Id and time mappings still live, oldest first.
     #[serde(default)]
     pub generated: Vec<SavedMapping>,
+    /// Names of endpoints the report evicted, and whether some were
+    /// forgotten: one that comes back is never ready on what is left.
+    #[serde(default)]
+    pub evicted_endpoints: Vec<String>,
+    #[serde(default)]
+    pub evicted_forgotten: bool,
 }
 
 /// Report figures the daemon keeps in live counters, which restart at zero
@@ -161,9 +167,15 @@ impl Keeper {
         }
     }
 
-    /// Writes the state: the report as it stands, the noise model, the
-    /// mapped values.
-    pub fn save(&self, report: &ReportJson, noise: SavedNoise, generated: Vec<SavedMapping>) -> Result<(), StateError> {
+    /// Writes the state: the report as it stands with the names it
+    /// evicted, the noise model, the mapped values.
+    pub fn save(
+        &self,
+        report: &ReportJson,
+        evicted: (Vec<String>, bool),
+        noise: SavedNoise,
+        generated: Vec<SavedMapping>,
+    ) -> Result<(), StateError> {
         let snapshot = Snapshot {
             since: self.since.clone(),
             restarts: self.restarts,
@@ -171,6 +183,8 @@ impl Keeper {
             report: serde_json::to_value(report).unwrap_or_default(),
             noise,
             generated,
+            evicted_endpoints: evicted.0,
+            evicted_forgotten: evicted.1,
         };
         let body = serde_json::to_vec(&snapshot).unwrap_or_default();
         Ok(file::write_atomically(&self.dir, &file::encode(&body))?)
@@ -229,6 +243,7 @@ fn restore(snapshot: &Snapshot, output: &OutputConfig) -> Result<Restored, crate
         samples,
     };
     let mut report = Report::of_output(output);
+    report.remember_evicted_names(&snapshot.evicted_endpoints, snapshot.evicted_forgotten);
     report.merge(saved);
     Ok(Restored { report, noise: snapshot.noise.clone(), generated: snapshot.generated.clone(), carried })
 }
@@ -248,7 +263,9 @@ mod tests {
         let (first, restored) = Keeper::open(dir.path(), false, &output).unwrap();
         assert!(restored.is_none());
         assert_eq!(first.restarts, 0);
-        first.save(&Report::default().to_json(&options()), SavedNoise::default(), Vec::new()).unwrap();
+        first
+            .save(&Report::default().to_json(&options()), (Vec::new(), false), SavedNoise::default(), Vec::new())
+            .unwrap();
         let in_use = Keeper::open(dir.path(), false, &output).err().expect("one keeper per directory");
         assert!(matches!(in_use, StateError::InUse { .. }), "{in_use}");
         let since = first.since.clone();
@@ -284,5 +301,19 @@ mod tests {
         // --fresh discards it.
         let (fresh, restored) = Keeper::open(dir.path(), true, &output).unwrap();
         assert!(restored.is_none() && fresh.restarts == 0 && !path.exists());
+    }
+
+    #[test]
+    fn evicted_endpoint_names_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = OutputConfig::default();
+        let (keeper, _) = Keeper::open(dir.path(), false, &output).unwrap();
+        let evicted = (vec!["GET /broken".to_string()], false);
+        keeper
+            .save(&Report::default().to_json(&options()), evicted.clone(), SavedNoise::default(), Vec::new())
+            .unwrap();
+        drop(keeper);
+        let (_, restored) = Keeper::open(dir.path(), false, &output).unwrap();
+        assert_eq!(restored.expect("kept").report.evicted_names(), evicted);
     }
 }
