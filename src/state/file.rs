@@ -208,5 +208,17 @@ mod tests {
             // version digit into another digit, another version).
             prop_assert!(decode(&bytes).is_err());
         }
+
+        #[test]
+        fn any_bytes_are_refused_unless_exactly_what_encode_writes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            // Whatever is accepted is exactly what `encode` writes.
+            let mut framed = b"shadowtap-state v1 ".to_vec();
+            framed.extend_from_slice(&bytes);
+            for input in [&bytes, &framed] {
+                if let Ok(body) = decode(input) {
+                    prop_assert_eq!(&encode(body), input);
+                }
+            }
+        }
     }
 }
