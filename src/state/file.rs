@@ -80,7 +80,11 @@ pub fn decode(bytes: &[u8]) -> Result<&[u8], FileError> {
             None => Err(damaged("bad version field")),
         };
     }
-    let len = words.next().and_then(|w| w.strip_prefix("len=")).and_then(|n| n.parse::<usize>().ok());
+    // Canonical numbers only ("07" or "+7" is not what `encode` writes).
+    let len = words
+        .next()
+        .and_then(|w| w.strip_prefix("len="))
+        .and_then(|n| n.parse::<usize>().ok().filter(|len| len.to_string() == n));
     let sum = words.next().and_then(|w| w.strip_prefix("sha256="));
     let (Some(len), Some(sum), None) = (len, sum, words.next()) else { return Err(damaged("bad header")) };
     if body.len() != len {
@@ -196,6 +200,8 @@ mod tests {
         assert!(matches!(decode(v2.as_bytes()), Err(FileError::Version { found }) if found == "2"));
         let v0 = String::from_utf8(bytes).unwrap().replacen(" v1 ", " v0 ", 1);
         assert!(matches!(decode(v0.as_bytes()), Err(FileError::Version { .. })));
+        let padded = String::from_utf8(encode(BODY)).unwrap().replacen(" len=", " len=0", 1);
+        assert!(matches!(decode(padded.as_bytes()), Err(FileError::Damaged(_))));
     }
 
     proptest! {
