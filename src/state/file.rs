@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -101,7 +102,10 @@ pub fn decode(bytes: &[u8]) -> Result<&[u8], FileError> {
 pub fn write_atomically(dir: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-    let mut file = File::create(&tmp).map_err(io(&tmp))?;
+    // Owner only: the state holds what the report holds (values of the
+    // traffic), whatever the umask.
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
@@ -181,6 +185,9 @@ mod tests {
         write_atomically(dir.path(), &encode(b"{}")).unwrap();
         assert_eq!(decode(&read(dir.path()).unwrap().unwrap()).unwrap(), b"{}");
         assert!(!dir.path().join("state.tmp").exists());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner only");
         assert!(remove(dir.path()).unwrap());
         assert!(!remove(dir.path()).unwrap());
         let held = lock(dir.path()).unwrap();

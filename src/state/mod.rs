@@ -140,7 +140,12 @@ impl Keeper {
     /// Opens the state directory (made when missing) and reads what was
     /// kept; `fresh` discards it first.
     pub fn open(dir: &Path, fresh: bool, output: &OutputConfig) -> Result<(Keeper, Option<Restored>), StateError> {
-        std::fs::create_dir_all(dir).map_err(|error| StateError::Dir { dir: dir.to_path_buf(), error })?;
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|error| StateError::Dir { dir: dir.to_path_buf(), error })?;
         let lock = file::lock(dir)?.ok_or_else(|| StateError::InUse { dir: dir.to_path_buf() })?;
         if fresh && file::remove(dir)? {
             tracing::info!(dir = %dir.display(), "--fresh: the kept state was discarded; starting over");
