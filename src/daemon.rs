@@ -28,6 +28,7 @@ use crate::topology::dispatch::{self, Replayed};
 use crate::topology::{Consumer, Flags, OutcomeSink, SourceChoice};
 
 mod health;
+mod kept;
 mod loop_guard;
 mod outcomes;
 mod setup;
@@ -58,6 +59,8 @@ struct Shared {
     ebpf: Option<Arc<crate::ebpf::EbpfCounters>>,
     /// What `/healthz` and the watchdog go by.
     health: Arc<health::Health>,
+    /// The evidence kept across restarts (`crate::state`).
+    kept: kept::Kept,
 }
 
 impl Shared {
@@ -74,33 +77,48 @@ impl Shared {
         }
         let criteria = crate::report::Criteria::of(&self.options.lock().unwrap_or_else(|e| e.into_inner()));
         let report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        self.metrics.refresh_evidence(&report, &criteria);
+        let figures = report.figures(&criteria.verdict, crate::metrics::evidence::FIELDS_EXPORTED);
+        self.metrics.refresh_evidence_figures(&self.kept.since_start(figures), &criteria);
         let mut evicted = report.evicted();
         crate::bounded::add_evicted(&mut evicted, &self.current.get().evicted());
         self.metrics.refresh_evictions(&evicted);
     }
 
+    /// Writes the report file and the kept state (each when there is one).
     fn write_report(&self) {
-        let Some(path) = self.report_path.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+        let path = self.report_path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if path.is_none() && !self.kept.keeps() {
+            return;
+        }
         let json = self.report_json();
-        if let Err(e) = write_atomically(&path, &serde_json::to_vec_pretty(&json).unwrap_or_default()) {
+        if let Some(path) = path
+            && let Err(e) = write_atomically(&path, &serde_json::to_vec_pretty(&json).unwrap_or_default())
+        {
             tracing::error!(path = %path.display(), "cannot write report: {e}");
+        }
+        if let Err(e) = self.kept.save(&json, &self.report, &self.current.get()) {
+            tracing::error!("cannot keep the state: {e}");
         }
     }
 
     /// The report as it stands (for the report file and `/report`).
     fn report_json(&self) -> crate::report::ReportJson {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        report.replay_queue_drops = self.queue_drops.load(Ordering::Relaxed);
-        report.replay_loops = self.current.loops();
-        report.load.kernel_drops = self.live.kernel_dropped.load(Ordering::Relaxed);
-        report.load.packets = self.progress.packets.load(Ordering::Relaxed);
+        // Live counters restart at zero; the report goes on from what was kept.
+        let carried = &self.kept.carried;
+        report.replay_queue_drops = carried.queue_drops + self.queue_drops.load(Ordering::Relaxed);
+        report.replay_loops = carried.loops + self.current.loops();
+        report.load.kernel_drops = carried.kernel_drops + self.live.kernel_dropped.load(Ordering::Relaxed);
+        report.load.packets = carried.packets + self.progress.packets.load(Ordering::Relaxed);
         report.load.sample_percent = Some(self.progress.sample_basis_points.load(Ordering::Relaxed) as f64 / 100.0);
         let mut options = self.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let replayer = self.current.get();
         options.noise = replayer.noise.snapshot();
         options.evicted = replayer.evicted();
-        report.to_json(&options)
+        crate::bounded::add_evicted(&mut options.evicted, &carried.evicted);
+        let mut json = report.to_json(&options);
+        self.kept.finish(&mut json);
+        json
     }
 }
 
@@ -131,6 +149,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     // The capture thread's stop (libpcap polls on a thread of its own).
     let stop = Arc::new(AtomicBool::new(false));
     let replayer = build::replayer(&config)?;
+    let (kept, report) = kept::Kept::open(&config, flags.fresh, &replayer)?;
     let out = open_out(&config.output.out).with_context(|| format!("opening {:?}", config.output.out))?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("replay").build()?;
@@ -160,7 +179,7 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Vec<Exchange>>(config.daemon.queue.max(1));
     let shared = Arc::new(Shared {
         metrics: if ebpf_counters.is_some() { Metrics::new().with_ebpf() } else { Metrics::new() },
-        report: Mutex::new(Report::of_output(&config.output)),
+        report: Mutex::new(report),
         options: Mutex::new(build::report_options(&config)),
         current: current.clone(),
         report_path: Mutex::new(config.output.report.clone()),
@@ -170,7 +189,11 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
         live: live_counters,
         ebpf: ebpf_counters,
         health: Arc::default(),
+        kept,
     });
+    // At once: the restart is counted, and an unwritable state directory
+    // is an error now rather than evidence lost later.
+    shared.kept.save(&shared.report_json(), &shared.report, &shared.current.get())?;
     let writer = OutcomeWriter::start(out, config.output.out.clone(), shared.health.clone())?;
     let feeder = spawn_feeder(running.exchanges.clone(), tx, shared.clone())?;
     let served = runtime.block_on(serve(&flags, &config, shared.clone(), rx, &writer, signals, &stop));

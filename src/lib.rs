@@ -23,5 +23,6 @@ pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod semantics;
+pub mod state;
 pub mod streams;
 pub mod topology;

@@ -47,6 +47,8 @@ enum Command {
     Verdict(VerdictArgs),
     /// Merge reports (several hosts, several runs) into one, judged again.
     Report(ReportArgs),
+    /// What the daemon keeps across restarts: show it, or reset it.
+    State(StateArgs),
     /// Start a legacy and a candidate service on loopback, capture traffic
     /// to the legacy one, replay it to the candidate and show the report.
     Demo(DemoArgs),
@@ -152,8 +154,37 @@ struct RunArgs {
     /// Replay this percentage of connections (whole connections, by flow hash).
     #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
     sample: Option<f64>,
+    /// Keep the evidence here across restarts (default: $STATE_DIRECTORY).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Discard the kept evidence and start over.
+    #[arg(long)]
+    fresh: bool,
     #[command(flatten)]
     triage: TriageArgs,
+}
+
+/// `shadowtap state show|reset`.
+#[derive(Args)]
+struct StateArgs {
+    #[command(subcommand)]
+    action: StateAction,
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Print what the daemon keeps across restarts, and since when.
+    Show {
+        /// The state directory (default: $STATE_DIRECTORY, else /var/lib/shadowtap).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Discard the kept evidence: the daemon starts over at its next start.
+    Reset {
+        /// The state directory (default: $STATE_DIRECTORY, else /var/lib/shadowtap).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -342,6 +373,7 @@ fn main() -> ExitCode {
         Command::Endpoints(args) => endpoints(args),
         Command::Verdict(args) => verdict(args),
         Command::Report(args) => merge_reports(args),
+        Command::State(args) => state(args),
         Command::Demo(args) => {
             shadowtap::demo::run(args.requests, args.offline, args.legacy_port).map(|_| ExitCode::SUCCESS)
         }
@@ -397,9 +429,22 @@ fn run_flags(args: RunArgs) -> Flags {
         report: args.report,
         metrics: args.metrics,
         sample: args.sample,
+        state_dir: args.state_dir,
+        fresh: args.fresh,
         ..Default::default()
     };
     args.triage.onto(flags)
+}
+
+/// `state show` / `state reset`.
+fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
+    use shadowtap::state::cli;
+    let text = match args.action {
+        StateAction::Show { state_dir } => cli::show(&cli::dir_or_default(state_dir))?,
+        StateAction::Reset { state_dir } => cli::reset(&cli::dir_or_default(state_dir))?,
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The longest `record --duration` (larger overflows a Duration's seconds).

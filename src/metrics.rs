@@ -18,7 +18,7 @@ use crate::capture::LiveCounters;
 use crate::pipeline::Progress;
 use crate::replay::Outcome;
 
-mod evidence;
+pub mod evidence;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MapLabels {
@@ -265,7 +265,17 @@ impl Metrics {
     /// Copies the report's per-endpoint evidence and criteria in.
     pub fn refresh_evidence(&self, report: &crate::report::Report, criteria: &crate::report::Criteria) {
         let figures = report.figures(&criteria.verdict, evidence::FIELDS_EXPORTED);
-        self.evidence.copy(&figures, criteria, |endpoint| self.endpoint_label(endpoint));
+        self.refresh_evidence_figures(&figures, criteria);
+    }
+
+    /// The same from figures already taken (the daemon's, less what was
+    /// kept from before a restart: counters start at zero with the process).
+    pub fn refresh_evidence_figures(
+        &self,
+        figures: &[crate::report::figures::EndpointFigures],
+        criteria: &crate::report::Criteria,
+    ) {
+        self.evidence.copy(figures, criteria, |endpoint| self.endpoint_label(endpoint));
     }
 
     /// The Prometheus text exposition.

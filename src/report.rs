@@ -229,6 +229,13 @@ pub struct ReportJson {
     pub criteria: Criteria,
     /// Entries each bounded map evicted to stay within its bound.
     pub evicted: crate::bounded::Evicted,
+    /// The daemon's report: since when it has been accumulating (RFC 3339),
+    /// across restarts (`crate::state`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The daemon's report: how many restarts its evidence spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
 }
 
 /// The thresholds behind `ready`/`why`.
@@ -437,7 +444,16 @@ impl Report {
         crate::bounded::add_evicted(&mut evicted, &self.evicted());
         crate::bounded::add_evicted(&mut evicted, &options.evicted);
         let equivalences = self.equivalences.clone();
-        ReportJson { endpoints, totals, load, equivalences, criteria: Criteria::of(options), evicted }
+        ReportJson {
+            endpoints,
+            totals,
+            load,
+            equivalences,
+            criteria: Criteria::of(options),
+            evicted,
+            since: None,
+            restarts: None,
+        }
     }
 }
 

@@ -50,6 +50,19 @@ pub fn wanted_fields(report: &ReportJson) -> HashSet<(String, String)> {
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("sort.js");
 
+/// The daemon's report: since when its evidence accumulates, across how
+/// many restarts (`crate::state`).
+fn accumulated(page: &mut String, report: &ReportJson) {
+    if let (Some(since), Some(restarts)) = (&report.since, report.restarts) {
+        let plural = if restarts == 1 { "" } else { "s" };
+        let _ = write!(
+            page,
+            "<p class=\"note\">Evidence accumulated since <time>{}</time>, across {restarts} restart{plural}.</p>",
+            escape(since)
+        );
+    }
+}
+
 /// The whole page.
 pub fn render(report: &ReportJson, evidence: &Evidence, title: &str) -> String {
     let mut page = String::new();
@@ -59,6 +72,7 @@ pub fn render(report: &ReportJson, evidence: &Evidence, title: &str) -> String {
         escape(title)
     );
     let _ = write!(page, "<h1>{}</h1>", escape(title));
+    accumulated(&mut page, report);
     summary(&mut page, report);
     endpoint_table(&mut page, report);
     if evidence.buckets.len() > 1 {

@@ -274,11 +274,14 @@ pub struct DaemonConfig {
     pub queue: usize,
     /// Time allowed to drain the pipeline and replays at shutdown.
     pub drain_timeout_s: u64,
+    /// Where the daemon keeps its evidence across restarts (`crate::state`);
+    /// unset: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else none.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig { queue: 4096, drain_timeout_s: 10 }
+        DaemonConfig { queue: 4096, drain_timeout_s: 10, state_dir: None }
     }
 }
 

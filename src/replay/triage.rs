@@ -32,6 +32,7 @@ use crate::diff::{DiffKind, Difference};
 
 pub(crate) mod generated;
 mod repeats;
+pub mod saved;
 pub(crate) mod validators;
 
 pub use generated::{Generated, GeneratedValues, MappedValue, Window};

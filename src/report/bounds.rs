@@ -114,6 +114,23 @@ impl Report {
             .collect()
     }
 
+    /// The names of evicted endpoints remembered, and whether some could
+    /// not be (kept across restarts, `crate::state`: an endpoint evicted
+    /// before a restart that comes back after it is still marked).
+    pub fn evicted_names(&self) -> (Vec<String>, bool) {
+        let mut names: Vec<String> = self.bounds.tombstones.iter().cloned().collect();
+        names.sort();
+        (names, self.bounds.forgot)
+    }
+
+    /// Remembers evicted endpoint names again (within the bound).
+    pub fn remember_evicted_names(&mut self, names: &[String], forgot: bool) {
+        for name in names {
+            self.bounds.remember_evicted(name);
+        }
+        self.bounds.forgot |= forgot;
+    }
+
     /// The endpoint's stats, made when new, after making room.
     pub(super) fn stats_mut(&mut self, name: &str) -> &mut EndpointStats {
         self.bounds.tick += 1;
@@ -259,6 +276,27 @@ mod tests {
             report.add(&outcome("GET /broken", OutcomeKind::Match, &[]));
         }
         let json = report.to_json(&super::super::Criteria::of_config(&Default::default()).options());
+        let broken = json.endpoints.iter().find(|e| e.endpoint == "GET /broken").unwrap();
+        assert!(broken.evidence_evicted && !broken.ready, "{}", broken.why);
+    }
+
+    #[test]
+    fn evicted_names_kept_across_a_restart_still_mark_an_endpoint_that_comes_back() {
+        let mut before = Report::bounded(4, 16);
+        before.add(&outcome("GET /broken", OutcomeKind::Diff, &["/price"]));
+        for i in 0..10 {
+            for _ in 0..3 {
+                before.add(&outcome(&format!("GET /r{i}"), OutcomeKind::Match, &[]));
+            }
+        }
+        let (names, forgot) = before.evicted_names();
+        assert!(names.contains(&"GET /broken".to_string()), "{names:?}");
+        let mut after = Report::bounded(4, 16);
+        after.remember_evicted_names(&names, forgot);
+        for _ in 0..40 {
+            after.add(&outcome("GET /broken", OutcomeKind::Match, &[]));
+        }
+        let json = after.to_json(&super::super::Criteria::of_config(&Default::default()).options());
         let broken = json.endpoints.iter().find(|e| e.endpoint == "GET /broken").unwrap();
         assert!(broken.evidence_evicted && !broken.ready, "{}", broken.why);
     }

@@ -243,6 +243,26 @@ impl Merger {
     }
 }
 
+/// The evidence of one saved report, to go on from (the daemon's state,
+/// `crate::state`).
+pub struct Reloaded {
+    /// Unbounded: merge it into a bounded report.
+    pub report: Report,
+    /// What the saved report's maps and replayer had evicted.
+    pub evicted: crate::bounded::Evicted,
+    /// Distinct raw paths per endpoint (a lower bound from then on).
+    pub raw_paths: HashMap<String, u64>,
+}
+
+impl Merger {
+    /// The folded evidence itself rather than a report judged on it. The
+    /// noise the reports carried is left out: the daemon keeps its noise
+    /// model whole (`replay::triage::saved`).
+    pub fn into_reloaded(self) -> Reloaded {
+        Reloaded { report: self.report, evicted: self.evicted, raw_paths: self.raw_paths }
+    }
+}
+
 fn same_criteria(a: &Criteria, b: &Criteria) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }

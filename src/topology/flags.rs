@@ -59,6 +59,10 @@ pub struct Flags {
     pub out: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub metrics: Option<String>,
+    /// `run --state-dir`: `[daemon] state_dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `run --fresh`: discard the kept state and start over.
+    pub fresh: bool,
 }
 
 impl Flags {
@@ -91,6 +95,7 @@ impl Flags {
         set(&mut c.output.out, &self.out);
         set(&mut c.output.report, &self.report);
         set(&mut c.metrics.listen, &self.metrics);
+        set(&mut c.daemon.state_dir, &self.state_dir);
         c.check().map_err(|e| anyhow::anyhow!(self.name_the_flag(e)))
     }
 

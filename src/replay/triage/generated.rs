@@ -35,6 +35,8 @@ use serde_json::Value;
 use crate::diff::Difference;
 use crate::exchange::Nanos;
 
+pub mod saved;
+
 /// What kind of generated value a mapping is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
