@@ -265,7 +265,9 @@ fn a_dead_dispatcher_is_unhealthy_and_stops_the_watchdog() {
     let mut daemon = Daemon::start(dir.path(), &args, &env);
     assert!(notifications.watchdog_pings(Duration::from_millis(500)) >= 2, "pinged while healthy");
     assert_eq!(daemon.get("/healthz").unwrap().0, 200);
-    let before = 10;
+    // As many as the hook lets through: one more could reach the queue
+    // after the dispatcher ended and be counted as a drop too.
+    let before = 5;
     demo_traffic(legacy, before);
     let body = wait::wait_for_within(DEADLINE, "/healthz unhealthy", || match daemon.get("/healthz") {
         Ok((503, body)) => Ok(body),
